@@ -1,0 +1,740 @@
+/**
+ * A test host for device plugin authors: {@linkcode createTestDeviceHost} builds a complete
+ * {@linkcode DeviceHost} in memory (RAM backed by an `ArrayBuffer`, a bus that routes absolute
+ * addresses to the registered handler, observable interrupt lines, a captured console, fake
+ * timers advanced by hand, captured exit requests) so that a device can be driven register by
+ * register in a unit test, without a host port or a platform.
+ *
+ * @example Drive a device through the test host
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { createTestDeviceHost } from "./testing.ts";
+ *
+ * const host = createTestDeviceHost({ hasPio: true });
+ * let latch = 0;
+ * host.bus.registerPio(0x80, 4, {
+ *   read: (offset) => offset === 0 ? latch : 0xff,
+ *   write: (_offset, _size, value) => {
+ *     latch = value;
+ *   },
+ * });
+ * host.pioWrite(0x80, 1, 0x2a);
+ * assertEquals(host.pioRead(0x80, 1), 0x2a);
+ * assertEquals(host.pioRead(0x81, 1), 0xff);
+ * assertEquals(host.pioRead(0x90, 1), 0xff); // unclaimed: all ones
+ * assertEquals(host.unclaimed, 1);
+ *
+ * const line = host.platform.allocateIrq(5);
+ * line.set(true);
+ * assertEquals(host.irq(5).level, true);
+ *
+ * host.memory.writeU32(0x100, 0xdeadbeef);
+ * assertEquals(host.memory.readU32(0x100), 0xdeadbeef);
+ *
+ * let fired = false;
+ * host.timers.setTimeout(() => fired = true, 10);
+ * host.advance(9);
+ * assertEquals(fired, false);
+ * host.advance(1);
+ * assertEquals(fired, true);
+ * ```
+ *
+ * @module
+ */
+
+import type {
+  AccessSize,
+  ConsolePort,
+  Counter,
+  DeviceBus,
+  DeviceDescription,
+  DeviceHost,
+  GuestArch,
+  GuestMemoryAccess,
+  HostFile,
+  HostFiles,
+  HypercallHandler,
+  IrqLine,
+  Logger,
+  MachineInfo,
+  MemoryRegionInfo,
+  Metrics,
+  PlatformServices,
+  RangeHandler,
+  Registration,
+  Timers,
+} from "./api.ts";
+import { hex, VmonError } from "./errors.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Guest RAM for tests: one region backed by an `ArrayBuffer`. Every access is bounds-checked and
+ * an access outside RAM throws a {@linkcode VmonError} naming the address.
+ */
+export class TestMemory implements GuestMemoryAccess {
+  #base: number;
+  #bytes: Uint8Array;
+  #view: DataView;
+  #regions: readonly MemoryRegionInfo[];
+
+  /**
+   * @param size Bytes of RAM.
+   * @param options `base`: guest physical address of the first byte (default 0).
+   */
+  constructor(size: number, options: { base?: number } = {}) {
+    if (!Number.isSafeInteger(size) || size <= 0) {
+      throw new VmonError(`Cannot create test memory of ${size} bytes: size must be positive`);
+    }
+    this.#base = options.base ?? 0;
+    this.#bytes = new Uint8Array(size);
+    this.#view = new DataView(this.#bytes.buffer);
+    this.#regions = [{ gpa: this.#base, size, readonly: false, name: "ram" }];
+  }
+
+  /** Total bytes of RAM. */
+  get size(): number {
+    return this.#bytes.length;
+  }
+
+  /** The single RAM region. */
+  get regions(): readonly MemoryRegionInfo[] {
+    return this.#regions;
+  }
+
+  /** True when `[gpa, gpa+len)` lies entirely in RAM. */
+  contains(gpa: number, len: number): boolean {
+    return Number.isSafeInteger(gpa) && Number.isSafeInteger(len) && len >= 0 &&
+      gpa >= this.#base && gpa + len <= this.#base + this.#bytes.length;
+  }
+
+  #offset(gpa: number, len: number): number {
+    if (!this.contains(gpa, len)) {
+      throw new VmonError(
+        `Cannot access guest memory at ${
+          Number.isSafeInteger(gpa) ? hex(gpa) : String(gpa)
+        } (${len} bytes): outside RAM`,
+      );
+    }
+    return gpa - this.#base;
+  }
+
+  /** Copies `len` bytes at `gpa` into a new array. */
+  read(gpa: number, len: number): Uint8Array {
+    const o = this.#offset(gpa, len);
+    return this.#bytes.slice(o, o + len);
+  }
+
+  /** Copies `data` into RAM at `gpa`. */
+  write(gpa: number, data: Uint8Array): void {
+    this.#bytes.set(data, this.#offset(gpa, data.length));
+  }
+
+  /** Reads an 8-bit value. */
+  readU8(gpa: number): number {
+    return this.#view.getUint8(this.#offset(gpa, 1));
+  }
+
+  /** Reads a little-endian 16-bit value. */
+  readU16(gpa: number): number {
+    return this.#view.getUint16(this.#offset(gpa, 2), true);
+  }
+
+  /** Reads a little-endian 32-bit value. */
+  readU32(gpa: number): number {
+    return this.#view.getUint32(this.#offset(gpa, 4), true);
+  }
+
+  /** Reads a little-endian 64-bit value. */
+  readU64(gpa: number): bigint {
+    return this.#view.getBigUint64(this.#offset(gpa, 8), true);
+  }
+
+  /** Writes an 8-bit value. */
+  writeU8(gpa: number, value: number): void {
+    this.#view.setUint8(this.#offset(gpa, 1), value);
+  }
+
+  /** Writes a little-endian 16-bit value. */
+  writeU16(gpa: number, value: number): void {
+    this.#view.setUint16(this.#offset(gpa, 2), value, true);
+  }
+
+  /** Writes a little-endian 32-bit value. */
+  writeU32(gpa: number, value: number): void {
+    this.#view.setUint32(this.#offset(gpa, 4), value, true);
+  }
+
+  /** Writes a little-endian 64-bit value. */
+  writeU64(gpa: number, value: bigint): void {
+    this.#view.setBigUint64(this.#offset(gpa, 8), BigInt.asUintN(64, value), true);
+  }
+
+  /** A zero-copy view of `[gpa, gpa+len)`. */
+  view(gpa: number, len: number): Uint8Array {
+    const o = this.#offset(gpa, len);
+    return this.#bytes.subarray(o, o + len);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host files
+// ---------------------------------------------------------------------------------------------
+
+function fileError(action: string, path: string, err: unknown): VmonError {
+  const why = err instanceof Deno.errors.NotFound
+    ? "no such file"
+    : err instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : err instanceof Deno.errors.IsADirectory
+    ? "is a directory"
+    : err instanceof Error
+    ? err.message
+    : String(err);
+  return new VmonError(`Cannot ${action} file "${path}": ${why}`, { cause: err });
+}
+
+class RealHostFile implements HostFile {
+  #file: Deno.FsFile | undefined;
+  #path: string;
+  #writable: boolean;
+
+  constructor(file: Deno.FsFile, path: string, writable: boolean) {
+    this.#file = file;
+    this.#path = path;
+    this.#writable = writable;
+  }
+
+  #open(): Deno.FsFile {
+    if (!this.#file) throw new VmonError(`Cannot use file "${this.#path}": it is closed`);
+    return this.#file;
+  }
+
+  get size(): number {
+    return this.#open().statSync().size;
+  }
+
+  readAt(buf: Uint8Array, offset: number): number {
+    const f = this.#open();
+    f.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < buf.length) {
+      const n = f.readSync(buf.subarray(done));
+      if (n === null || n === 0) break;
+      done += n;
+    }
+    return done;
+  }
+
+  writeAt(buf: Uint8Array, offset: number): void {
+    if (!this.#writable) throw new VmonError(`Cannot write file "${this.#path}": opened read-only`);
+    const f = this.#open();
+    f.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < buf.length) done += f.writeSync(buf.subarray(done));
+  }
+
+  sync(): void {
+    this.#open().syncDataSync();
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+/**
+ * Real host file access (Deno file APIs) with errors that name the file: what tests hand to
+ * devices that open disk images.
+ */
+export function createHostFiles(): HostFiles {
+  return {
+    readFile(path: string): Uint8Array {
+      try {
+        return Deno.readFileSync(path);
+      } catch (err) {
+        throw fileError("read", path, err);
+      }
+    },
+    open(path: string, options: { readonly write: boolean }): HostFile {
+      try {
+        const file = Deno.openSync(path, { read: true, write: options.write });
+        return new RealHostFile(file, path, options.write);
+      } catch (err) {
+        throw fileError("open", path, err);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupt lines, timers, metrics, logs
+// ---------------------------------------------------------------------------------------------
+
+/** An interrupt line whose level and history a test can observe. */
+export interface TestIrqLine extends IrqLine {
+  /** The current level. */
+  readonly level: boolean;
+  /** Every level set, in order (a pulse records `true` then `false`). */
+  readonly history: readonly boolean[];
+  /** Number of low-to-high transitions. */
+  readonly raises: number;
+}
+
+class IrqLineImpl implements TestIrqLine {
+  readonly number: number;
+  level = false;
+  history: boolean[] = [];
+  raises = 0;
+
+  constructor(n: number) {
+    this.number = n;
+  }
+
+  set(level: boolean): void {
+    if (level && !this.level) this.raises++;
+    this.level = level;
+    this.history.push(level);
+  }
+
+  pulse(): void {
+    this.set(true);
+    this.set(false);
+  }
+}
+
+/** Timers that only advance when the test says so. */
+export class FakeTimers implements Timers {
+  #now = 0;
+  #next = 1;
+  #pending = new Map<number, { at: number; fn: () => void }>();
+
+  /** Schedules `fn` at now + `ms`. */
+  setTimeout(fn: () => void, ms: number): number {
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+
+  /** Cancels a timer. */
+  clear(id: number): void {
+    this.#pending.delete(id);
+  }
+
+  /** The fake time in milliseconds. */
+  now(): number {
+    return this.#now;
+  }
+
+  /** Number of timers not yet fired. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers in deadline order (timers scheduled by a
+   * callback fire too if they fall inside the window).
+   */
+  advance(ms: number): void {
+    const end = this.#now + Math.max(0, ms);
+    for (;;) {
+      let best: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.#pending) {
+        if (entry[1].at <= end && (!best || entry[1].at < best[1].at)) best = entry;
+      }
+      if (!best) break;
+      this.#pending.delete(best[0]);
+      this.#now = Math.max(this.#now, best[1].at);
+      best[1].fn();
+    }
+    this.#now = end;
+  }
+}
+
+/** One captured log line. */
+export interface LogEntry {
+  /** The level. */
+  readonly level: "debug" | "info" | "warn";
+  /** The message. */
+  readonly message: string;
+}
+
+/** One captured `requestExit` call. */
+export interface ExitRequest {
+  /** The exit status. */
+  readonly status: number;
+  /** The reason given, if any. */
+  readonly reason?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@linkcode createTestDeviceHost}. */
+export interface TestDeviceHostOptions {
+  /** The plugin name the host reports (default `test-device`). */
+  name?: string;
+  /** Bytes of RAM (default 1 MiB). Ignored when `memory` is given. */
+  memorySize?: number;
+  /** Guest physical address of RAM (default 0). Ignored when `memory` is given. */
+  memoryBase?: number;
+  /** A memory implementation to use instead of a {@linkcode TestMemory}. */
+  memory?: GuestMemoryAccess;
+  /** Whether the platform has port I/O (default true). */
+  hasPio?: boolean;
+  /** Register shift for byte-wide devices on MMIO (default 0). */
+  mmioRegShift?: number;
+  /** Where `allocateMmio` starts handing out windows (default 0x1000_0000). */
+  mmioBase?: number;
+  /** The first line `allocateIrq()` hands out without a preference (default 1). */
+  firstIrq?: number;
+  /** The guest architecture reported in `machine` (default from `hasPio`). */
+  arch?: GuestArch;
+  /** Host files (default: the real file system through {@linkcode createHostFiles}). */
+  files?: HostFiles;
+  /** Print log lines to stderr as well as capturing them (default false). */
+  echoLogs?: boolean;
+}
+
+/** The host `createTestDeviceHost` returns: a `DeviceHost` plus controls for the test. */
+export interface TestDeviceHost extends DeviceHost {
+  /** Fake timers; see {@linkcode FakeTimers.advance}. */
+  readonly timers: FakeTimers;
+  /** Reads port `port` through the bus (unclaimed: all ones). */
+  pioRead(port: number, size: AccessSize): number;
+  /** Writes port `port` through the bus (unclaimed: ignored). */
+  pioWrite(port: number, size: AccessSize, value: number): void;
+  /** Reads MMIO address `gpa` through the bus; an 8-byte read is returned as a number. */
+  mmioRead(gpa: number, size: AccessSize): number;
+  /** Writes MMIO address `gpa` through the bus. */
+  mmioWrite(gpa: number, size: AccessSize, value: number): void;
+  /** Calls the handler of hypercall `nr`, as the platform would. */
+  hypercall(nr: number, fid: number, args?: readonly bigint[]): { error: number; value: bigint };
+  /** The interrupt line `n` (created on first use, whether allocated or not). */
+  irq(n: number): TestIrqLine;
+  /** Lines handed out by `allocateIrq`, by number. */
+  readonly allocatedIrqs: ReadonlyMap<number, TestIrqLine>;
+  /** Everything the device wrote to the console, concatenated. */
+  readonly output: Uint8Array;
+  /** The console output decoded as UTF-8. */
+  outputText(): string;
+  /** Number of `console.write` calls (to check batching). */
+  readonly consoleWrites: number;
+  /** Delivers user input to the device that subscribed; returns false if none did. */
+  input(data: string | Uint8Array): boolean;
+  /** Moves the fake clock forward, firing due timers. */
+  advance(ms: number): void;
+  /** Captured `requestExit` calls. */
+  readonly exits: readonly ExitRequest[];
+  /** Captured `describe` calls. */
+  readonly descriptions: readonly DeviceDescription[];
+  /** Windows handed out by `allocateMmio`. */
+  readonly mmioAllocations: readonly { base: number; size: number }[];
+  /** Registered PIO ranges. */
+  readonly pioRanges: readonly { base: number; size: number }[];
+  /** Registered MMIO ranges. */
+  readonly mmioRanges: readonly { base: number; size: number }[];
+  /** Unclaimed accesses so far. */
+  readonly unclaimed: number;
+  /** Captured log lines. */
+  readonly logs: readonly LogEntry[];
+  /** Current metric values by counter name. */
+  counters(): Record<string, number>;
+}
+
+interface Range {
+  base: number;
+  size: number;
+  handler: RangeHandler;
+  owner: string;
+  live: boolean;
+}
+
+function maskFor(size: AccessSize): number {
+  return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+}
+
+class RangeTable {
+  #ranges: Range[] = [];
+  #kind: string;
+
+  constructor(kind: string) {
+    this.#kind = kind;
+  }
+
+  get list(): { base: number; size: number }[] {
+    return this.#ranges.map((r) => ({ base: r.base, size: r.size }));
+  }
+
+  add(base: number, size: number, handler: RangeHandler, owner: string): Registration {
+    if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size <= 0) {
+      throw new VmonError(
+        `Cannot register ${this.#kind} range at ${base} (${size} bytes): invalid`,
+      );
+    }
+    const hit = this.#ranges.find((r) => base < r.base + r.size && r.base < base + size);
+    if (hit) {
+      throw new VmonError(
+        `Cannot register ${this.#kind} range ${hex(base)}-${
+          hex(base + size - 1)
+        }: overlaps "${hit.owner}"`,
+      );
+    }
+    const range: Range = { base, size, handler, owner, live: true };
+    this.#ranges.push(range);
+    return {
+      unregister: () => {
+        if (!range.live) return;
+        range.live = false;
+        this.#ranges = this.#ranges.filter((r) => r !== range);
+      },
+    };
+  }
+
+  find(addr: number, size: number): Range | undefined {
+    return this.#ranges.find((r) => addr >= r.base && addr + size <= r.base + r.size);
+  }
+}
+
+/**
+ * Builds a {@linkcode TestDeviceHost}: a `DeviceHost` whose RAM, bus, interrupt lines, console,
+ * timers and platform services are all in memory and observable.
+ *
+ * @param options See {@linkcode TestDeviceHostOptions}.
+ * @returns The host, passed to a device plugin's `setup`.
+ *
+ * @example Capture console output and an exit request
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { createTestDeviceHost } from "./testing.ts";
+ *
+ * const host = createTestDeviceHost({ hasPio: false });
+ * host.console.write(new TextEncoder().encode("hi"));
+ * host.requestExit(3, "guest exit");
+ * assertEquals(host.outputText(), "hi");
+ * assertEquals(host.exits, [{ status: 3, reason: "guest exit" }]);
+ * ```
+ */
+export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestDeviceHost {
+  const name = options.name ?? "test-device";
+  const hasPio = options.hasPio ?? true;
+  const memory = options.memory ??
+    new TestMemory(options.memorySize ?? 1 << 20, { base: options.memoryBase ?? 0 });
+  const timers = new FakeTimers();
+  const pio = new RangeTable("PIO");
+  const mmio = new RangeTable("MMIO");
+  const hypercalls = new Map<number, HypercallHandler>();
+  const lines = new Map<number, IrqLineImpl>();
+  const allocated = new Map<number, IrqLineImpl>();
+  const outChunks: Uint8Array[] = [];
+  let consoleWrites = 0;
+  let inputFn: ((bytes: Uint8Array) => void) | undefined;
+  const exits: ExitRequest[] = [];
+  const descriptions: DeviceDescription[] = [];
+  const mmioAllocations: { base: number; size: number }[] = [];
+  let nextMmio = options.mmioBase ?? 0x1000_0000;
+  let nextIrq = options.firstIrq ?? 1;
+  let unclaimed = 0;
+  const logs: LogEntry[] = [];
+  const counters = new Map<string, { value: number }>();
+
+  const line = (n: number): IrqLineImpl => {
+    let l = lines.get(n);
+    if (!l) {
+      l = new IrqLineImpl(n);
+      lines.set(n, l);
+    }
+    return l;
+  };
+
+  const log = (level: LogEntry["level"]) => (message: string) => {
+    logs.push({ level, message });
+    if (options.echoLogs) console.error(`[${name}] ${level}: ${message}`);
+  };
+  const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn") };
+
+  const metrics: Metrics = {
+    counter(counterName: string): Counter {
+      let c = counters.get(counterName);
+      if (!c) {
+        c = { value: 0 };
+        counters.set(counterName, c);
+      }
+      const cell = c;
+      return {
+        add(n = 1) {
+          cell.value += n;
+        },
+        get value() {
+          return cell.value;
+        },
+      };
+    },
+  };
+
+  const bus: DeviceBus = {
+    registerPio: (base, size, handler) => {
+      if (!hasPio) throw new VmonError(`Cannot register PIO range ${hex(base)}: no port I/O`);
+      return pio.add(base, size, handler, name);
+    },
+    registerMmio: (base, size, handler) => mmio.add(base, size, handler, name),
+    registerHypercall: (nr, handler) => {
+      if (hypercalls.has(nr)) {
+        throw new VmonError(`Cannot register hypercall ${hex(nr)}: already registered`);
+      }
+      hypercalls.set(nr, handler);
+      return { unregister: () => void hypercalls.delete(nr) };
+    },
+  };
+
+  const platform: PlatformServices = {
+    hasPio,
+    mmioRegShift: options.mmioRegShift ?? 0,
+    allocateMmio(size: number): number {
+      if (!Number.isSafeInteger(size) || size <= 0) {
+        throw new VmonError(`Cannot allocate an MMIO window of ${size} bytes: invalid size`);
+      }
+      const align = Math.max(0x1000, 2 ** Math.ceil(Math.log2(size)));
+      const base = Math.ceil(nextMmio / align) * align;
+      nextMmio = base + Math.max(size, 0x1000);
+      mmioAllocations.push({ base, size });
+      return base;
+    },
+    allocateIrq(preferred?: number): IrqLine {
+      let n = preferred;
+      if (n === undefined) {
+        while (allocated.has(nextIrq)) nextIrq++;
+        n = nextIrq++;
+      } else if (allocated.has(n)) {
+        throw new VmonError(`Cannot allocate interrupt line ${n}: already in use`);
+      }
+      const l = line(n);
+      allocated.set(n, l);
+      return l;
+    },
+    describe(description: DeviceDescription): void {
+      descriptions.push(description);
+    },
+  };
+
+  const consolePort: ConsolePort = {
+    write(bytes: Uint8Array): void {
+      consoleWrites++;
+      outChunks.push(bytes.slice());
+    },
+    onInput(fn: (bytes: Uint8Array) => void): boolean {
+      if (inputFn) return false;
+      inputFn = fn;
+      return true;
+    },
+  };
+
+  const machine: MachineInfo = {
+    cpus: 1,
+    memorySize: memory.size,
+    arch: options.arch ?? (hasPio ? "x86_64" : "riscv64"),
+    hostport: "test",
+  };
+
+  const access = (table: RangeTable, addr: number, size: AccessSize) => {
+    const r = table.find(addr, size);
+    if (!r) unclaimed++;
+    return r;
+  };
+
+  const read = (table: RangeTable, addr: number, size: AccessSize): number => {
+    const r = access(table, addr, size);
+    if (!r) return size === 8 ? Number.MAX_SAFE_INTEGER : maskFor(size);
+    const off = addr - r.base;
+    if (size === 8) {
+      if (r.handler.read64) return Number(r.handler.read64(off, 0));
+      const lo = r.handler.read(off, 4, 0) >>> 0;
+      const hi = r.handler.read(off + 4, 4, 0) >>> 0;
+      return hi * 2 ** 32 + lo;
+    }
+    return (r.handler.read(off, size, 0) & maskFor(size)) >>> 0;
+  };
+
+  const write = (table: RangeTable, addr: number, size: AccessSize, value: number): void => {
+    const r = access(table, addr, size);
+    if (!r) return;
+    const off = addr - r.base;
+    if (size === 8) {
+      if (r.handler.write64) return r.handler.write64(off, BigInt(value), 0);
+      r.handler.write(off, 4, value % 2 ** 32 >>> 0, 0);
+      r.handler.write(off + 4, 4, Math.floor(value / 2 ** 32) >>> 0, 0);
+      return;
+    }
+    r.handler.write(off, size, (value & maskFor(size)) >>> 0, 0);
+  };
+
+  return {
+    name,
+    machine,
+    log: logger,
+    metrics,
+    timers,
+    files: options.files ?? createHostFiles(),
+    memory,
+    bus,
+    platform,
+    console: consolePort,
+    requestExit(status: number, reason?: string): void {
+      exits.push(reason === undefined ? { status } : { status, reason });
+    },
+    pioRead: (port, size) => read(pio, port, size),
+    pioWrite: (port, size, value) => write(pio, port, size, value),
+    mmioRead: (gpa, size) => read(mmio, gpa, size),
+    mmioWrite: (gpa, size, value) => write(mmio, gpa, size, value),
+    hypercall(nr, fid, args = []) {
+      const h = hypercalls.get(nr);
+      if (!h) return { error: -2, value: 0n };
+      const full = [...args];
+      while (full.length < 6) full.push(0n);
+      const r = h({ nr, fid, args: full, vcpu: 0 });
+      return { error: r.error, value: BigInt(r.value) };
+    },
+    irq: line,
+    allocatedIrqs: allocated,
+    get output(): Uint8Array {
+      const total = outChunks.reduce((n, c) => n + c.length, 0);
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const c of outChunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    },
+    outputText(): string {
+      return new TextDecoder().decode(this.output);
+    },
+    get consoleWrites() {
+      return consoleWrites;
+    },
+    input(data: string | Uint8Array): boolean {
+      if (!inputFn) return false;
+      inputFn(typeof data === "string" ? new TextEncoder().encode(data) : data);
+      return true;
+    },
+    advance: (ms) => timers.advance(ms),
+    exits,
+    descriptions,
+    mmioAllocations,
+    get pioRanges() {
+      return pio.list;
+    },
+    get mmioRanges() {
+      return mmio.list;
+    },
+    get unclaimed() {
+      return unclaimed;
+    },
+    logs,
+    counters: () => Object.fromEntries([...counters].map(([k, v]) => [k, v.value])),
+  };
+}
