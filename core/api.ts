@@ -312,8 +312,12 @@ export interface DeviceDescription {
 export interface PlatformServices {
   /** True if the architecture has port I/O (x86). */
   readonly hasPio: boolean;
-  /** Reserves an MMIO window of `size` bytes (aligned to `size` rounded up to 4 KiB). */
-  allocateMmio(size: number): number;
+  /**
+   * Reserves an MMIO window of `size` bytes (aligned to `size` rounded up to 4 KiB). A device
+   * that has a conventional address (the UART at 0x10000000 on RISC-V `virt`) may pass it as
+   * `preferredBase`; the platform returns it, or throws if that window is taken.
+   */
+  allocateMmio(size: number, preferredBase?: number): number;
   /** Reserves a free interrupt line, or the one asked for. */
   allocateIrq(preferred?: number): IrqLine;
   /** Register shift for byte-wide register devices (UART) on MMIO buses. */
