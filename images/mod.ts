@@ -1,0 +1,61 @@
+/**
+ * The image registry: guest images vmon can build from sources in this repository. Each entry
+ * is a recipe with a `build` function; builds land in the cache (`cacheDir("images", ...)`),
+ * keyed by a hash of their sources and toolchain, and are rebuilt only when those change.
+ *
+ * To add an image, write a recipe ({@linkcode ImageRecipe}) in its own folder and add it to the
+ * `IMAGES` table below.
+ *
+ * @example List the images
+ * ```ts
+ * import { listImages } from "./mod.ts";
+ *
+ * const names = listImages().map((image) => image.name);
+ * if (!names.includes("hello")) throw new Error("hello is missing");
+ * ```
+ *
+ * @module
+ */
+
+import { VmonError } from "../core/errors.ts";
+import type { BuildImageOptions, BuiltImage, ImageRecipe } from "./types.ts";
+import { X86_IMAGES } from "./x86/mod.ts";
+
+export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "./types.ts";
+
+/** Every image recipe, in the order `vmon images` lists them. */
+const IMAGES: readonly ImageRecipe[] = [
+  ...X86_IMAGES,
+];
+
+/** Returns every image recipe in the registry. */
+export function listImages(): readonly ImageRecipe[] {
+  return IMAGES;
+}
+
+/**
+ * Builds image `name` (or finds it in the cache) and returns its files and default machine.
+ *
+ * @param name The image's registry name, such as `hello`.
+ * @param options `onProgress` receives progress lines while building.
+ * @throws {VmonError} If no image has that name (the message lists the known ones) or the build
+ *   fails.
+ *
+ * @example Build the hello guest
+ * ```ts ignore
+ * import { buildImage } from "./mod.ts";
+ *
+ * const image = await buildImage("hello", { onProgress: console.error });
+ * console.log(image.kernel);
+ * ```
+ */
+export function buildImage(name: string, options: BuildImageOptions = {}): Promise<BuiltImage> {
+  const recipe = IMAGES.find((image) => image.name === name);
+  if (recipe === undefined) {
+    const known = IMAGES.map((image) => image.name).join(", ");
+    return Promise.reject(
+      new VmonError(`Cannot build image "${name}": unknown image (known: ${known})`),
+    );
+  }
+  return recipe.build(options);
+}
