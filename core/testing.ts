@@ -49,6 +49,7 @@ import type {
   DeviceBus,
   DeviceDescription,
   DeviceHost,
+  DevicePluginDefinition,
   GuestArch,
   GuestMemoryAccess,
   HostFile,
@@ -59,12 +60,16 @@ import type {
   MachineInfo,
   MemoryRegionInfo,
   Metrics,
+  OptionsSchema,
+  OptionValues,
   PlatformServices,
+  PluginInstance,
   RangeHandler,
   Registration,
   Timers,
 } from "./api.ts";
 import { hex, VmonError } from "./errors.ts";
+import { validateOptions } from "./schema.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Memory
@@ -737,4 +742,45 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     logs,
     counters: () => Object.fromEntries([...counters].map(([k, v]) => [k, v.value])),
   };
+}
+
+/**
+ * Sets up a device plugin on a test host the way the machine would: the raw options are
+ * validated against the plugin's schema (defaults filled in, unknown options refused) before
+ * `setup` is called.
+ *
+ * @param plugin The device plugin definition (a plugin module's default export).
+ * @param host The host, from {@linkcode createTestDeviceHost}.
+ * @param options Raw option values, as a manifest would give them.
+ * @returns The plugin instance.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin } from "./define_plugin.ts";
+ * import { createTestDeviceHost, setupTestDevice } from "./testing.ts";
+ *
+ * const plugin = definePlugin({
+ *   name: "hello",
+ *   kind: "device",
+ *   apiVersion: 1,
+ *   description: "Says hello",
+ *   options: { text: { type: "string", description: "What to say", default: "hello" } },
+ *   setup(host, options) {
+ *     host.console.write(new TextEncoder().encode(options.text));
+ *     return { dispose() {} };
+ *   },
+ * });
+ * const host = createTestDeviceHost();
+ * const dev = await setupTestDevice(plugin, host);
+ * if (host.outputText() !== "hello") throw new Error("no hello");
+ * dev.dispose();
+ * ```
+ */
+export async function setupTestDevice<S extends OptionsSchema>(
+  plugin: DevicePluginDefinition<S>,
+  host: DeviceHost,
+  options: Readonly<Record<string, unknown>> = {},
+): Promise<PluginInstance> {
+  const values = validateOptions(plugin.options, options, { plugin: plugin.name });
+  return await plugin.setup(host, values as OptionValues<S>);
 }
