@@ -1,6 +1,6 @@
 /**
  * A test host for device plugin authors: {@linkcode createTestDeviceHost} builds a complete
- * {@linkcode DeviceHost} in memory (RAM backed by an `ArrayBuffer`, a bus that routes absolute
+ * {@linkcode DeviceHost} in memory (RAM: core's bounds-checked `GuestMemory` over an `ArrayBuffer`, a bus that routes absolute
  * addresses to the registered handler, observable interrupt lines, a captured console, fake
  * timers advanced by hand, captured exit requests) so that a device can be driven register by
  * register in a unit test, without a host port or a platform.
@@ -58,7 +58,6 @@ import type {
   IrqLine,
   Logger,
   MachineInfo,
-  MemoryRegionInfo,
   Metrics,
   OptionsSchema,
   OptionValues,
@@ -69,120 +68,8 @@ import type {
   Timers,
 } from "./api.ts";
 import { hex, VmonError } from "./errors.ts";
+import { GuestMemory } from "./memory.ts";
 import { validateOptions } from "./schema.ts";
-
-// ---------------------------------------------------------------------------------------------
-// Memory
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Guest RAM for tests: one region backed by an `ArrayBuffer`. Every access is bounds-checked and
- * an access outside RAM throws a {@linkcode VmonError} naming the address.
- */
-export class TestMemory implements GuestMemoryAccess {
-  #base: number;
-  #bytes: Uint8Array;
-  #view: DataView;
-  #regions: readonly MemoryRegionInfo[];
-
-  /**
-   * @param size Bytes of RAM.
-   * @param options `base`: guest physical address of the first byte (default 0).
-   */
-  constructor(size: number, options: { base?: number } = {}) {
-    if (!Number.isSafeInteger(size) || size <= 0) {
-      throw new VmonError(`Cannot create test memory of ${size} bytes: size must be positive`);
-    }
-    this.#base = options.base ?? 0;
-    this.#bytes = new Uint8Array(size);
-    this.#view = new DataView(this.#bytes.buffer);
-    this.#regions = [{ gpa: this.#base, size, readonly: false, name: "ram" }];
-  }
-
-  /** Total bytes of RAM. */
-  get size(): number {
-    return this.#bytes.length;
-  }
-
-  /** The single RAM region. */
-  get regions(): readonly MemoryRegionInfo[] {
-    return this.#regions;
-  }
-
-  /** True when `[gpa, gpa+len)` lies entirely in RAM. */
-  contains(gpa: number, len: number): boolean {
-    return Number.isSafeInteger(gpa) && Number.isSafeInteger(len) && len >= 0 &&
-      gpa >= this.#base && gpa + len <= this.#base + this.#bytes.length;
-  }
-
-  #offset(gpa: number, len: number): number {
-    if (!this.contains(gpa, len)) {
-      throw new VmonError(
-        `Cannot access guest memory at ${
-          Number.isSafeInteger(gpa) ? hex(gpa) : String(gpa)
-        } (${len} bytes): outside RAM`,
-      );
-    }
-    return gpa - this.#base;
-  }
-
-  /** Copies `len` bytes at `gpa` into a new array. */
-  read(gpa: number, len: number): Uint8Array {
-    const o = this.#offset(gpa, len);
-    return this.#bytes.slice(o, o + len);
-  }
-
-  /** Copies `data` into RAM at `gpa`. */
-  write(gpa: number, data: Uint8Array): void {
-    this.#bytes.set(data, this.#offset(gpa, data.length));
-  }
-
-  /** Reads an 8-bit value. */
-  readU8(gpa: number): number {
-    return this.#view.getUint8(this.#offset(gpa, 1));
-  }
-
-  /** Reads a little-endian 16-bit value. */
-  readU16(gpa: number): number {
-    return this.#view.getUint16(this.#offset(gpa, 2), true);
-  }
-
-  /** Reads a little-endian 32-bit value. */
-  readU32(gpa: number): number {
-    return this.#view.getUint32(this.#offset(gpa, 4), true);
-  }
-
-  /** Reads a little-endian 64-bit value. */
-  readU64(gpa: number): bigint {
-    return this.#view.getBigUint64(this.#offset(gpa, 8), true);
-  }
-
-  /** Writes an 8-bit value. */
-  writeU8(gpa: number, value: number): void {
-    this.#view.setUint8(this.#offset(gpa, 1), value);
-  }
-
-  /** Writes a little-endian 16-bit value. */
-  writeU16(gpa: number, value: number): void {
-    this.#view.setUint16(this.#offset(gpa, 2), value, true);
-  }
-
-  /** Writes a little-endian 32-bit value. */
-  writeU32(gpa: number, value: number): void {
-    this.#view.setUint32(this.#offset(gpa, 4), value, true);
-  }
-
-  /** Writes a little-endian 64-bit value. */
-  writeU64(gpa: number, value: bigint): void {
-    this.#view.setBigUint64(this.#offset(gpa, 8), BigInt.asUintN(64, value), true);
-  }
-
-  /** A zero-copy view of `[gpa, gpa+len)`. */
-  view(gpa: number, len: number): Uint8Array {
-    const o = this.#offset(gpa, len);
-    return this.#bytes.subarray(o, o + len);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Host files
@@ -387,7 +274,7 @@ export interface TestDeviceHostOptions {
   memorySize?: number;
   /** Guest physical address of RAM (default 0). Ignored when `memory` is given. */
   memoryBase?: number;
-  /** A memory implementation to use instead of a {@linkcode TestMemory}. */
+  /** A memory implementation to use instead of a fresh {@linkcode GuestMemory}. */
   memory?: GuestMemoryAccess;
   /** Whether the platform has port I/O (default true). */
   hasPio?: boolean;
@@ -527,8 +414,12 @@ class RangeTable {
 export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestDeviceHost {
   const name = options.name ?? "test-device";
   const hasPio = options.hasPio ?? true;
-  const memory = options.memory ??
-    new TestMemory(options.memorySize ?? 1 << 20, { base: options.memoryBase ?? 0 });
+  let memory = options.memory;
+  if (!memory) {
+    const ram = new GuestMemory();
+    ram.addRegion(options.memoryBase ?? 0, new ArrayBuffer(options.memorySize ?? 1 << 20));
+    memory = ram;
+  }
   const timers = new FakeTimers();
   const pio = new RangeTable("PIO");
   const mmio = new RangeTable("MMIO");

@@ -1,15 +1,15 @@
 import { deepStrictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { createTestDeviceHost, TestMemory } from "./testing.ts";
-import { VmonError } from "./errors.ts";
+import { createTestDeviceHost } from "./testing.ts";
+import { GuestMemoryError } from "./memory.ts";
 
-Deno.test("test memory checks bounds", () => {
-  const mem = new TestMemory(0x1000, { base: 0x8000_0000 });
+Deno.test("test host memory checks bounds", () => {
+  const mem = createTestDeviceHost({ memorySize: 0x1000, memoryBase: 0x8000_0000 }).memory;
   mem.writeU64(0x8000_0ff8, 0x1122334455667788n);
   assertEquals(mem.readU64(0x8000_0ff8), 0x1122334455667788n);
   assertEquals(mem.readU8(0x8000_0ff8), 0x88);
-  assertThrows(() => mem.readU32(0x8000_0ffe), VmonError);
-  assertThrows(() => mem.read(0x7fff_ffff, 1), VmonError);
-  assertThrows(() => mem.write(0x8000_0000, new Uint8Array(0x1001)), VmonError);
+  assertThrows(() => mem.readU32(0x8000_0ffe), GuestMemoryError);
+  assertThrows(() => mem.read(0x7fff_ffff, 1), GuestMemoryError);
+  assertThrows(() => mem.write(0x8000_0000, new Uint8Array(0x1001)), GuestMemoryError);
   assertEquals(mem.contains(0x8000_0000, 0x1000), true);
   assertEquals(mem.contains(0x8000_0000, 0x1001), false);
   assertEquals(mem.contains(NaN, 1), false);
