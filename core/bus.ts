@@ -1,0 +1,556 @@
+/**
+ * The exit bus: the registries for port I/O ranges, MMIO ranges and hypercall numbers, and the
+ * dispatch that routes each exit to the one plugin that claimed it.
+ *
+ * Policies (documented in DESIGN.md "The exit bus"):
+ * - A handler gets the offset inside its range, never the absolute address.
+ * - An access is claimed only when it lies entirely inside one range; an access that starts in
+ *   a range and runs past its end is unclaimed.
+ * - Unclaimed reads return all-ones, unclaimed writes are ignored; both are counted (plugin
+ *   name `unclaimed`) and traced. Unclaimed hypercalls return `SBI_ERR_NOT_SUPPORTED` (-2) and
+ *   are counted by number.
+ * - A handler that throws (any error, `VmonError` included) does not stop the machine: the error
+ *   is caught, counted per plugin and logged once per plugin, and the access is treated as
+ *   unclaimed. A device that wants the machine to end calls `requestExit` instead of throwing.
+ * - 8-byte accesses go to `read64`/`write64` when the handler has them, otherwise they are split
+ *   into two 4-byte accesses, low word first (at `offset` and `offset + 4`).
+ *
+ * @module
+ */
+
+import type {
+  AccessSize,
+  DeviceBus,
+  ExitKindCode,
+  ExitRecord,
+  HypercallHandler,
+  HypercallRequest,
+  HypercallResult,
+  RangeHandler,
+  Registration,
+} from "./api.ts";
+import { ExitKind } from "./api.ts";
+import { hex, VmonError } from "./errors.ts";
+import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
+
+/** SBI error code for "not supported": the answer to an unclaimed hypercall. */
+export const SBI_ERR_NOT_SUPPORTED = -2;
+
+/** The owner name used in counters for accesses no plugin claimed. */
+export const UNCLAIMED = "unclaimed";
+
+const NOT_SUPPORTED: HypercallResult = Object.freeze({ error: SBI_ERR_NOT_SUPPORTED, value: 0 });
+
+/** Highest port number plus one. */
+const PIO_LIMIT = 0x10000;
+
+type Space = "PIO" | "MMIO";
+
+interface OwnerStats {
+  readonly name: string;
+  exits: number;
+  errors: number;
+  logged: boolean;
+}
+
+interface RangeEntry {
+  readonly space: Space;
+  readonly base: number;
+  /** One past the last address. */
+  readonly end: number;
+  readonly owner: OwnerStats;
+  readonly handler: RangeHandler;
+}
+
+interface HypercallEntry {
+  readonly nr: number;
+  readonly owner: OwnerStats;
+  readonly handler: HypercallHandler;
+}
+
+/** One registered range, as listed by {@linkcode ExitBus.ranges}. */
+export interface RangeInfo {
+  /** `PIO` or `MMIO`. */
+  readonly space: Space;
+  /** First address (port or guest physical). */
+  readonly base: number;
+  /** Length in bytes. */
+  readonly size: number;
+  /** The plugin that registered it. */
+  readonly owner: string;
+}
+
+/** The bus counters, as plain objects (for `MachineStats`). */
+export interface BusCounters {
+  /** Exits by kind name: the ones dispatched here plus those counted with `countExit`. */
+  readonly exits: Record<string, number>;
+  /** Dispatched exits by the plugin that handled them; `unclaimed` for none. */
+  readonly plugins: Record<string, number>;
+  /** Handler errors by plugin. */
+  readonly errors: Record<string, number>;
+  /** Unclaimed accesses: `io`, `mmio`, and hypercalls by number (`hypercall 0x10`). */
+  readonly unclaimed: Record<string, number>;
+}
+
+function fmtRange(base: number, end: number): string {
+  return `${hex(base)}-${hex(end - 1)}`;
+}
+
+/** Sorted, non-overlapping ranges with binary search and a one-entry cache. */
+class RangeMap {
+  readonly space: Space;
+  readonly limit: number;
+  #entries: RangeEntry[] = [];
+  #last: RangeEntry | undefined;
+
+  constructor(space: Space, limit: number) {
+    this.space = space;
+    this.limit = limit;
+  }
+
+  get entries(): readonly RangeEntry[] {
+    return this.#entries;
+  }
+
+  find(addr: number): RangeEntry | undefined {
+    const last = this.#last;
+    if (last !== undefined && addr >= last.base && addr < last.end) return last;
+    const es = this.#entries;
+    let lo = 0, hi = es.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const e = es[mid] as RangeEntry;
+      if (addr < e.base) hi = mid - 1;
+      else if (addr >= e.end) lo = mid + 1;
+      else {
+        this.#last = e;
+        return e;
+      }
+    }
+    return undefined;
+  }
+
+  add(base: number, size: number, owner: OwnerStats, handler: RangeHandler): RangeEntry {
+    const what = `Cannot register ${this.space} range`;
+    if (!Number.isSafeInteger(base) || base < 0 || !Number.isSafeInteger(size) || size <= 0) {
+      throw new VmonError(
+        `${what} for "${owner.name}": base and size must be whole numbers with size > 0, got base ${base}, size ${size}`,
+      );
+    }
+    const end = base + size;
+    if (end > this.limit) {
+      throw new VmonError(
+        `${what} ${
+          fmtRange(base, end)
+        } for "${owner.name}": beyond the last ${this.space} address ${hex(this.limit - 1)}`,
+      );
+    }
+    if (
+      typeof handler !== "object" || handler === null || typeof handler.read !== "function" ||
+      typeof handler.write !== "function"
+    ) {
+      throw new VmonError(
+        `${what} ${
+          fmtRange(base, end)
+        } for "${owner.name}": the handler needs read and write functions`,
+      );
+    }
+    for (const e of this.#entries) {
+      if (base < e.end && e.base < end) {
+        throw new VmonError(
+          `${what} ${fmtRange(base, end)} for "${owner.name}": overlaps "${e.owner.name}" at ${
+            fmtRange(e.base, e.end)
+          }`,
+        );
+      }
+    }
+    const entry: RangeEntry = { space: this.space, base, end, owner, handler };
+    this.#entries.push(entry);
+    this.#entries.sort((a, b) => a.base - b.base);
+    return entry;
+  }
+
+  remove(entry: RangeEntry): void {
+    const i = this.#entries.indexOf(entry);
+    if (i >= 0) this.#entries.splice(i, 1);
+    this.#last = undefined;
+  }
+}
+
+function validSize(size: number): size is AccessSize {
+  return size === 1 || size === 2 || size === 4 || size === 8;
+}
+
+/**
+ * The exit bus of one machine. Devices reach it through {@linkcode ExitBus.forPlugin}, which
+ * binds registrations to the plugin's name; core calls the `dispatch*` methods on the exit path.
+ * Dispatch allocates nothing for port I/O and MMIO when tracing is off.
+ *
+ * @example
+ * ```ts
+ * import { ExitBus } from "./bus.ts";
+ * import { ExitKind, type ExitRecord } from "./api.ts";
+ * const bus = new ExitBus();
+ * const out: number[] = [];
+ * bus.forPlugin("uart16550").registerPio(0x3f8, 8, {
+ *   read: (offset) => offset === 5 ? 0x60 : 0,
+ *   write: (_offset, _size, value) => void out.push(value),
+ * });
+ * const exit = {
+ *   kind: ExitKind.Io, address: 0x3f8, size: 1, isWrite: true, count: 1,
+ *   data: new DataView(new Uint8Array([0x48, 0, 0, 0, 0, 0, 0, 0]).buffer),
+ * } as ExitRecord;
+ * bus.dispatchIo(exit, 0);
+ * if (out[0] !== 0x48) throw new Error("not delivered");
+ * ```
+ */
+export class ExitBus {
+  #pio = new RangeMap("PIO", PIO_LIMIT);
+  #mmio = new RangeMap("MMIO", Number.MAX_SAFE_INTEGER);
+  #hypercalls = new Map<number, HypercallEntry>();
+  #owners = new Map<string, OwnerStats>();
+  #unclaimed: OwnerStats = { name: UNCLAIMED, exits: 0, errors: 0, logged: false };
+  #unclaimedIo = 0;
+  #unclaimedMmio = 0;
+  #unclaimedHypercalls = new Map<number, number>();
+  #exitCounts: number[] = new Array(16).fill(0);
+  #tracer: Tracer;
+  #log: (message: string) => void;
+  /** Reused for every hypercall; handlers must not keep it. */
+  #request: { nr: number; fid: number; args: bigint[]; vcpu: number } = {
+    nr: 0,
+    fid: 0,
+    args: [0n, 0n, 0n, 0n, 0n, 0n],
+    vcpu: 0,
+  };
+
+  /**
+   * @param options `tracer` for `--trace io,mmio,sbi`; `log` receives the one warning per plugin
+   * whose handler threw (default: `console.error`).
+   */
+  constructor(options: { tracer?: Tracer; log?: (message: string) => void } = {}) {
+    this.#tracer = options.tracer ?? NO_TRACE;
+    this.#log = options.log ?? ((m) => console.error(m));
+  }
+
+  #owner(name: string): OwnerStats {
+    let o = this.#owners.get(name);
+    if (o === undefined) {
+      o = { name, exits: 0, errors: 0, logged: false };
+      this.#owners.set(name, o);
+    }
+    return o;
+  }
+
+  /**
+   * The registries as one plugin sees them: every registration made through the returned object
+   * is owned by `name` (in overlap errors, counters and traces).
+   *
+   * @param name The plugin's name.
+   */
+  forPlugin(name: string): DeviceBus {
+    const owner = this.#owner(name);
+    const rangeReg = (map: RangeMap, base: number, size: number, handler: RangeHandler) => {
+      const entry = map.add(base, size, owner, handler);
+      return { unregister: () => map.remove(entry) };
+    };
+    return {
+      registerPio: (base, size, handler): Registration => rangeReg(this.#pio, base, size, handler),
+      registerMmio: (base, size, handler): Registration =>
+        rangeReg(this.#mmio, base, size, handler),
+      registerHypercall: (nr, handler): Registration => {
+        if (!Number.isSafeInteger(nr) || nr < 0 || nr > 0xffff_ffff) {
+          throw new VmonError(
+            `Cannot register hypercall ${nr} for "${name}": the number must be a whole number 0-0xffffffff`,
+          );
+        }
+        if (typeof handler !== "function") {
+          throw new VmonError(
+            `Cannot register hypercall ${hex(nr)} for "${name}": the handler is not a function`,
+          );
+        }
+        const old = this.#hypercalls.get(nr);
+        if (old !== undefined) {
+          throw new VmonError(
+            `Cannot register hypercall ${
+              hex(nr)
+            } for "${name}": already registered by "${old.owner.name}"`,
+          );
+        }
+        const entry: HypercallEntry = { nr, owner, handler };
+        this.#hypercalls.set(nr, entry);
+        return {
+          unregister: () => {
+            if (this.#hypercalls.get(nr) === entry) this.#hypercalls.delete(nr);
+          },
+        };
+      },
+    };
+  }
+
+  /** Removes every range and hypercall registered by plugin `name` (after its `dispose`). */
+  removeOwner(name: string): void {
+    for (const map of [this.#pio, this.#mmio]) {
+      for (const e of [...map.entries]) if (e.owner.name === name) map.remove(e);
+    }
+    for (const [nr, e] of [...this.#hypercalls]) {
+      if (e.owner.name === name) this.#hypercalls.delete(nr);
+    }
+  }
+
+  /** The registered PIO and MMIO ranges, sorted by space and base. */
+  ranges(): RangeInfo[] {
+    return [this.#pio, this.#mmio].flatMap((m) =>
+      m.entries.map((e) => ({
+        space: e.space,
+        base: e.base,
+        size: e.end - e.base,
+        owner: e.owner.name,
+      }))
+    );
+  }
+
+  /** The plugin that owns MMIO address `gpa` (or PIO port with `space: "PIO"`), if any. */
+  ownerOf(addr: number, options: { space?: Space } = {}): string | undefined {
+    return (options.space === "PIO" ? this.#pio : this.#mmio).find(addr)?.owner.name;
+  }
+
+  /**
+   * Counts an exit that is not dispatched through the bus (HLT, shutdown, interrupted, ...).
+   * `dispatchIo`, `dispatchMmio` and `dispatchHypercall` count their own exits.
+   */
+  countExit(kind: ExitKindCode): void {
+    this.#exitCounts[kind] = (this.#exitCounts[kind] ?? 0) + 1;
+  }
+
+  /**
+   * Routes a port I/O exit (x86 `in`/`out`, including string I/O with `count > 1`, each element
+   * going to the same port). For reads the value(s) are stored into `exit.data`.
+   *
+   * @returns True if a plugin handled the access.
+   */
+  dispatchIo(exit: ExitRecord, vcpu: number): boolean {
+    this.#exitCounts[ExitKind.Io]!++;
+    return this.#dispatchRange(this.#pio, exit, vcpu, exit.count);
+  }
+
+  /**
+   * Routes an MMIO exit. For reads the value is stored into `exit.data`.
+   *
+   * @returns True if a plugin handled the access.
+   */
+  dispatchMmio(exit: ExitRecord, vcpu: number): boolean {
+    this.#exitCounts[ExitKind.Mmio]!++;
+    return this.#dispatchRange(this.#mmio, exit, vcpu, 1);
+  }
+
+  #dispatchRange(map: RangeMap, exit: ExitRecord, vcpu: number, count: number): boolean {
+    const addr = exit.address;
+    const size = exit.size;
+    const data = exit.data;
+    if (!(count >= 1)) count = 1;
+    // Never write beyond the data area, whatever the host port claims.
+    if (count * size > data.byteLength) count = Math.floor(data.byteLength / size);
+    const e = map.find(addr);
+    if (e === undefined || !validSize(size) || addr + size > e.end || count < 1) {
+      this.#unclaimedAccess(map, exit, vcpu, count);
+      return false;
+    }
+    const off = addr - e.base;
+    const h = e.handler;
+    let i = 0;
+    try {
+      if (exit.isWrite) {
+        for (; i < count; i++) {
+          const pos = i * size;
+          switch (size) {
+            case 1:
+              h.write(off, 1, data.getUint8(pos), vcpu);
+              break;
+            case 2:
+              h.write(off, 2, data.getUint16(pos, true), vcpu);
+              break;
+            case 4:
+              h.write(off, 4, data.getUint32(pos, true), vcpu);
+              break;
+            case 8:
+              if (h.write64 !== undefined) h.write64(off, data.getBigUint64(pos, true), vcpu);
+              else {
+                h.write(off, 4, data.getUint32(pos, true), vcpu);
+                h.write(off + 4, 4, data.getUint32(pos + 4, true), vcpu);
+              }
+          }
+        }
+      } else {
+        for (; i < count; i++) {
+          const pos = i * size;
+          switch (size) {
+            case 1:
+              data.setUint8(pos, h.read(off, 1, vcpu));
+              break;
+            case 2:
+              data.setUint16(pos, h.read(off, 2, vcpu), true);
+              break;
+            case 4:
+              data.setUint32(pos, h.read(off, 4, vcpu), true);
+              break;
+            case 8:
+              if (h.read64 !== undefined) {
+                data.setBigUint64(pos, h.read64(off, vcpu), true);
+              } else {
+                data.setUint32(pos, h.read(off, 4, vcpu), true);
+                data.setUint32(pos + 4, h.read(off + 4, 4, vcpu), true);
+              }
+          }
+        }
+      }
+    } catch (err) {
+      this.#handlerFailed(
+        e.owner,
+        err,
+        `${map.space} ${exit.isWrite ? "write" : "read"} ${hex(addr)}`,
+      );
+      // The rest of the access (all of it for a single access) is unclaimed.
+      if (!exit.isWrite) {
+        for (let p = i * size; p < count * size; p++) data.setUint8(p, 0xff);
+      }
+      this.#unclaimed.exits++;
+      if (map === this.#pio) this.#unclaimedIo++;
+      else this.#unclaimedMmio++;
+      this.#traceAccess(map, exit, vcpu, count, `${UNCLAIMED} (${e.owner.name} failed)`);
+      return false;
+    }
+    e.owner.exits++;
+    this.#traceAccess(map, exit, vcpu, count, e.owner.name);
+    return true;
+  }
+
+  #unclaimedAccess(map: RangeMap, exit: ExitRecord, vcpu: number, count: number): void {
+    if (!exit.isWrite) {
+      const n = Math.min(Math.max(count, 1) * exit.size, exit.data.byteLength);
+      for (let p = 0; p < n; p++) exit.data.setUint8(p, 0xff);
+    }
+    this.#unclaimed.exits++;
+    if (map === this.#pio) this.#unclaimedIo++;
+    else this.#unclaimedMmio++;
+    this.#traceAccess(map, exit, vcpu, count, UNCLAIMED);
+  }
+
+  #traceAccess(map: RangeMap, exit: ExitRecord, vcpu: number, count: number, who: string): void {
+    const t = this.#tracer;
+    const isPio = map === this.#pio;
+    if (!(isPio ? t.io : t.mmio)) return;
+    const dir = isPio ? (exit.isWrite ? "out" : "in") : (exit.isWrite ? "write" : "read");
+    let value = "?";
+    const d = exit.data;
+    if (exit.size <= d.byteLength) {
+      switch (exit.size) {
+        case 1:
+          value = hex(d.getUint8(0));
+          break;
+        case 2:
+          value = hex(d.getUint16(0, true));
+          break;
+        case 4:
+          value = hex(d.getUint32(0, true));
+          break;
+        case 8:
+          value = hex(d.getBigUint64(0, true));
+      }
+    }
+    const rep = count > 1 ? ` count ${count}` : "";
+    t.line(
+      vcpu,
+      `${isPio ? "io" : "mmio"} ${dir} ${
+        hex(exit.address)
+      } size ${exit.size}${rep} = ${value} -> ${who}`,
+    );
+  }
+
+  #handlerFailed(owner: OwnerStats, err: unknown, what: string): void {
+    owner.errors++;
+    if (owner.logged) return;
+    owner.logged = true;
+    const msg = err instanceof Error ? err.message : String(err);
+    this.#log(
+      `Plugin "${owner.name}" failed handling ${what}: ${msg} (treated as unclaimed; later failures are only counted)`,
+    );
+  }
+
+  /**
+   * Routes a hypercall / SBI call to the plugin that registered `exit.nr`. The request object
+   * passed to the handler is reused for the next call: handlers must not keep it.
+   *
+   * @returns The handler's result, or `SBI_ERR_NOT_SUPPORTED` when unclaimed or when it threw.
+   */
+  dispatchHypercall(exit: ExitRecord, vcpu: number): HypercallResult {
+    this.#exitCounts[ExitKind.Hypercall]!++;
+    const nr = exit.nr;
+    const req = this.#request;
+    req.nr = nr;
+    req.fid = exit.fid;
+    req.vcpu = vcpu;
+    const n = Math.min(6, exit.args.length);
+    for (let i = 0; i < 6; i++) req.args[i] = i < n ? exit.args[i] as bigint : 0n;
+    const e = this.#hypercalls.get(nr);
+    let result: HypercallResult = NOT_SUPPORTED;
+    let who: string = UNCLAIMED;
+    let claimed = false;
+    if (e !== undefined) {
+      try {
+        const r = e.handler(req as HypercallRequest);
+        if (
+          typeof r !== "object" || r === null || typeof r.error !== "number" ||
+          (typeof r.value !== "number" && typeof r.value !== "bigint")
+        ) {
+          throw new VmonError("the handler did not return { error, value }");
+        }
+        result = r;
+        who = e.owner.name;
+        claimed = true;
+        e.owner.exits++;
+      } catch (err) {
+        this.#handlerFailed(e.owner, err, `hypercall ${hex(nr)} fid ${exit.fid}`);
+        who = `${UNCLAIMED} (${e.owner.name} failed)`;
+      }
+    }
+    if (!claimed) {
+      this.#unclaimed.exits++;
+      this.#unclaimedHypercalls.set(nr, (this.#unclaimedHypercalls.get(nr) ?? 0) + 1);
+    }
+    if (this.#tracer.sbi) {
+      this.#tracer.line(
+        vcpu,
+        `sbi ${hex(nr)} fid ${exit.fid} (${
+          req.args.map(hex).join(", ")
+        }) -> ${who} = ${result.error} ${
+          typeof result.value === "number" && result.value < 0 ? result.value : hex(result.value)
+        }`,
+      );
+    }
+    return result;
+  }
+
+  /** The counters as plain objects (a snapshot). */
+  counters(): BusCounters {
+    const exits: Record<string, number> = {};
+    for (const [code, name] of Object.entries(EXIT_KIND_NAMES)) {
+      const n = this.#exitCounts[Number(code)] ?? 0;
+      if (n > 0) exits[name] = n;
+    }
+    const plugins: Record<string, number> = {};
+    const errors: Record<string, number> = {};
+    for (const o of this.#owners.values()) {
+      if (o.exits > 0) plugins[o.name] = o.exits;
+      if (o.errors > 0) errors[o.name] = o.errors;
+    }
+    if (this.#unclaimed.exits > 0) plugins[UNCLAIMED] = this.#unclaimed.exits;
+    const unclaimed: Record<string, number> = {};
+    if (this.#unclaimedIo > 0) unclaimed.io = this.#unclaimedIo;
+    if (this.#unclaimedMmio > 0) unclaimed.mmio = this.#unclaimedMmio;
+    for (const [nr, n] of [...this.#unclaimedHypercalls].sort((a, b) => a[0] - b[0])) {
+      unclaimed[`hypercall ${hex(nr)}`] = n;
+    }
+    return { exits, plugins, errors, unclaimed };
+  }
+}
