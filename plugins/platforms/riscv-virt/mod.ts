@@ -1,0 +1,337 @@
+/**
+ * The `riscv-virt` platform: a machine shaped like QEMU's RISC-V `virt` board, with the monitor
+ * as firmware. It puts RAM at 0x80000000, runs a PLIC at 0x0c000000 (S-mode contexts wired to
+ * each hart's SEIP), answers SBI calls (BASE, TIME, IPI, RFENCE, HSM, SRST, DBCN, legacy
+ * 0x00-0x08) itself instead of OpenSBI, generates the device tree from the devices that
+ * described themselves, and boots a RISC-V Linux `Image` (or an ELF64 executable) in S-mode
+ * with a0 = 0 (hart id) and a1 = the DTB address. Secondary harts wait for SBI HSM `hart_start`.
+ *
+ * See README.md for the address map and options.
+ *
+ * @module
+ */
+
+import type {
+  BootSpec,
+  DeviceDescription,
+  IrqLine,
+  PlatformHost,
+  PlatformInstance,
+  PlatformServices,
+  Registration,
+  Rv64Hart,
+  Rv64HostPort,
+  Vcpu,
+} from "../../../core/api.ts";
+import { PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { definePlugin } from "../../../core/define_plugin.ts";
+import { hex, VmonError } from "../../../core/errors.ts";
+import { buildDeviceTree, deviceNodeName } from "./device_tree.ts";
+import { encodeFdt } from "./fdt.ts";
+import { MmioAllocator, PLIC_BASE, RAM_BASE } from "./layout.ts";
+import { parseKernel, planLayout } from "./loader.ts";
+import { Plic, PLIC_SIZE } from "./plic.ts";
+import { enterSupervisor, Sbi } from "./sbi.ts";
+
+export { decodeFdt, encodeFdt, FdtNode } from "./fdt.ts";
+export { buildDeviceTree } from "./device_tree.ts";
+export type { DeviceTreeConfig } from "./device_tree.ts";
+export { parseKernel, planLayout } from "./loader.ts";
+export type { BootLayout, KernelImage, LoadSegment } from "./loader.ts";
+export { Plic } from "./plic.ts";
+export { enterSupervisor, Sbi, SbiError, SbiExtension, translate } from "./sbi.ts";
+export type { SbiEnvironment } from "./sbi.ts";
+export { MmioAllocator, PLIC_BASE, RAM_BASE, TEST_BASE, UART_BASE, VIRTIO_BASE } from "./layout.ts";
+
+/** Default `riscv,isa` string. */
+export const DEFAULT_ISA = "rv64imafdc_zicsr_zifencei";
+/** Linux's COMMAND_LINE_SIZE on RISC-V (including the NUL). */
+export const MAX_CMDLINE = 1024;
+/** The smallest RAM the platform accepts. */
+export const MIN_MEMORY = 2 * 2 ** 20;
+/** Timebase used when the host port does not say (QEMU virt's 10 MHz). */
+export const DEFAULT_TIMEBASE_HZ = 10_000_000;
+
+const OPTIONS = {
+  mmu: {
+    type: "string",
+    description: "MMU type in the device tree (mmu-type riscv,svNN)",
+    enum: ["sv39", "sv48"],
+    default: "sv39",
+  },
+  isa: {
+    type: "string",
+    description: "The riscv,isa string of every hart",
+    default: DEFAULT_ISA,
+  },
+  "rng-seed": {
+    type: "boolean",
+    description: "Pass 64 random bytes in /chosen/rng-seed (turn off for reproducible runs)",
+    default: true,
+  },
+  "plic-sources": {
+    type: "integer",
+    description: "Interrupt sources of the PLIC (riscv,ndev)",
+    default: 95,
+    min: 1,
+    max: 1023,
+  },
+  "bootargs-extra": {
+    type: "string",
+    description: "Text appended to the kernel command line",
+  },
+} as const;
+
+function isRv64Hart(v: Vcpu): v is Rv64Hart {
+  const h = v as Partial<Rv64Hart>;
+  return typeof h.setPc === "function" && typeof h.setInterrupt === "function" &&
+    typeof h.setTimer === "function" && typeof h.setStarted === "function" &&
+    typeof h.setPrivilege === "function";
+}
+
+/**
+ * The default kernel command line: the serial console when a device said it is the console,
+ * else the SBI console (`hvc0`); early output through SBI in both cases.
+ *
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { defaultCmdline } from "./mod.ts";
+ *
+ * strictEqual(defaultCmdline(true), "console=ttyS0 earlycon=sbi");
+ * ```
+ */
+export function defaultCmdline(hasConsoleDevice: boolean): string {
+  return hasConsoleDevice ? "console=ttyS0 earlycon=sbi" : "console=hvc0 earlycon=sbi";
+}
+
+/** The riscv-virt platform plugin. */
+const plugin = definePlugin({
+  name: "riscv-virt",
+  kind: "platform",
+  arch: "riscv64",
+  apiVersion: PLUGIN_API_VERSION,
+  description:
+    "QEMU-virt-like RISC-V machine: PLIC, generated device tree, SBI firmware in the monitor, " +
+    "Linux Image/ELF boot",
+  options: OPTIONS,
+  setup(host: PlatformHost, options): PlatformInstance {
+    const { cpus, memorySize } = host.machine;
+    if (host.machine.arch !== "riscv64" || host.hostport.arch !== "riscv64") {
+      throw new VmonError(
+        `Cannot use platform riscv-virt with host port "${host.machine.hostport}": it runs ${host.hostport.arch} guests, not riscv64`,
+      );
+    }
+    if (!Number.isInteger(cpus) || cpus < 1 || cpus > 64) {
+      throw new VmonError(`Cannot create ${cpus} harts on riscv-virt: 1..64 are supported`);
+    }
+    if (!Number.isSafeInteger(memorySize) || memorySize < MIN_MEMORY) {
+      throw new VmonError(
+        `Cannot set up riscv-virt with ${memorySize} bytes of RAM: at least ${MIN_MEMORY} needed`,
+      );
+    }
+    if (memorySize % 4096 !== 0) {
+      throw new VmonError(
+        `Cannot set up riscv-virt with ${memorySize} bytes of RAM: not a multiple of 4 KiB`,
+      );
+    }
+    const mmuOption = options.mmu;
+    if (mmuOption !== "sv39" && mmuOption !== "sv48") {
+      throw new VmonError(`Invalid option mmu=${mmuOption} for riscv-virt: expected sv39 or sv48`);
+    }
+    const mmu: "sv39" | "sv48" = mmuOption;
+    host.addRam(RAM_BASE, memorySize, { name: "ram" });
+
+    const registrations: Registration[] = [];
+    const harts = (): Rv64Hart[] => {
+      const out: Rv64Hart[] = [];
+      for (const v of host.vcpus) {
+        if (!isRv64Hart(v)) {
+          throw new VmonError(
+            `Cannot run riscv-virt on host port "${host.machine.hostport}": its vCPUs are not RISC-V harts`,
+          );
+        }
+        out.push(v);
+      }
+      return out;
+    };
+
+    // --- PLIC ----------------------------------------------------------------------------------
+    const sources = options["plic-sources"];
+    let booted = false;
+    const plic = new Plic(cpus, {
+      sources,
+      onOutput(context, level) {
+        if ((context & 1) === 0) return; // M-mode contexts are not wired: no M-mode software
+        const id = context >> 1;
+        const hart = booted ? host.vcpus[id] : undefined;
+        if (hart && isRv64Hart(hart)) {
+          hart.setInterrupt("seip", level);
+          if (level) host.wake(id);
+        }
+      },
+      onBadAccess: (message) => host.log.warn(message),
+    });
+    registrations.push(host.bus.registerMmio(PLIC_BASE, PLIC_SIZE, plic));
+    const mmio = new MmioAllocator({ ramBase: RAM_BASE, ramSize: memorySize });
+    mmio.allocate(PLIC_SIZE, { owner: "plic", preferred: PLIC_BASE });
+
+    const usedIrqs = new Set<number>();
+    const line = (n: number): IrqLine => {
+      usedIrqs.add(n);
+      return { number: n, set: (level) => plic.setLevel(n, level), pulse: () => plic.pulse(n) };
+    };
+
+    // --- SBI -----------------------------------------------------------------------------------
+    const sbi = new Sbi({
+      harts,
+      memory: host.memory,
+      console: host.console,
+      requestExit: (status, reason) => host.requestExit(status, reason),
+      wake: (id) => host.wake(id),
+      log: host.log,
+      metrics: host.metrics,
+    });
+    registrations.push(...sbi.register(host.bus));
+
+    // --- services ------------------------------------------------------------------------------
+    const descriptions: DeviceDescription[] = [];
+    let mmioCount = 0;
+    const services: PlatformServices = {
+      hasPio: false,
+      mmioRegShift: 0,
+      allocateMmio(size: number, preferredBase?: number): number {
+        return mmio.allocate(size, {
+          owner: `mmio window ${++mmioCount}`,
+          ...(preferredBase !== undefined ? { preferred: preferredBase } : {}),
+        });
+      },
+      allocateIrq(preferred?: number): IrqLine {
+        if (preferred !== undefined) {
+          if (!Number.isInteger(preferred) || preferred < 1 || preferred > sources) {
+            throw new VmonError(
+              `Cannot allocate interrupt line ${preferred}: PLIC sources are 1-${sources}`,
+            );
+          }
+          if (usedIrqs.has(preferred)) {
+            throw new VmonError(`Cannot allocate interrupt line ${preferred}: already in use`);
+          }
+          return line(preferred);
+        }
+        for (let n = 1; n <= sources; n++) if (!usedIrqs.has(n)) return line(n);
+        throw new VmonError(`Cannot allocate an interrupt line: all ${sources} are in use`);
+      },
+      describe(description: DeviceDescription): void {
+        if (description.pio && !description.mmio) {
+          throw new VmonError(
+            `Cannot describe device "${description.node}": riscv-virt has no port I/O`,
+          );
+        }
+        const name = deviceNodeName(description);
+        if (descriptions.some((d) => deviceNodeName(d) === name)) {
+          throw new VmonError(`Cannot describe device "${name}": described twice`);
+        }
+        descriptions.push(description);
+      },
+    };
+
+    // --- boot ----------------------------------------------------------------------------------
+    const boot = (spec: BootSpec): void => {
+      const hs = harts();
+      if (hs.length !== cpus) {
+        throw new VmonError(`Cannot boot riscv-virt: ${hs.length} harts exist, ${cpus} expected`);
+      }
+      if (spec.kernel === undefined) {
+        throw new VmonError(
+          "Cannot boot riscv-virt: no kernel given (a RISC-V Linux Image or ELF64 executable)",
+        );
+      }
+      const name = spec.kernel;
+      const ram = { name, ramBase: RAM_BASE, ramSize: memorySize };
+      const file = host.files.readFile(name);
+      const kernel = parseKernel(file, ram);
+      const initrd = spec.initrd !== undefined ? host.files.readFile(spec.initrd) : undefined;
+
+      const hasConsole = descriptions.some((d) => d.console);
+      let cmdline = spec.cmdline ?? defaultCmdline(hasConsole);
+      if (options["bootargs-extra"]) cmdline = `${cmdline} ${options["bootargs-extra"]}`.trim();
+      if (new TextEncoder().encode(cmdline).length >= MAX_CMDLINE) {
+        throw new VmonError(
+          `Cannot boot riscv-virt: the kernel command line is longer than ${MAX_CMDLINE - 1} bytes`,
+        );
+      }
+      const hp = host.hostport as Partial<Rv64HostPort>;
+      let timebaseHz = DEFAULT_TIMEBASE_HZ;
+      if (typeof hp.timebaseHz === "number" && hp.timebaseHz > 0) timebaseHz = hp.timebaseHz;
+      else host.log.warn(`host port gives no timebase; assuming ${timebaseHz} Hz`);
+      const rngSeed = options["rng-seed"] ? crypto.getRandomValues(new Uint8Array(64)) : undefined;
+      const tree = (initrdRange?: { start: number; end: number }) =>
+        encodeFdt(buildDeviceTree({
+          harts: cpus,
+          timebaseHz,
+          ram: { base: RAM_BASE, size: memorySize },
+          isa: options.isa,
+          mmu,
+          plic: { base: PLIC_BASE, size: PLIC_SIZE, sources },
+          devices: descriptions,
+          bootargs: cmdline,
+          ...(initrdRange ? { initrd: initrdRange } : {}),
+          ...(rngSeed ? { rngSeed } : {}),
+        }));
+      // The blob's size does not depend on the initrd addresses, only on their presence.
+      const draft = tree(initrd ? { start: 0, end: 0 } : undefined);
+      const layout = planLayout(kernel, {
+        ...ram,
+        dtbSize: draft.length,
+        initrdSize: initrd?.length ?? 0,
+        ...(spec.initrd !== undefined ? { initrdName: spec.initrd } : {}),
+      });
+      const dtb = tree(layout.initrd);
+      if (dtb.length !== draft.length) throw new Error("device tree size changed");
+
+      for (const s of kernel.segments) {
+        host.memory.write(s.gpa, s.data);
+        if (s.memSize > s.data.length) {
+          host.memory.write(s.gpa + s.data.length, new Uint8Array(s.memSize - s.data.length));
+        }
+      }
+      if (initrd && layout.initrd) host.memory.write(layout.initrd.start, initrd);
+      host.memory.write(layout.dtb, dtb);
+      host.log.debug(
+        `kernel ${kernel.format} at ${hex(kernel.start)}-${hex(kernel.end)}, entry ${
+          hex(kernel.entry)
+        }, dtb at ${hex(layout.dtb)} (${dtb.length} bytes)${
+          layout.initrd ? `, initrd at ${hex(layout.initrd.start)}` : ""
+        }`,
+      );
+
+      for (const hart of hs) {
+        if (hart.id === 0) {
+          enterSupervisor(hart, { pc: BigInt(kernel.entry), a1: BigInt(layout.dtb) });
+          hart.setStarted(true);
+        } else {
+          hart.setStarted(false);
+        }
+      }
+      booted = true;
+      // Interrupts raised before the harts existed.
+      hs.forEach((hart, id) => {
+        if (plic.output(2 * id + 1)) hart.setInterrupt("seip", true);
+      });
+      host.wake(0);
+    };
+
+    let disposed = false;
+    return {
+      services,
+      boot,
+      dispose() {
+        if (disposed) return;
+        disposed = true;
+        for (const r of registrations.reverse()) r.unregister();
+      },
+    };
+  },
+});
+
+export default plugin;
