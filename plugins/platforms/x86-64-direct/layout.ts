@@ -12,7 +12,8 @@
  * | `0x3000`            | 256 exception stubs of 16 bytes                            |
  * | `0x4000`            | the common exception handler (reports to the fault port)   |
  * | `0x6000`            | one 104-byte TSS per vCPU, 128 bytes apart                 |
- * | `0x8000`, `0x9000`  | PML4, PDPT                                                 |
+ * | `0x8000-0xa000`     | the I/O permission bitmap all TSSs share (all ports open)  |
+ * | `0xb000`, `0xc000`  | PML4, PDPT                                                 |
  * | `0x10000-0x7ffff`   | page directories, one per GiB mapped (2 MiB pages)         |
  * | `0x80000-0xfffff`   | ring-0 exception stacks, 8 KiB per vCPU                    |
  * | `0x200000-`         | the guest image, then the command line, then free RAM      |
@@ -37,10 +38,12 @@ export const LAYOUT = {
   tss: 0x6000,
   /** Distance between two vCPUs' TSSs. */
   tssStride: 128,
+  /** The I/O permission bitmap (8 KiB of zeros and a final 0xff byte), shared by all TSSs. */
+  ioBitmap: 0x8000,
   /** The PML4. */
-  pml4: 0x8000,
+  pml4: 0xb000,
   /** The single PDPT. */
-  pdpt: 0x9000,
+  pdpt: 0xc000,
   /** First page directory. */
   pd: 0x10000,
   /** End of the page directory area. */
@@ -189,6 +192,24 @@ export function encodeInterruptGate(
   return [low, h >> 32n];
 }
 
+/** Size of the I/O permission bitmap: one bit per port. */
+const IO_BITMAP_SIZE = 0x2000;
+
+/** The TSS limit of vCPU `id`: its I/O bitmap offset plus the bitmap and the final 0xff byte. */
+export function tssLimit(id: number): number {
+  return LAYOUT.ioBitmap - tssAddress(id) + IO_BITMAP_SIZE;
+}
+
+/**
+ * The shared I/O permission bitmap: every port allowed (zero bits), then the 0xff byte the CPU
+ * needs after the last one. Ring-3 port I/O goes through it; nested KVM (PVM) ignores IOPL.
+ */
+export function buildIoBitmap(): Uint8Array {
+  const out = new Uint8Array(IO_BITMAP_SIZE + 1);
+  out[IO_BITMAP_SIZE] = 0xff;
+  return out;
+}
+
 /** Builds the GDT for `cpus` vCPUs (one TSS descriptor each). */
 export function buildGdt(cpus: number): Uint8Array {
   const out = new Uint8Array(SELECTORS.tss + 16 * cpus);
@@ -202,7 +223,7 @@ export function buildGdt(cpus: number): Uint8Array {
   ];
   entries.forEach((e, i) => view.setBigUint64(i * 8, e, true));
   for (let i = 0; i < cpus; i++) {
-    const [low, high] = encodeTssDescriptor(tssAddress(i), 103);
+    const [low, high] = encodeTssDescriptor(tssAddress(i), tssLimit(i));
     view.setBigUint64(SELECTORS.tss + 16 * i, low, true);
     view.setBigUint64(SELECTORS.tss + 16 * i + 8, high, true);
   }
@@ -220,15 +241,16 @@ export function exceptionStackTop(id: number): number {
 }
 
 /**
- * Builds a 104-byte 64-bit TSS whose RSP0 and IST1 are both `stackTop`, with no I/O permission
- * bitmap (the I/O map base points past the limit).
+ * Builds vCPU `id`'s 104-byte 64-bit TSS: RSP0 and IST1 are its exception stack top, and the
+ * I/O map base points at the shared bitmap at `LAYOUT.ioBitmap`.
  */
-export function buildTss(stackTop: number): Uint8Array {
+export function buildTss(id: number): Uint8Array {
   const out = new Uint8Array(104);
   const view = new DataView(out.buffer);
-  view.setBigUint64(4, BigInt(stackTop), true); // RSP0
-  view.setBigUint64(36, BigInt(stackTop), true); // IST1
-  view.setUint16(102, 104, true); // I/O map base: none
+  const stackTop = BigInt(exceptionStackTop(id));
+  view.setBigUint64(4, stackTop, true); // RSP0
+  view.setBigUint64(36, stackTop, true); // IST1
+  view.setUint16(102, LAYOUT.ioBitmap - tssAddress(id), true); // I/O map base
   return out;
 }
 
@@ -386,7 +408,7 @@ export function dataSegment(ring: 0 | 3): X86Segment {
 export function taskSegment(id: number): X86Segment {
   return {
     base: BigInt(tssAddress(id)),
-    limit: 103,
+    limit: tssLimit(id),
     selector: SELECTORS.tss + 16 * id,
     type: 11,
     present: true,
@@ -424,5 +446,8 @@ export const CR0 = 0x80010033n;
 export const CR4 = 0x20n;
 /** EFER: LME, LMA. */
 export const EFER = 0x500n;
-/** RFLAGS at entry: reserved bit 1, IOPL 3 (port I/O allowed in ring 3), interrupts off. */
+/**
+ * RFLAGS at entry: reserved bit 1, IOPL 3 (port I/O allowed in ring 3 on hardware KVM; nested
+ * PVM ignores IOPL and uses the TSS I/O bitmap), interrupts off.
+ */
 export const RFLAGS = 0x3002n;

@@ -5,7 +5,7 @@
  * and an IDT whose handlers report any exception to the monitor through the fault ports
  * (0x5e0-0x5ff), so a guest fault ends the machine with a clear message instead of a triple
  * fault. Each vCPU starts at the ELF entry, by default in ring 3 with IOPL 3 (natively fast on
- * nested KVM; port I/O allowed), with
+ * nested KVM; port I/O allowed through the TSS I/O bitmap), with
  * `rdi` = vCPU id, `rsi` = `arg`, `rdx` = vCPU count, `rcx` = first free byte above the image,
  * `r8` = end of free RAM, `r9` = address of the NUL-terminated command line (0 if none),
  * `rsp` = the top of its own 64 KiB stack (16-byte aligned).
@@ -35,6 +35,7 @@ import {
   buildGdt,
   buildHandler,
   buildIdt,
+  buildIoBitmap,
   buildPageTables,
   buildStubs,
   buildTss,
@@ -44,7 +45,6 @@ import {
   dataSegment,
   EFER,
   EXCEPTION_NAMES,
-  exceptionStackTop,
   FAULT_PORT,
   FAULT_PORT_SIZE,
   LAYOUT,
@@ -400,8 +400,9 @@ const plugin = definePlugin({
       host.memory.write(LAYOUT.stubs, buildStubs());
       host.memory.write(LAYOUT.handler, buildHandler());
       for (let i = 0; i < vcpus.length; i++) {
-        host.memory.write(tssAddress(i), buildTss(exceptionStackTop(i)));
+        host.memory.write(tssAddress(i), buildTss(i));
       }
+      host.memory.write(LAYOUT.ioBitmap, buildIoBitmap());
       const mapEnd = Math.max(
         2 ** 32,
         memorySize,
