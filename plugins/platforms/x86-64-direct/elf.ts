@@ -119,7 +119,7 @@ export function parseElf64(bytes: Uint8Array, options: { name?: string } = {}): 
     if (view.getUint32(ph, true) !== PT_LOAD) continue;
     const flags = view.getUint32(ph + 4, true);
     const offset = u64(ph + 8);
-    const vaddr = u64(ph + 16);
+    const vaddr = view.getBigUint64(ph + 16, true);
     const paddr = u64(ph + 24);
     const fileSize = u64(ph + 32);
     const memSize = u64(ph + 40);
@@ -135,10 +135,10 @@ export function parseElf64(bytes: Uint8Array, options: { name?: string } = {}): 
     if (paddr >= MAX_ADDRESS || memSize >= MAX_ADDRESS - paddr) {
       fail(`segment ${i} at ${hex(paddr)} (${hex(memSize)} bytes) is beyond addressable memory`);
     }
-    if (vaddr !== paddr) {
+    if (vaddr !== view.getBigUint64(ph + 24, true)) {
       fail(
         `segment ${i} has virtual address ${hex(vaddr)} but physical address ${
-          hex(paddr)
+          hex(view.getBigUint64(ph + 24, true))
         }; this platform maps memory one to one`,
       );
     }
