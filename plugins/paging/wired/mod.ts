@@ -1,0 +1,69 @@
+/**
+ * The `wired` paging strategy: all guest RAM is resident and pinned, and the vCPU's MMU walks
+ * the guest's own page tables (hardware-assisted paging, EPT-like). The monitor is not involved
+ * in translation, so the strategy has nothing to trap: it checks that the host port supports it
+ * and reports zero traps. It is the baseline the `shadow` and `queued` strategies are measured
+ * against.
+ *
+ * @module
+ */
+
+import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api.ts";
+import { PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { definePlugin } from "../../../core/define_plugin.ts";
+import { VmonError } from "../../../core/errors.ts";
+
+/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+export const STRATEGY = "wired";
+
+/** The counters every paging strategy reports (DESIGN.md, "Paging strategies"). */
+export const PAGING_COUNTERS = [
+  "traps",
+  "updates",
+  "batches",
+  "validations",
+  "rejections",
+  "fills",
+  "flushes",
+] as const;
+
+export default definePlugin({
+  name: "wired",
+  kind: "paging",
+  apiVersion: PLUGIN_API_VERSION,
+  description: "Guest RAM pinned; the MMU walks the guest's page tables directly (no traps)",
+  options: {},
+  setup(host): PagingInstance {
+    const supported = host.hostport.capabilities.pagingStrategies;
+    if (!supported.includes(STRATEGY)) {
+      throw new VmonError(
+        `Cannot use paging strategy "${STRATEGY}": host port "${host.machine.hostport}" supports ${
+          supported.length > 0 ? supported.join(", ") : "no paging strategies"
+        }`,
+      );
+    }
+    // A paging trap never arrives under this strategy; if a host port sends one anyway it is
+    // counted (so the stats show it) and reported once, and the guest continues.
+    const unexpected = host.metrics.counter("unexpected-traps", "Paging traps (should be 0)");
+    let warned = false;
+    return {
+      strategy: STRATEGY,
+      onTrap(vcpu: Vcpu, exit: ExitRecord): void {
+        unexpected.add();
+        if (!warned) {
+          warned = true;
+          host.log.warn(
+            `Unexpected paging trap on vcpu${vcpu.id} (code ${exit.code}): the wired strategy installs no traps`,
+          );
+        }
+      },
+      stats(): Record<string, number> {
+        const out: Record<string, number> = {};
+        for (const name of PAGING_COUNTERS) out[name] = 0;
+        out.traps = unexpected.value;
+        return out;
+      },
+      dispose() {},
+    };
+  },
+});

@@ -1,0 +1,98 @@
+import wired, { PAGING_COUNTERS } from "./mod.ts";
+import type {
+  Counter,
+  DeviceBus,
+  ExitRecord,
+  GuestMemoryAccess,
+  HostPortInstance,
+  PagingHost,
+  PagingInstance,
+  Vcpu,
+} from "../../../core/api.ts";
+import { VmonError } from "../../../core/errors.ts";
+
+/**
+ * A paging host around a host port that lists `strategies`; records warnings. Plugins import only
+ * the public API, so the host is built here from plain objects.
+ */
+function pagingHost(strategies: string[], warnings: string[]): PagingHost {
+  const counters = new Map<string, { value: number }>();
+  const hostport = {
+    arch: "riscv64",
+    capabilities: {
+      exitCounts: true,
+      instructionCounts: true,
+      tlbStats: false,
+      pagingStrategies: strategies,
+    },
+  } as unknown as HostPortInstance;
+  return {
+    name: "wired",
+    machine: { cpus: 1, memorySize: 0x1000, arch: "riscv64", hostport: "rv64" },
+    log: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m) },
+    metrics: {
+      counter(name: string): Counter {
+        let c = counters.get(name);
+        if (c === undefined) counters.set(name, c = { value: 0 });
+        const cell = c;
+        return {
+          add: (n = 1) => void (cell.value += n),
+          get value() {
+            return cell.value;
+          },
+        };
+      },
+    },
+    timers: { setTimeout: () => 0, clear() {}, now: () => 0 },
+    files: { readFile: () => new Uint8Array(), open: () => ({}) as never },
+    hostport,
+    // The wired strategy touches neither memory nor the bus: any use would throw here.
+    memory: {} as GuestMemoryAccess,
+    bus: {} as DeviceBus,
+  };
+}
+
+Deno.test("wired is a valid paging plugin without options", () => {
+  if (wired.kind !== "paging" || wired.name !== "wired") throw new Error("wrong identity");
+  if (Object.keys(wired.options ?? {}).length !== 0) throw new Error("unexpected options");
+});
+
+Deno.test("wired sets up when the host port supports it and reports zero traps", async () => {
+  const warnings: string[] = [];
+  const inst = await wired.setup(pagingHost(["wired", "shadow"], warnings), {}) as PagingInstance;
+  if (inst.strategy !== "wired") throw new Error(inst.strategy);
+  const stats = inst.stats();
+  if (JSON.stringify(Object.keys(stats)) !== JSON.stringify(PAGING_COUNTERS)) {
+    throw new Error(JSON.stringify(stats));
+  }
+  if (Object.values(stats).some((v) => v !== 0)) throw new Error(JSON.stringify(stats));
+  // An unexpected trap is counted and warned about once.
+  const vcpu = { id: 1 } as Vcpu;
+  const exit = { code: 7 } as ExitRecord;
+  inst.onTrap?.(vcpu, exit);
+  inst.onTrap?.(vcpu, exit);
+  if (inst.stats().traps !== 2) throw new Error("traps not counted");
+  if (warnings.length !== 1 || !warnings[0]?.includes("Unexpected paging trap on vcpu1 (code 7)")) {
+    throw new Error(JSON.stringify(warnings));
+  }
+  inst.dispose();
+  inst.dispose();
+});
+
+Deno.test("wired refuses a host port that does not support it", async () => {
+  for (
+    const [list, detail] of [
+      [["shadow", "queued"], "supports shadow, queued"],
+      [[], "supports no paging strategies"],
+    ] as const
+  ) {
+    try {
+      await wired.setup(pagingHost([...list], []), {});
+      throw new Error("no error");
+    } catch (e) {
+      if (!(e instanceof VmonError)) throw e;
+      const want = `Cannot use paging strategy "wired": host port "rv64" ${detail}`;
+      if (e.message !== want) throw new Error(e.message);
+    }
+  }
+});
