@@ -1,0 +1,244 @@
+/**
+ * The vCPU scheduler: time-slices N vCPUs on the machine worker's one thread, routes every exit
+ * through the exit bus, parks halted vCPUs until an interrupt or their timer, and yields to the
+ * worker's event loop between slices so timers and posted messages (console input, stop) run.
+ *
+ * @module
+ */
+
+import {
+  ExitKind,
+  type ExitRecord,
+  type PagingInstance,
+  type PlatformInstance,
+  SystemEventType,
+  type Vcpu,
+} from "./api.ts";
+import type { ExitBus } from "./bus.ts";
+import { hex } from "./errors.ts";
+import { NO_TRACE, type Tracer } from "./trace.ts";
+
+/** How a run ended, as decided by the scheduler or a plugin. */
+export interface RunOutcome {
+  /** Exit status. */
+  status: number;
+  /** Why. */
+  reason: string;
+  /** True for failures (guest crash, host error). */
+  failed: boolean;
+}
+
+/** Options of {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  /** The exit bus that routes I/O, MMIO and hypercall exits. */
+  bus: ExitBus;
+  /** The platform, asked first about halt, shutdown and system events. */
+  platform?: PlatformInstance;
+  /** The paging strategy, which receives paging exits. */
+  paging?: PagingInstance;
+  /** Tracing (`--trace exits`). */
+  tracer?: Tracer;
+  /** Slice length handed to `Vcpu.setSlice` when there are several vCPUs (host-port units). */
+  slice?: number;
+  /** Called between slices (flush console output, ...). */
+  onYield?: () => void;
+}
+
+/** Milliseconds of running after which the loop yields to the event loop. */
+const YIELD_MS = 4;
+
+/** Resolves on the next macrotask without timer clamping. */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => {
+      ch.port1.close();
+      resolve();
+    };
+    ch.port2.postMessage(null);
+  });
+}
+
+/**
+ * Runs vCPUs until a plugin or the guest ends the machine.
+ *
+ * @example
+ * ```ts ignore
+ * const sched = new Scheduler(vcpus, { bus });
+ * const outcome = await sched.run();
+ * ```
+ */
+export class Scheduler {
+  #vcpus: readonly Vcpu[];
+  #bus: ExitBus;
+  #platform: PlatformInstance | undefined;
+  #paging: PagingInstance | undefined;
+  #tracer: Tracer;
+  #onYield: () => void;
+  #outcome: RunOutcome | undefined;
+  #wake: (() => void) | undefined;
+  #wakeTimer: number | undefined;
+
+  /**
+   * @param vcpus The vCPUs, in id order.
+   * @param options The bus and the plugins that take part in exit handling.
+   */
+  constructor(vcpus: readonly Vcpu[], options: SchedulerOptions) {
+    this.#vcpus = vcpus;
+    this.#bus = options.bus;
+    this.#platform = options.platform;
+    this.#paging = options.paging;
+    this.#tracer = options.tracer ?? NO_TRACE;
+    this.#onYield = options.onYield ?? (() => {});
+    if (vcpus.length > 1) {
+      for (const v of vcpus) v.setSlice(options.slice ?? 0);
+    }
+  }
+
+  /** True once the machine has been asked to end. */
+  get done(): boolean {
+    return this.#outcome !== undefined;
+  }
+
+  /** Ends the run after the current exit. The first request wins. */
+  requestExit(outcome: RunOutcome): void {
+    if (this.#outcome === undefined) this.#outcome = outcome;
+    this.wake();
+  }
+
+  /** Wakes the loop if it sleeps because every vCPU is halted. */
+  wake(): void {
+    const w = this.#wake;
+    if (w !== undefined) {
+      this.#wake = undefined;
+      if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
+      this.#wakeTimer = undefined;
+      w();
+    }
+  }
+
+  /** Runs until the machine ends; returns how it ended. */
+  async run(): Promise<RunOutcome> {
+    const vcpus = this.#vcpus;
+    let lastYield = performance.now();
+    while (this.#outcome === undefined) {
+      let ran = false;
+      for (let i = 0; i < vcpus.length && this.#outcome === undefined; i++) {
+        const v = vcpus[i]!;
+        if (!v.runnable()) continue;
+        ran = true;
+        this.#runSlice(v, lastYield);
+      }
+      if (this.#outcome !== undefined) break;
+      if (!ran) {
+        await this.#sleep();
+        lastYield = performance.now();
+      } else if (performance.now() - lastYield >= YIELD_MS) {
+        this.#onYield();
+        await nextTask();
+        lastYield = performance.now();
+      }
+    }
+    this.#onYield();
+    return this.#outcome!;
+  }
+
+  /** Parks the loop until a wake(), the earliest vCPU deadline, or a short poll interval. */
+  async #sleep(): Promise<void> {
+    this.#onYield();
+    let deadline = Infinity;
+    for (const v of this.#vcpus) deadline = Math.min(deadline, v.wakeDeadline());
+    const delay = Math.max(0, Math.min(deadline - performance.now(), 1000));
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+      this.#wakeTimer = setTimeout(() => {
+        this.#wakeTimer = undefined;
+        this.wake();
+      }, delay);
+    });
+  }
+
+  /** Runs one vCPU until its slice ends, it halts, or the machine ends. */
+  #runSlice(v: Vcpu, sliceStart: number): void {
+    const bus = this.#bus;
+    const exit = v.exit;
+    const traceExits = this.#tracer.exits;
+    let n = 0;
+    for (;;) {
+      const kind = v.run();
+      if (traceExits) this.#tracer.exit(v.id, exit);
+      switch (kind) {
+        case ExitKind.Io:
+          bus.dispatchIo(exit, v.id);
+          break;
+        case ExitKind.Mmio:
+          bus.dispatchMmio(exit, v.id);
+          break;
+        case ExitKind.Hypercall:
+          v.completeHypercall(bus.dispatchHypercall(exit, v.id));
+          break;
+        case ExitKind.Interrupted:
+          bus.countExit(kind);
+          return;
+        case ExitKind.Halt:
+          bus.countExit(kind);
+          if (this.#platform?.onExit?.(v, exit)) break;
+          return;
+        case ExitKind.Paging:
+          bus.countExit(kind);
+          if (this.#paging?.onTrap === undefined) {
+            this.#fatal(v, exit, "a paging trap arrived but the paging strategy handles none");
+            return;
+          }
+          this.#paging.onTrap(v, exit);
+          break;
+        default:
+          bus.countExit(kind);
+          if (this.#platform?.onExit?.(v, exit)) break;
+          this.#defaultExit(v, exit);
+          return;
+      }
+      if (this.#outcome !== undefined) return;
+      // A vCPU that exits constantly (port I/O loops) must still share the thread.
+      if ((++n & 1023) === 0 && performance.now() - sliceStart >= YIELD_MS) return;
+    }
+  }
+
+  /** Core's policy for exits no plugin took. */
+  #defaultExit(v: Vcpu, exit: ExitRecord): void {
+    switch (exit.kind) {
+      case ExitKind.Shutdown:
+        this.#fatal(v, exit, "triple fault (the guest shut down)");
+        return;
+      case ExitKind.FailEntry:
+        this.#fatal(v, exit, `the host refused to enter the guest (hardware reason ${exit.code})`);
+        return;
+      case ExitKind.InternalError:
+        this.#fatal(v, exit, `internal error (suberror ${exit.code})`);
+        return;
+      case ExitKind.SystemEvent:
+        if (exit.code === SystemEventType.Shutdown) {
+          this.requestExit({ status: 0, reason: "poweroff", failed: false });
+        } else if (exit.code === SystemEventType.Reset) {
+          this.requestExit({ status: 0, reason: "reset requested by the guest", failed: false });
+        } else {
+          this.#fatal(v, exit, `the guest reported a crash (system event ${exit.code})`);
+        }
+        return;
+      case ExitKind.Debug:
+        this.#fatal(v, exit, "debug exit with no debugger attached");
+        return;
+      default:
+        this.#fatal(v, exit, `unknown exit (code ${exit.code})`);
+    }
+  }
+
+  #fatal(v: Vcpu, exit: ExitRecord, what: string): void {
+    const detail = exit.detail !== "" ? `: ${exit.detail}` : ` at pc ${hex(exit.pc)}`;
+    this.requestExit({
+      status: 1,
+      reason: `Guest vCPU ${v.id} failed, ${what}${detail}`,
+      failed: true,
+    });
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * Builds a machine from a manifest inside the machine worker: loads the plugins, sets them up in
+ * order (host port, platform, vCPUs, paging, devices), boots the platform and hands the vCPUs to
+ * the scheduler. Plugins get narrow host objects; only this file wires them to core.
+ *
+ * @module
+ */
+
+import type {
+  ConsolePort,
+  DeviceHost,
+  DevicePluginDefinition,
+  HostPortInstance,
+  HostPortPluginDefinition,
+  Logger,
+  MachineInfo,
+  MachineManifest,
+  MachineStats,
+  PagingInstance,
+  PagingPluginDefinition,
+  PlatformHost,
+  PlatformInstance,
+  PlatformPluginDefinition,
+  PluginDefinition,
+  PluginHost,
+  PluginInstance,
+  PluginKind,
+  PluginRef,
+  Timers,
+  Vcpu,
+} from "./api.ts";
+import { ExitBus } from "./bus.ts";
+import { VmonError } from "./errors.ts";
+import { createHostFiles } from "./files.ts";
+import { loadPlugin } from "./loader.ts";
+import { GuestMemory } from "./memory.ts";
+import { parseSize, validateOptions } from "./schema.ts";
+import { type RunOutcome, Scheduler } from "./scheduler.ts";
+import { MetricsRegistry } from "./stats.ts";
+import { Tracer } from "./trace.ts";
+
+/** What the machine worker gives the VM for talking to the main thread. */
+export interface VmIo {
+  /** Guest console output (buffered by the caller). */
+  write(bytes: Uint8Array): void;
+  /** A log line for stderr. */
+  log(line: string): void;
+}
+
+/** Default RAM size when the manifest gives none. */
+const DEFAULT_MEMORY = 64 * 1024 * 1024;
+
+/** Instruction budget (rv64) or microseconds (kvm) per scheduler slice. */
+const DEFAULT_SLICE: Record<string, number> = { x86_64: 5000, riscv64: 1_000_000 };
+
+/**
+ * One machine, assembled and ready to run. Create with {@linkcode Vm.build}.
+ */
+export class Vm {
+  #instances: { name: string; instance: PluginInstance }[] = [];
+  #scheduler: Scheduler | undefined;
+  #bus: ExitBus;
+  #metrics = new MetricsRegistry();
+  #hostport: HostPortInstance | undefined;
+  #paging: PagingInstance | undefined;
+  #started = 0;
+  #inputOwner: ((bytes: Uint8Array) => void) | undefined;
+  #pendingOutcome: RunOutcome | undefined;
+  #io: VmIo;
+  #tracer: Tracer;
+  #timers = new Set<number>();
+  #vcpus: Vcpu[] = [];
+  #disposed = false;
+
+  private constructor(io: VmIo, tracer: Tracer) {
+    this.#io = io;
+    this.#tracer = tracer;
+    this.#bus = new ExitBus({ tracer, log: (m) => io.log(m) });
+  }
+
+  /**
+   * Loads and sets up every plugin of `manifest` and boots the platform.
+   *
+   * @param manifest A validated manifest.
+   * @param options Console/log sink and trace categories.
+   */
+  static async build(
+    manifest: MachineManifest,
+    options: { io: VmIo; trace?: readonly string[] },
+  ): Promise<Vm> {
+    const vm = new Vm(options.io, new Tracer(options.trace ?? []));
+    try {
+      await vm.#build(manifest);
+    } catch (err) {
+      vm.dispose();
+      throw err;
+    }
+    return vm;
+  }
+
+  async #build(manifest: MachineManifest): Promise<void> {
+    const hpDef = await this.#load(manifest.hostport, "hostport") as HostPortPluginDefinition;
+    const plDef = await this.#load(manifest.platform, "platform") as PlatformPluginDefinition;
+    if (plDef.arch !== hpDef.arch) {
+      throw new VmonError(
+        `Cannot use platform "${plDef.name}" with host port "${hpDef.name}": the platform builds ${plDef.arch} machines, the host port runs ${hpDef.arch} guests`,
+      );
+    }
+    const pgRef = manifest.paging ?? { use: "wired" };
+    const pgDef = await this.#load(pgRef, "paging") as PagingPluginDefinition;
+    const devDefs: { ref: PluginRef; def: DevicePluginDefinition }[] = [];
+    for (const ref of manifest.devices ?? []) {
+      devDefs.push({ ref, def: await this.#load(ref, "device") as DevicePluginDefinition });
+    }
+    // Options are checked for every plugin before anything is set up.
+    const hpOpts = this.#options(hpDef, manifest.hostport);
+    const plOpts = this.#options(plDef, manifest.platform);
+    const pgOpts = this.#options(pgDef, pgRef);
+    const devOpts = devDefs.map(({ ref, def }) => this.#options(def, ref));
+
+    const memory = new GuestMemory();
+    const info: MachineInfo = {
+      cpus: manifest.cpus ?? 1,
+      memorySize: manifest.memory === undefined ? DEFAULT_MEMORY : parseSize(manifest.memory),
+      arch: hpDef.arch,
+      hostport: hpDef.name,
+    };
+
+    const hostport = await hpDef.setup(this.#pluginHost(hpDef.name, info), hpOpts);
+    this.#hostport = hostport;
+    this.#instances.push({ name: hpDef.name, instance: hostport });
+
+    const vcpus = this.#vcpus;
+    const platformHost: PlatformHost = {
+      ...this.#pluginHost(plDef.name, info),
+      hostport,
+      memory,
+      bus: this.#bus.forPlugin(plDef.name),
+      console: this.#console(plDef.name),
+      vcpus,
+      addRam: (gpa, size, o = {}) => {
+        const ro = o.readonly ?? false;
+        const buf = hostport.addMemoryRegion(gpa, size, { readonly: ro });
+        memory.addRegion(gpa, buf, { readonly: ro, name: o.name ?? (ro ? "rom" : "ram") });
+      },
+      requestExit: (status, reason) => this.#requestExit(status, reason ?? "platform exit"),
+      wake: (id) => this.#wake(id),
+    };
+    const platform = await plDef.setup(platformHost, plOpts);
+    this.#instances.push({ name: plDef.name, instance: platform });
+
+    for (let id = 0; id < info.cpus; id++) vcpus.push(hostport.createVcpu(id));
+
+    const paging = await pgDef.setup({
+      ...this.#pluginHost(pgDef.name, info),
+      hostport,
+      memory,
+      bus: this.#bus.forPlugin(pgDef.name),
+    }, pgOpts);
+    this.#paging = paging;
+    this.#instances.push({ name: pgDef.name, instance: paging });
+
+    const seen = new Map<string, number>();
+    devDefs.forEach(({ def }, i) => {
+      // Two devices of one kind get distinct names: virtio-blk, virtio-blk.1, ...
+      const n = seen.get(def.name) ?? 0;
+      seen.set(def.name, n + 1);
+      devDefs[i] = {
+        ...devDefs[i]!,
+        def: { ...def, name: n === 0 ? def.name : `${def.name}.${n}` },
+      };
+    });
+    for (let i = 0; i < devDefs.length; i++) {
+      const def = devDefs[i]!.def;
+      const host: DeviceHost = {
+        ...this.#pluginHost(def.name, info),
+        memory,
+        bus: this.#bus.forPlugin(def.name),
+        platform: platform.services,
+        console: this.#console(def.name),
+        requestExit: (status, reason) => this.#requestExit(status, reason ?? "guest exit"),
+      };
+      const instance = await def.setup(host, devOpts[i]);
+      this.#instances.push({ name: def.name, instance });
+    }
+
+    await platform.boot(manifest.boot ?? {});
+    this.#scheduler = new Scheduler(vcpus, {
+      bus: this.#bus,
+      platform,
+      paging,
+      tracer: this.#tracer,
+      slice: DEFAULT_SLICE[info.arch],
+    });
+    if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
+  }
+
+  async #load(ref: PluginRef, kind: PluginKind): Promise<PluginDefinition> {
+    return await loadPlugin(ref.use, { kind });
+  }
+
+  // deno-lint-ignore no-explicit-any
+  #options(def: PluginDefinition, ref: PluginRef): any {
+    return validateOptions(def.options, ref.options ?? {}, { plugin: def.name });
+  }
+
+  #pluginHost(name: string, machine: MachineInfo): PluginHost {
+    const tracer = this.#tracer;
+    const io = this.#io;
+    const log: Logger = {
+      debug: (m) => {
+        if (tracer.plugins) tracer.plugin(name, m);
+      },
+      info: (m) => io.log(`${name}: ${m}`),
+      warn: (m) => io.log(`${name}: warning: ${m}`),
+    };
+    const timers: Timers = {
+      setTimeout: (fn, ms) => {
+        const id = setTimeout(() => {
+          this.#timers.delete(id);
+          try {
+            fn();
+          } catch (err) {
+            log.warn(`timer callback failed: ${err instanceof Error ? err.message : err}`);
+          }
+          this.#wake();
+        }, ms);
+        this.#timers.add(id);
+        return id;
+      },
+      clear: (id) => {
+        clearTimeout(id);
+        this.#timers.delete(id);
+      },
+      now: () => performance.now(),
+    };
+    return {
+      name,
+      machine,
+      log,
+      metrics: this.#metrics.forPlugin(name),
+      timers,
+      files: createHostFiles(),
+    };
+  }
+
+  #console(name: string): ConsolePort {
+    return {
+      write: (bytes) => this.#io.write(bytes),
+      onInput: (fn) => {
+        if (this.#inputOwner !== undefined) return false;
+        this.#inputOwner = (bytes) => {
+          try {
+            fn(bytes);
+          } catch (err) {
+            this.#io.log(`${name}: warning: input handler failed: ${(err as Error).message}`);
+          }
+        };
+        return true;
+      },
+    };
+  }
+
+  #requestExit(status: number, reason: string): void {
+    const outcome = { status, reason, failed: false };
+    if (this.#scheduler === undefined) this.#pendingOutcome ??= outcome;
+    else this.#scheduler.requestExit(outcome);
+  }
+
+  #wake(_vcpu?: number): void {
+    if (_vcpu !== undefined) this.#hostport?.kick(_vcpu);
+    this.#scheduler?.wake();
+  }
+
+  /** Delivers user input to the device that owns the console. */
+  input(bytes: Uint8Array): void {
+    this.#inputOwner?.(bytes);
+    this.#wake();
+  }
+
+  /** Runs the vCPUs until the machine ends. */
+  async run(): Promise<RunOutcome> {
+    if (this.#scheduler === undefined) {
+      throw new VmonError("Cannot run the machine: it is not built");
+    }
+    this.#started = performance.now();
+    return await this.#scheduler.run();
+  }
+
+  /** Ends the run (user stop). */
+  stop(reason: string, status = 130): void {
+    this.#scheduler?.requestExit({ status, reason, failed: false });
+  }
+
+  /** Counters so far. */
+  stats(): MachineStats {
+    const c = this.#bus.counters();
+    const hostport: Record<string, number> = { ...(this.#hostport?.stats() ?? {}) };
+    const metrics = this.#metrics.snapshot();
+    if (this.#paging !== undefined) {
+      const p = this.#paging.stats();
+      if (Object.keys(p).length > 0) metrics[this.#paging.strategy] = p;
+    }
+    return {
+      exits: c.exits,
+      plugins: c.plugins,
+      metrics,
+      hostport,
+      wallMs: this.#started === 0 ? 0 : performance.now() - this.#started,
+    };
+  }
+
+  /** Disposes every plugin in reverse setup order. Idempotent. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const id of this.#timers) clearTimeout(id);
+    this.#timers.clear();
+    for (const v of this.#vcpus) {
+      try {
+        v.dispose();
+      } catch (err) {
+        this.#io.log(`vcpu ${v.id}: warning: dispose failed: ${(err as Error).message}`);
+      }
+    }
+    for (const { name, instance } of this.#instances.reverse()) {
+      try {
+        instance.dispose();
+      } catch (err) {
+        this.#io.log(`${name}: warning: dispose failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}
