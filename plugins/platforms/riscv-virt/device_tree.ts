@@ -90,7 +90,7 @@ export function buildDeviceTree(config: DeviceTreeConfig): FdtNode {
     cpu.string("mmu-type", `riscv,${config.mmu}`);
     const intc = cpu.child("interrupt-controller");
     const ph = nextPhandle++;
-    intc.u32("#interrupt-cells", 1).empty("interrupt-controller");
+    intc.u32("#address-cells", 0).u32("#interrupt-cells", 1).empty("interrupt-controller");
     intc.string("compatible", "riscv,cpu-intc").u32("phandle", ph);
     intcPhandles.push(ph);
   }

@@ -1,0 +1,207 @@
+// Test support for the riscv-virt tests only: a hart that records what the platform does to it,
+// and a PlatformHost built on core's in-memory test host. Never used by the plugin itself.
+
+import type {
+  ExitKindCode,
+  ExitRecord,
+  HypercallResult,
+  PlatformHost,
+  RegisterSet,
+  Rv64Hart,
+  Rv64HostPort,
+  Rv64InterruptBit,
+  Rv64Privilege,
+  Vcpu,
+} from "../../../core/api.ts";
+import { ExitKind } from "../../../core/api.ts";
+import { createTestDeviceHost, type TestDeviceHost } from "../../../core/testing.ts";
+import { RAM_BASE } from "./layout.ts";
+
+/** A recorded call on a {@linkcode RecordingHart}. */
+export type HartCall =
+  | { op: "setPc"; pc: bigint }
+  | { op: "setPrivilege"; level: Rv64Privilege }
+  | { op: "setCsr"; csr: number; value: bigint }
+  | { op: "setTimer"; deadline: bigint }
+  | { op: "setInterrupt"; bit: Rv64InterruptBit; level: boolean }
+  | { op: "flushTlb"; asid?: number; va?: bigint }
+  | { op: "setStarted"; started: boolean }
+  | { op: "setRegisters"; regs: RegisterSet };
+
+/** A hart that only records calls and keeps the state they set (no instruction execution). */
+export class RecordingHart implements Rv64Hart {
+  readonly id: number;
+  readonly calls: HartCall[] = [];
+  readonly csrs = new Map<number, bigint>();
+  readonly regs: RegisterSet = {};
+  readonly pending = new Set<Rv64InterruptBit>();
+  pc = 0n;
+  privilege: Rv64Privilege = "machine";
+  timer = -1n;
+  #started = true;
+  readonly exit: ExitRecord = {
+    kind: ExitKind.Unknown,
+    address: 0,
+    size: 0,
+    isWrite: false,
+    count: 1,
+    data: new DataView(new ArrayBuffer(8)),
+    nr: 0,
+    fid: 0,
+    args: new BigUint64Array(6),
+    code: 0,
+    pc: 0n,
+    detail: "",
+  };
+
+  constructor(id: number) {
+    this.id = id;
+  }
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  get instret(): bigint {
+    return 0n;
+  }
+
+  /** Calls of one kind. */
+  callsOf<K extends HartCall["op"]>(op: K): Extract<HartCall, { op: K }>[] {
+    return this.calls.filter((c): c is Extract<HartCall, { op: K }> => c.op === op);
+  }
+
+  setPc(pc: bigint): void {
+    this.calls.push({ op: "setPc", pc });
+    this.pc = pc;
+  }
+  setPrivilege(level: Rv64Privilege): void {
+    this.calls.push({ op: "setPrivilege", level });
+    this.privilege = level;
+  }
+  getCsr(csr: number): bigint {
+    return this.csrs.get(csr) ?? 0n;
+  }
+  setCsr(csr: number, value: bigint): void {
+    this.calls.push({ op: "setCsr", csr, value });
+    this.csrs.set(csr, value);
+  }
+  setTimer(deadline: bigint): void {
+    this.calls.push({ op: "setTimer", deadline });
+    this.timer = deadline;
+    this.pending.delete("stip");
+  }
+  setInterrupt(bit: Rv64InterruptBit, level: boolean): void {
+    this.calls.push({ op: "setInterrupt", bit, level });
+    if (level) this.pending.add(bit);
+    else this.pending.delete(bit);
+  }
+  flushTlb(asid?: number, va?: bigint): void {
+    this.calls.push({
+      op: "flushTlb",
+      ...(asid !== undefined ? { asid } : {}),
+      ...(va !== undefined ? { va } : {}),
+    });
+  }
+  setStarted(started: boolean): void {
+    this.calls.push({ op: "setStarted", started });
+    this.#started = started;
+  }
+  run(): ExitKindCode {
+    throw new Error("RecordingHart does not run guest code");
+  }
+  setSlice(_amount: number): void {}
+  completeHypercall(_result: HypercallResult): void {}
+  getRegisters(): RegisterSet {
+    return { ...this.regs, pc: this.pc };
+  }
+  setRegisters(regs: RegisterSet): void {
+    this.calls.push({ op: "setRegisters", regs: { ...regs } });
+    Object.assign(this.regs, regs);
+  }
+  runnable(): boolean {
+    return this.#started;
+  }
+  wakeDeadline(): number {
+    return Infinity;
+  }
+  dispose(): void {}
+}
+
+/** A PlatformHost for tests, with the test controls of core's device test host. */
+export interface TestPlatformHost extends PlatformHost {
+  /** The underlying device test host (bus access, console output, exits, logs). */
+  readonly test: TestDeviceHost;
+  /** The harts (created by `createHarts`, as core does after setup). */
+  readonly harts: RecordingHart[];
+  /** Creates the harts, as core does between setup and boot. */
+  createHarts(): void;
+  /** `wake` calls, by hart. */
+  readonly wakes: (number | undefined)[];
+  /** `addRam` calls. */
+  readonly ramAdded: { gpa: number; size: number }[];
+}
+
+/** Builds a PlatformHost for `cpus` recording harts and `memorySize` bytes at 0x80000000. */
+export function createTestPlatformHost(
+  options: { cpus?: number; memorySize?: number; timebaseHz?: number } = {},
+): TestPlatformHost {
+  const cpus = options.cpus ?? 1;
+  const memorySize = options.memorySize ?? 64 << 20;
+  const test = createTestDeviceHost({
+    name: "riscv-virt",
+    memoryBase: RAM_BASE,
+    memorySize,
+    hasPio: false,
+    arch: "riscv64",
+  });
+  const harts: RecordingHart[] = [];
+  const vcpus: Vcpu[] = [];
+  const wakes: (number | undefined)[] = [];
+  const ramAdded: { gpa: number; size: number }[] = [];
+  const hostport: Rv64HostPort = {
+    arch: "riscv64",
+    capabilities: {
+      exitCounts: true,
+      instructionCounts: false,
+      tlbStats: false,
+      pagingStrategies: ["wired"],
+    },
+    timebaseHz: options.timebaseHz ?? 10_000_000,
+    time: () => 0n,
+    addMemoryRegion: () => new ArrayBuffer(0),
+    createVcpu: (id) => new RecordingHart(id),
+    kick: () => {},
+    stats: () => ({}),
+    dispose: () => {},
+  };
+  return {
+    name: "riscv-virt",
+    machine: { cpus, memorySize, arch: "riscv64", hostport: "rv64" },
+    log: test.log,
+    metrics: test.metrics,
+    timers: test.timers,
+    files: test.files,
+    hostport,
+    memory: test.memory,
+    bus: test.bus,
+    console: test.console,
+    addRam(gpa, size) {
+      ramAdded.push({ gpa, size });
+    },
+    vcpus,
+    requestExit: (status, reason) => test.requestExit(status, reason),
+    wake: (vcpu) => wakes.push(vcpu),
+    test,
+    harts,
+    createHarts() {
+      for (let i = 0; i < cpus; i++) {
+        const h = new RecordingHart(i);
+        harts.push(h);
+        vcpus.push(h);
+      }
+    },
+    wakes,
+    ramAdded,
+  };
+}
