@@ -99,7 +99,6 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     const machine = await createMachine(machineManifest, {
       trace,
       console: { write: (bytes: Uint8Array) => writeAll(Deno.stdout, bytes) },
-      interactive: terminal.interactive,
     });
     sendInput = (bytes) => machine.sendInput(bytes);
     stop = (reason) => machine.stop(reason);
