@@ -43,7 +43,7 @@ export function formatOption(name: string, spec: OptionSpec): string {
  *
  * @example
  * ```ts
- * import { formatPluginTable } from "./listing.ts";
+ * import { formatPluginTable } from "./listing_format.ts";
  *
  * const text = formatPluginTable([{
  *   name: "counter",

@@ -1,0 +1,120 @@
+/**
+ * Prepares the build cache before the test suite runs in parallel: builds every C accelerator
+ * library under `ffi/` and every guest image in the registry, one after another, with visible
+ * progress (a progress bar on a terminal, one line per step otherwise). Everything lands in the
+ * cache (`VMON_CACHE`, default `.cache/`), so tests running in parallel afterwards find it there.
+ *
+ * Usage: `deno run --allow-all tests/prepare.ts [--only images|ffi]`
+ *
+ * C libraries are found by convention: a module `ffi/<name>/build.ts` (or `ffi/<name>/mod.ts`)
+ * exporting a function named `buildLibrary` (or `build`, `ensureLibrary`) that takes no arguments
+ * and builds (or finds in the cache) that library.
+ *
+ * @module
+ */
+
+import cliProgress from "cli-progress";
+import process from "node:process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { REPO_ROOT } from "../core/cache.ts";
+import { buildImage, listImages } from "../images/mod.ts";
+
+const BUILD_FUNCTIONS = ["buildLibrary", "build", "ensureLibrary"];
+
+interface Step {
+  readonly label: string;
+  run(progress: (line: string) => void): Promise<unknown>;
+}
+
+async function ffiSteps(): Promise<Step[]> {
+  const steps: Step[] = [];
+  const ffi = join(REPO_ROOT, "ffi");
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(ffi)].filter((e) => e.isDirectory);
+  } catch {
+    return steps;
+  }
+  for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const file of ["build.ts", "mod.ts"]) {
+      const path = join(ffi, entry.name, file);
+      try {
+        Deno.statSync(path);
+      } catch {
+        continue;
+      }
+      const mod = await import(pathToFileURL(path).href) as Record<string, unknown>;
+      const name = BUILD_FUNCTIONS.find((n) => typeof mod[n] === "function");
+      if (name === undefined) continue;
+      const fn = mod[name] as () => unknown;
+      steps.push({
+        label: `C library ffi/${entry.name}`,
+        run: async () => await fn(),
+      });
+      break;
+    }
+  }
+  return steps;
+}
+
+function imageSteps(): Step[] {
+  return listImages().map((image) => ({
+    label: `image ${image.name}`,
+    run: (progress) => buildImage(image.name, { onProgress: progress }),
+  }));
+}
+
+async function main(): Promise<number> {
+  const only = Deno.args[0] === "--only" ? Deno.args[1] : undefined;
+  const steps = [
+    ...(only === undefined || only === "ffi" ? await ffiSteps() : []),
+    ...(only === undefined || only === "images" ? imageSteps() : []),
+  ];
+  const tty = process.stderr.isTTY === true;
+  const started = performance.now();
+  const bar = tty
+    ? new cliProgress.SingleBar({
+      stream: process.stderr,
+      format: "prepare [{bar}] {value}/{total} {step} {line}",
+      barsize: 20,
+      hideCursor: true,
+      clearOnComplete: false,
+    }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(steps.length, 0, { step: "", line: "" });
+  const say = (text: string) => {
+    if (bar) bar.update({ line: text.slice(0, 60) });
+    else console.error(text);
+  };
+  let failures = 0;
+  for (const [i, step] of steps.entries()) {
+    const t0 = performance.now();
+    bar?.update(i, { step: step.label, line: "" });
+    if (!bar) console.error(`prepare: [${i + 1}/${steps.length}] ${step.label}`);
+    try {
+      await step.run((line) => say(`prepare:   ${step.label}: ${line}`));
+      const secs = ((performance.now() - t0) / 1000).toFixed(1);
+      if (bar) bar.update(i + 1, { step: step.label, line: `done in ${secs}s` });
+      else console.error(`prepare:   ${step.label}: ready (${secs}s)`);
+    } catch (err) {
+      failures++;
+      bar?.stop();
+      console.error(
+        `prepare: ${step.label} failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      bar?.start(steps.length, i + 1, { step: "", line: "" });
+    }
+  }
+  bar?.stop();
+  const total = ((performance.now() - started) / 1000).toFixed(1);
+  console.error(
+    `prepare: ${steps.length - failures} of ${steps.length} ready in ${total}s` +
+      (failures ? ` (${failures} failed; their tests will fail)` : ""),
+  );
+  // Failed builds are reported above; the tests that need them fail with their own messages,
+  // and every other test still runs.
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
