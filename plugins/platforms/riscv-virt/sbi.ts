@@ -353,13 +353,18 @@ export class Sbi {
 
   // -- DBCN ------------------------------------------------------------------------------------
 
-  /** Checks a DBCN buffer; returns its guest address or undefined. */
-  #buffer(call: HypercallRequest, len: number): number | undefined {
+  /**
+   * Checks a DBCN buffer: all `num_bytes` the guest named must lie in RAM (even if fewer are
+   * then transferred). Returns its guest address or undefined.
+   */
+  #buffer(call: HypercallRequest): number | undefined {
+    const len = this.#arg(call, 0);
     const lo = this.#arg(call, 1);
     const hi = this.#arg(call, 2);
-    if (hi !== 0n || lo > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+    const max = BigInt(Number.MAX_SAFE_INTEGER);
+    if (hi !== 0n || lo > max || len > max) return undefined;
     const gpa = Number(lo);
-    return this.#env.memory.contains(gpa, len) ? gpa : undefined;
+    return this.#env.memory.contains(gpa, Number(len)) ? gpa : undefined;
   }
 
   #dbcn(call: HypercallRequest): HypercallResult {
@@ -367,7 +372,7 @@ export class Sbi {
       case 0: { // console_write(num_bytes, base_addr_lo, base_addr_hi)
         const want = this.#arg(call, 0);
         const len = Number(want > BigInt(DBCN_MAX_WRITE) ? BigInt(DBCN_MAX_WRITE) : want);
-        const gpa = this.#buffer(call, len);
+        const gpa = this.#buffer(call);
         if (gpa === undefined) return err(SbiError.InvalidParam);
         if (len > 0) this.#env.console.write(this.#env.memory.read(gpa, len));
         return ok(len);
@@ -375,7 +380,7 @@ export class Sbi {
       case 1: { // console_read(num_bytes, base_addr_lo, base_addr_hi)
         const want = this.#arg(call, 0);
         const len = Number(want > BigInt(INPUT_LIMIT) ? BigInt(INPUT_LIMIT) : want);
-        const gpa = this.#buffer(call, len);
+        const gpa = this.#buffer(call);
         if (gpa === undefined) return err(SbiError.InvalidParam);
         if (!this.#ownInput()) return err(SbiError.Denied);
         const n = Math.min(len, this.#input.length);
