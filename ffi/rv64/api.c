@@ -1,0 +1,317 @@
+/*
+ * The exported API of the rv64 machine (see symbols.ts for the TypeScript view).
+ *
+ * Ownership: rv64_create() returns a machine the caller owns until rv64_destroy(). Every pointer
+ * returned by the functions below (RAM, exit records, register blocks, counters) is owned by the
+ * machine and valid until rv64_destroy(); the caller never frees them. Hart indices and guest
+ * addresses from the caller are checked.
+ */
+#include "rv64.h"
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static rv64_hart *hart(rv64_machine *m, int i) {
+  if (!m || i < 0 || i >= m->nharts) return NULL;
+  return m->harts[i];
+}
+
+static void hart_reset(rv64_hart *h) {
+  memset(h->x, 0, sizeof h->x);
+  memset(h->f, 0, sizeof h->f);
+  h->pc = 0;
+  h->priv = 1;
+  h->mstatus = (2ULL << 32) | (2ULL << 34);
+  h->misa = (2ULL << 62) | (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) |
+            (1 << 18) | (1 << 20);
+  /* like OpenSBI: delegate every delegable exception and the supervisor interrupts */
+  h->medeleg = (1 << EXC_INSN_MISALIGNED) | (1 << EXC_INSN_ACCESS) | (1 << EXC_ILLEGAL) |
+               (1 << EXC_BREAKPOINT) | (1 << EXC_LOAD_MISALIGNED) | (1 << EXC_LOAD_ACCESS) |
+               (1 << EXC_STORE_MISALIGNED) | (1 << EXC_STORE_ACCESS) | (1 << EXC_ECALL_U) |
+               (1 << EXC_INSN_PAGE) | (1 << EXC_LOAD_PAGE) | (1 << EXC_STORE_PAGE);
+  h->mideleg = (1 << IRQ_SSI) | (1 << IRQ_STI) | (1 << IRQ_SEI);
+  h->mie = h->mip = 0;
+  h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
+  h->mcounteren = 7;
+  h->scounteren = 0;
+  h->menvcfg = h->senvcfg = 0;
+  h->stvec = h->sscratch = h->sepc = h->scause = h->stval = h->satp = 0;
+  h->fflags = h->frm = 0;
+  h->timer_deadline = ~0ULL;
+  h->res_valid = 0;
+  h->pend_load = 0;
+  h->halted = 0;
+  rv64_tlb_flush(h);
+  rv64_update_modes(h);
+}
+
+/*
+ * Creates a machine with `nharts` harts (1..64). flags bit 0: `time` counts retired
+ * instructions (`ipt` instructions per tick) instead of the host clock. Returns NULL on failure.
+ */
+EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
+  if (nharts < 1 || nharts > 64) return NULL;
+  rv64_machine *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->nharts = nharts;
+  m->clock_icount = flags & 1;
+  m->icount_shift = ipt > 0 ? (uint64_t)ipt : 10;
+  m->t0_ns = mono_ns();
+  m->harts = calloc((size_t)nharts, sizeof *m->harts);
+  if (!m->harts) { free(m); return NULL; }
+  for (int i = 0; i < nharts; i++) {
+    rv64_hart *h = aligned_alloc(64, (sizeof(rv64_hart) + 63) & ~(size_t)63);
+    if (!h) {
+      for (int k = 0; k < i; k++) free(m->harts[k]);
+      free(m->harts);
+      free(m);
+      return NULL;
+    }
+    memset(h, 0, sizeof *h);
+    h->m = m;
+    h->id = i;
+    h->started = i == 0;
+    m->harts[i] = h;
+    hart_reset(h);
+    memset(h->counters, 0, sizeof h->counters);
+  }
+  return m;
+}
+
+/* Frees the machine and everything it owns (RAM included). Idempotent for NULL. */
+EXPORT void rv64_destroy(rv64_machine *m) {
+  if (!m) return;
+  for (int i = 0; i < m->nregions; i++) {
+    rv64_region *r = &m->regions[i];
+    uint64_t pages = r->size >> 12;
+    for (uint64_t k = 0; k < pages; k++) free(r->dec[k]);
+    free(r->dec);
+    free(r->dec_gen);
+    free(r->flags);
+    munmap(r->host, r->size);
+  }
+  for (int i = 0; i < m->nharts; i++) free(m->harts[i]);
+  free(m->harts);
+  free(m);
+}
+
+/*
+ * Adds a RAM region at guest physical `gpa` of `size` bytes (both multiples of 4 KiB, no
+ * overlap). Returns the host mapping (owned by the machine until rv64_destroy) or NULL.
+ */
+EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int readonly) {
+  if (!m || m->nregions >= MAX_REGIONS || !size || (gpa & 0xfff) || (size & 0xfff)) return NULL;
+  if (gpa + size < gpa || size > (1ULL << 40)) return NULL;
+  for (int i = 0; i < m->nregions; i++) {
+    rv64_region *r = &m->regions[i];
+    if (gpa < r->gpa + r->size && r->gpa < gpa + size) return NULL;
+  }
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  uint64_t pages = size >> 12;
+  rv64_region r = {gpa, size, p, calloc(pages, 1), calloc(pages, sizeof(insn_t *)),
+                   calloc(pages, sizeof(uint32_t)), readonly};
+  if (!r.flags || !r.dec || !r.dec_gen) {
+    free(r.flags); free(r.dec); free(r.dec_gen);
+    munmap(p, size);
+    return NULL;
+  }
+  m->regions[m->nregions++] = r;
+  return p;
+}
+
+/* The exit record of hart `i` (layout in rv64.h), or NULL. */
+EXPORT rv64_exit *rv64_exit_record(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  return h ? &h->exit : NULL;
+}
+
+/* The register block of hart `i`: x0..x31, a scratch slot, f0..f31, pc (66 u64), or NULL. */
+EXPORT uint64_t *rv64_registers(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  return h ? h->x : NULL;
+}
+
+/* The counters of hart `i` (CNT_* order in rv64.h), or NULL. */
+EXPORT uint64_t *rv64_counters(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  return h ? h->counters : NULL;
+}
+
+/* Runs hart `i` for at most `budget` instructions; returns the exit kind (-1 for a bad hart). */
+EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
+  rv64_hart *h = hart(m, i);
+  if (!h) return -1;
+  h->x[0] = 0;
+  return rv64_run_hart(h, budget);
+}
+
+/* Reads a CSR without privilege checks. Unknown CSRs (and bad harts) read as 0. */
+EXPORT uint64_t rv64_get_csr(rv64_machine *m, int i, int csr) {
+  rv64_hart *h = hart(m, i);
+  uint64_t v = 0;
+  if (!h || csr < 0 || csr > 0xfff || rv64_csr_read(h, csr, &v, 0) < 0) return 0;
+  return v;
+}
+
+/* Writes a CSR without privilege checks. Returns 0, or -1 for an unknown CSR or bad hart. */
+EXPORT int rv64_set_csr(rv64_machine *m, int i, int csr, uint64_t value) {
+  rv64_hart *h = hart(m, i);
+  if (!h || csr < 0 || csr > 0xfff) return -1;
+  return rv64_csr_write(h, csr, value, 0);
+}
+
+/* Sets the privilege level (0 user, 1 supervisor, 3 machine). Returns 0 or -1. */
+EXPORT int rv64_set_priv(rv64_machine *m, int i, int priv) {
+  rv64_hart *h = hart(m, i);
+  if (!h || (priv != 0 && priv != 1 && priv != 3)) return -1;
+  h->priv = priv;
+  rv64_update_modes(h);
+  return 0;
+}
+
+/* The privilege level of hart `i`, or -1. */
+EXPORT int rv64_get_priv(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  return h ? h->priv : -1;
+}
+
+/* Sets the supervisor timer deadline (time ticks, ~0 for none) and clears STIP. */
+EXPORT void rv64_set_timer(rv64_machine *m, int i, uint64_t deadline) {
+  rv64_hart *h = hart(m, i);
+  if (!h) return;
+  h->timer_deadline = deadline;
+  h->mip &= ~(1ULL << IRQ_STI);
+}
+
+/* Sets (level 1) or clears a pending interrupt: bit 1 SSIP, 5 STIP, 9 SEIP, 3 MSIP, 11 MEIP. */
+EXPORT int rv64_set_irq(rv64_machine *m, int i, int bit, int level) {
+  rv64_hart *h = hart(m, i);
+  if (!h || (bit != 1 && bit != 3 && bit != 5 && bit != 7 && bit != 9 && bit != 11)) return -1;
+  if (level) h->mip |= 1ULL << bit;
+  else h->mip &= ~(1ULL << bit);
+  return 0;
+}
+
+/* Flushes hart `i`'s TLB: everything when `all`, else the page of `va`. */
+EXPORT void rv64_flush_tlb(rv64_machine *m, int i, int all, uint64_t va) {
+  rv64_hart *h = hart(m, i);
+  if (!h) return;
+  if (all) rv64_tlb_flush(h);
+  else rv64_tlb_flush_va(h, va);
+}
+
+/* Starts (1) or stops (0) hart `i` (SBI HSM). Starting clears the halted state. */
+EXPORT void rv64_set_started(rv64_machine *m, int i, int started) {
+  rv64_hart *h = hart(m, i);
+  if (!h) return;
+  h->started = started != 0;
+  h->halted = 0;
+  h->pend_load = 0;
+}
+
+/* Bit 0: started; bit 1: halted in WFI. -1 for a bad hart. */
+EXPORT int rv64_hart_state(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  return h ? (h->started ? 1 : 0) | (h->halted ? 2 : 0) : -1;
+}
+
+/* 1 when hart `i` would make progress: started, and not halted or an enabled interrupt is pending. */
+EXPORT int rv64_runnable(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  if (!h || !h->started) return 0;
+  if (!h->halted) return 1;
+  if (h->timer_deadline != ~0ULL && rv64_time(m) >= h->timer_deadline) h->mip |= 1ULL << IRQ_STI;
+  return (h->mip & h->mie) != 0;
+}
+
+/*
+ * Time ticks until hart `i`'s timer fires (0 when due), or -1 when no timer is set. In icount
+ * mode with every started hart halted, advances time to the earliest deadline first.
+ */
+EXPORT double rv64_ticks_to_deadline(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  if (!h || h->timer_deadline == ~0ULL) return -1;
+  uint64_t t = rv64_time(m);
+  if (m->clock_icount && t < h->timer_deadline) {
+    int all_idle = 1;
+    uint64_t earliest = ~0ULL;
+    for (int k = 0; k < m->nharts; k++) {
+      rv64_hart *o = m->harts[k];
+      if (o->started && !o->halted) all_idle = 0;
+      if (o->started && o->timer_deadline < earliest) earliest = o->timer_deadline;
+    }
+    if (all_idle && earliest > t && earliest != ~0ULL) {
+      m->vtime_extra += earliest - t;
+      t = earliest;
+    }
+  }
+  return t >= h->timer_deadline ? 0 : (double)(h->timer_deadline - t);
+}
+
+/* The current value of the `time` CSR. */
+EXPORT uint64_t rv64_time_now(rv64_machine *m) {
+  return m ? rv64_time(m) : 0;
+}
+
+/*
+ * Write-protects (on = 1) or unprotects guest physical pages [gpa, gpa + size). A guest store
+ * to a protected page is not performed and exits with EXIT_PAGING / PAGING_WRITE_PROTECTED.
+ * Returns the number of pages changed, or -1 when the range is not RAM.
+ */
+EXPORT int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int on) {
+  if (!m || !size) return -1;
+  int n = 0;
+  for (uint64_t a = gpa & ~0xfffULL; a < gpa + size; a += 0x1000) {
+    rv64_region *r = rv64_find_region(m, a);
+    if (!r) return -1;
+    uint64_t page = (a - r->gpa) >> 12;
+    if (on) {
+      r->flags[page] |= PAGE_WP;
+      rv64_store_tlb_drop_gpage(m, a);
+    } else {
+      r->flags[page] &= (uint8_t)~PAGE_WP;
+    }
+    n++;
+  }
+  return n;
+}
+
+/* Enables exits after sfence.vma (bit 0 of `which`) and after satp writes (bit 1). */
+EXPORT void rv64_set_paging_exits(rv64_machine *m, int i, int which) {
+  rv64_hart *h = hart(m, i);
+  if (!h) return;
+  h->exit_on_sfence = which & 1;
+  h->exit_on_satp = (which >> 1) & 1;
+}
+
+/*
+ * Steps over the instruction at pc without executing it (the monitor performed a store that
+ * exited with PAGING_WRITE_PROTECTED itself). Returns the length stepped, or -1.
+ */
+EXPORT int rv64_skip_instruction(rv64_machine *m, int i) {
+  rv64_hart *h = hart(m, i);
+  uint64_t gpa;
+  if (!h) return -1;
+  if (rv64_translate(h, h->pc, ACC_FETCH, h->fetch_mode, &gpa)) return -1;
+  rv64_region *r = rv64_find_region(m, gpa);
+  if (!r || gpa - r->gpa + 2 > r->size) return -1;
+  int len = (r->host[gpa - r->gpa] & 3) == 3 ? 4 : 2;
+  h->pc += (uint64_t)len;
+  return len;
+}
+
+/* Forgets every decoded instruction (the monitor rewrote guest code). */
+EXPORT void rv64_invalidate_code(rv64_machine *m) {
+  if (!m) return;
+  m->dec_gen++;
+  for (int i = 0; i < m->nharts; i++) m->harts[i]->fvpage = ~0ULL;
+}

@@ -1,0 +1,761 @@
+/*
+ * The hart: CSRs, traps and interrupts (privileged spec 1.12 subset), and the interpreter loop
+ * over decoded instructions.
+ */
+#include "rv64.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#define CHUNK 8192 /* instructions between timer/interrupt checks */
+
+void rv64_set_exit_detail(rv64_hart *h, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(h->exit.detail, sizeof h->exit.detail, fmt, ap);
+  va_end(ap);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rv64_time(rv64_machine *m) {
+  if (m->clock_icount) {
+    uint64_t sum = 0;
+    for (int i = 0; i < m->nharts; i++)
+      if (m->harts[i]) sum += m->harts[i]->counters[CNT_INSTRET];
+    return sum / m->icount_shift + m->vtime_extra;
+  }
+  return (now_ns() - m->t0_ns) / 100; /* 10 MHz */
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* traps and interrupts                                                                      */
+
+void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval) {
+  int irq = (int)(cause >> 63);
+  uint64_t code = cause & ~(1ULL << 63);
+  uint64_t deleg = irq ? h->mideleg : h->medeleg;
+  h->counters[irq ? CNT_INTERRUPTS : CNT_TRAPS]++;
+  if (h->priv <= 1 && code < 64 && ((deleg >> code) & 1)) {
+    uint64_t s = h->mstatus;
+    h->sepc = h->pc;
+    h->scause = cause;
+    h->stval = tval;
+    s = (s & ~MS_SPIE) | ((s & MS_SIE) ? MS_SPIE : 0);
+    s &= ~MS_SIE;
+    s = (s & ~MS_SPP) | (h->priv ? MS_SPP : 0);
+    h->mstatus = s;
+    h->priv = 1;
+    uint64_t base = h->stvec & ~3ULL;
+    h->pc = ((h->stvec & 3) == 1 && irq) ? base + 4 * code : base;
+  } else {
+    if (h->mtvec == 0) {
+      /* no machine-mode firmware: the monitor plays it, so this trap ends the guest */
+      h->exit.kind = EXIT_SHUTDOWN;
+      h->exit.code = (uint32_t)code;
+      h->exit.pc = h->pc;
+      rv64_set_exit_detail(h, "unhandled %s %llu at pc 0x%llx (tval 0x%llx, privilege %d)",
+                           irq ? "interrupt" : "exception", (unsigned long long)code,
+                           (unsigned long long)h->pc, (unsigned long long)tval, h->priv);
+      return;
+    }
+    uint64_t s = h->mstatus;
+    h->mepc = h->pc;
+    h->mcause = cause;
+    h->mtval = tval;
+    s = (s & ~MS_MPIE) | ((s & MS_MIE) ? MS_MPIE : 0);
+    s &= ~MS_MIE;
+    s = (s & ~MS_MPP) | ((uint64_t)h->priv << MS_MPP_SHIFT);
+    h->mstatus = s;
+    h->priv = 3;
+    uint64_t base = h->mtvec & ~3ULL;
+    h->pc = ((h->mtvec & 3) == 1 && irq) ? base + 4 * code : base;
+  }
+  rv64_update_modes(h);
+}
+
+/* Returns the interrupt to take now (number + 1) or 0. */
+int rv64_pending_irq(rv64_hart *h) {
+  uint64_t pend = h->mip & h->mie;
+  if (!pend) return 0;
+  uint64_t m_en = (h->priv < 3 || (h->mstatus & MS_MIE)) ? pend & ~h->mideleg : 0;
+  uint64_t s_en = (h->priv < 1 || (h->priv == 1 && (h->mstatus & MS_SIE))) ? pend & h->mideleg : 0;
+  uint64_t en = m_en ? m_en : s_en;
+  if (!en) return 0;
+  static const int order[6] = {IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI};
+  for (int i = 0; i < 6; i++)
+    if (en & (1ULL << order[i])) return order[i] + 1;
+  return 0;
+}
+
+static void timer_update(rv64_hart *h) {
+  if (h->timer_deadline != ~0ULL && rv64_time(h->m) >= h->timer_deadline) h->mip |= 1ULL << IRQ_STI;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* CSRs                                                                                      */
+
+#define SSTATUS_MASK (MS_SIE | MS_SPIE | MS_SPP | MS_FS | MS_SUM | MS_MXR | (3ULL << 32))
+#define MSTATUS_WMASK (MS_SIE | MS_MIE | MS_SPIE | MS_MPIE | MS_SPP | MS_MPP | MS_FS | MS_MPRV | \
+                       MS_SUM | MS_MXR | MS_TVM | MS_TW | MS_TSR)
+#define MIP_MASK 0xaaaULL
+#define MEDELEG_MASK 0xb1ffULL
+
+static uint64_t status_read(rv64_hart *h) {
+  uint64_t s = h->mstatus;
+  if ((s & MS_FS) == MS_FS) s |= MS_SD;
+  return s;
+}
+
+static void status_write(rv64_hart *h, uint64_t v) {
+  uint64_t old = h->mstatus;
+  if (((v & MS_MPP) >> MS_MPP_SHIFT) == 2) v &= ~MS_MPP;
+  h->mstatus = (old & ~MSTATUS_WMASK) | (v & MSTATUS_WMASK);
+  if ((old ^ h->mstatus) & MS_MXR) rv64_tlb_flush(h);
+  rv64_update_modes(h);
+}
+
+static int counter_ok(rv64_hart *h, int bit) {
+  if (h->priv < 3 && !((h->mcounteren >> bit) & 1)) return 0;
+  if (h->priv == 0 && !((h->scounteren >> bit) & 1)) return 0;
+  return 1;
+}
+
+int rv64_csr_read(rv64_hart *h, int csr, uint64_t *val, int check) {
+  if (check && h->priv < ((csr >> 8) & 3)) return -1;
+  uint64_t v = 0;
+  switch (csr) {
+    case 0x001: case 0x002: case 0x003:
+      if (check && !(h->mstatus & MS_FS)) return -1;
+      v = csr == 1 ? h->fflags : csr == 2 ? h->frm : (h->frm << 5) | h->fflags;
+      break;
+    case 0xc00: case 0xc02:
+      if (check && !counter_ok(h, csr & 3)) return -1;
+      v = h->counters[CNT_INSTRET] + h->instret_base;
+      break;
+    case 0xc01:
+      if (check && !counter_ok(h, 1)) return -1;
+      v = rv64_time(h->m);
+      break;
+    case 0x100: v = status_read(h) & (SSTATUS_MASK | MS_SD); break;
+    case 0x104: v = h->mie & h->mideleg; break;
+    case 0x105: v = h->stvec; break;
+    case 0x106: v = h->scounteren; break;
+    case 0x10a: v = h->senvcfg; break;
+    case 0x140: v = h->sscratch; break;
+    case 0x141: v = h->sepc; break;
+    case 0x142: v = h->scause; break;
+    case 0x143: v = h->stval; break;
+    case 0x144: v = h->mip & h->mideleg; break;
+    case 0x180:
+      if (check && h->priv == 1 && (h->mstatus & MS_TVM)) return -1;
+      v = h->satp;
+      break;
+    case 0xf11: case 0xf12: case 0xf13: case 0xf15: v = 0; break;
+    case 0xf14: v = (uint64_t)h->id; break;
+    case 0x300: v = status_read(h); break;
+    case 0x301: v = h->misa; break;
+    case 0x302: v = h->medeleg; break;
+    case 0x303: v = h->mideleg; break;
+    case 0x304: v = h->mie; break;
+    case 0x305: v = h->mtvec; break;
+    case 0x306: v = h->mcounteren; break;
+    case 0x30a: v = h->menvcfg; break;
+    case 0x340: v = h->mscratch; break;
+    case 0x341: v = h->mepc; break;
+    case 0x342: v = h->mcause; break;
+    case 0x343: v = h->mtval; break;
+    case 0x344: v = h->mip; break;
+    case 0xb00: case 0xb02: v = h->counters[CNT_INSTRET] + h->instret_base; break;
+    case 0x320: v = 0; break;
+    default:
+      if ((csr >= 0xc03 && csr <= 0xc1f)) {
+        if (check && !counter_ok(h, csr & 31)) return -1;
+        v = 0;
+      } else if ((csr >= 0x3a0 && csr <= 0x3ef) || (csr >= 0xb03 && csr <= 0xb1f) ||
+                 (csr >= 0x323 && csr <= 0x33f)) {
+        v = 0;
+      } else {
+        return -1;
+      }
+  }
+  *val = v;
+  return 0;
+}
+
+int rv64_csr_write(rv64_hart *h, int csr, uint64_t v, int check) {
+  if (check && (h->priv < ((csr >> 8) & 3) || (csr >> 10) == 3)) return -1;
+  switch (csr) {
+    case 0x001: case 0x002: case 0x003:
+      if (check && !(h->mstatus & MS_FS)) return -1;
+      if (csr == 1) h->fflags = v & 31;
+      else if (csr == 2) h->frm = v & 7;
+      else { h->fflags = v & 31; h->frm = (v >> 5) & 7; }
+      h->mstatus |= MS_FS;
+      break;
+    case 0x100: status_write(h, (h->mstatus & ~SSTATUS_MASK) | (v & SSTATUS_MASK)); break;
+    case 0x104: h->mie = (h->mie & ~h->mideleg) | (v & h->mideleg & MIP_MASK); break;
+    case 0x105: h->stvec = (v & 3) >= 2 ? v & ~3ULL : v; break;
+    case 0x106: h->scounteren = v & 0xffffffffULL; break;
+    case 0x10a: h->senvcfg = 0; break;
+    case 0x140: h->sscratch = v; break;
+    case 0x141: h->sepc = v & ~1ULL; break;
+    case 0x142: h->scause = v; break;
+    case 0x143: h->stval = v; break;
+    case 0x144: {
+      uint64_t m = h->mideleg & (1ULL << IRQ_SSI);
+      h->mip = (h->mip & ~m) | (v & m);
+      break;
+    }
+    case 0x180: {
+      uint64_t mode = v >> 60;
+      if (check && h->priv == 1 && (h->mstatus & MS_TVM)) return -1;
+      if (mode != 0 && mode != 8 && mode != 9) break; /* unsupported mode: no effect */
+      h->satp = v & ~(0xffffULL << 44);               /* no ASID bits */
+      rv64_tlb_flush(h);
+      rv64_update_modes(h);
+      break;
+    }
+    case 0x300: status_write(h, v); break;
+    case 0x301: break;
+    case 0x302: h->medeleg = v & MEDELEG_MASK; break;
+    case 0x303: h->mideleg = v & 0x222ULL; break;
+    case 0x304: h->mie = v & MIP_MASK; break;
+    case 0x305: h->mtvec = (v & 3) >= 2 ? v & ~3ULL : v; break;
+    case 0x306: h->mcounteren = v & 0xffffffffULL; break;
+    case 0x30a: h->menvcfg = 0; break;
+    case 0x340: h->mscratch = v; break;
+    case 0x341: h->mepc = v & ~1ULL; break;
+    case 0x342: h->mcause = v; break;
+    case 0x343: h->mtval = v; break;
+    case 0x344: {
+      uint64_t m = (1ULL << IRQ_SSI) | (1ULL << IRQ_STI) | (check ? 0 : (1ULL << IRQ_SEI));
+      h->mip = (h->mip & ~m) | (v & m);
+      break;
+    }
+    case 0xb00: case 0xb02: h->instret_base = v - h->counters[CNT_INSTRET]; break;
+    case 0x320: break;
+    default:
+      if ((csr >= 0x3a0 && csr <= 0x3ef) || (csr >= 0xb03 && csr <= 0xb1f) ||
+          (csr >= 0x323 && csr <= 0x33f))
+        break;
+      return -1;
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* the interpreter                                                                           */
+
+static int complete_pending(rv64_hart *h) {
+  if (!h->pend_load) return 0;
+  uint64_t v = h->exit.data;
+  int sz = h->pend_size;
+  if (sz < 8) {
+    v &= (1ULL << (8 * sz)) - 1;
+    if (h->pend_signed && (v >> (8 * sz - 1)) & 1) v |= ~((1ULL << (8 * sz)) - 1);
+  }
+  if (h->pend_fp) {
+    h->f[h->pend_rd] = sz == 4 ? (v | 0xffffffff00000000ULL) : v;
+    h->mstatus |= MS_FS;
+  } else {
+    h->x[h->pend_rd] = v;
+  }
+  h->pc += h->pend_len;
+  h->pend_load = 0;
+  return 1;
+}
+
+static int exec_system(rv64_hart *h, const insn_t *d); /* below */
+
+/*
+ * Runs up to `chunk` instructions. Returns an exit kind, or EXIT_NONE when the block ended
+ * early for an interrupt check (after CSR writes, xRET, fence.i) or ran out. *done gets the
+ * number of instructions executed.
+ */
+static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
+  uint64_t *const X = h->x;
+  uint64_t pc = h->pc;
+  uint64_t n = chunk, counted = 0;
+  int ret = EXIT_NONE;
+  insn_t *dec = h->fdec;
+  insn_t tmp;
+  const insn_t *d;
+
+#define SAVE() (h->pc = pc)
+#define RELOAD() (pc = h->pc)
+#define TRAP(cause, tval) do { SAVE(); rv64_trap(h, (cause), (tval)); RELOAD(); \
+    if (unlikely(h->exit.kind)) { ret = (int)h->exit.kind; goto out; } goto next; } while (0)
+#define ILLEGAL() TRAP(EXC_ILLEGAL, d->raw)
+#define NEXT() do { pc += d->len; goto next; } while (0)
+#define FS_CHECK() do { if (unlikely(!(h->mstatus & MS_FS))) ILLEGAL(); } while (0)
+
+#define LOAD(ctype, size, rdst, box)                                                            \
+  do {                                                                                       \
+    uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm;                                     \
+    const tlb_entry *e = &h->tlb_load[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];              \
+    if (likely(e->tag == (va & ~0xfffULL) && (va & 0xfff) <= 0x1000 - (size))) {             \
+      ctype v;                                                                               \
+      memcpy(&v, (const void *)(e->addend + (uintptr_t)va), size);                           \
+      rdst = (uint64_t)(v) | (box);                                                          \
+    } else {                                                                                 \
+      uint64_t v;                                                                            \
+      SAVE();                                                                                \
+      int s = rv64_load_slow(h, va, size, &v);                                               \
+      if (s == MEM_TRAP) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+      if (s == MEM_EXIT) {                                                                   \
+        h->pend_load = 1; h->pend_size = size; h->pend_signed = (ctype)-1 < (ctype)1;             \
+        h->pend_fp = &(rdst) != &X[d->rd]; h->pend_rd = d->rd; h->pend_len = d->len;         \
+        ret = EXIT_MMIO; goto out;                                                           \
+      }                                                                                      \
+      rdst = (uint64_t)(ctype)v | (box);                                                     \
+    }                                                                                        \
+    NEXT();                                                                                  \
+  } while (0)
+
+#define STORE(size, val)                                                                     \
+  do {                                                                                       \
+    uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm, sv = (val);                         \
+    const tlb_entry *e = &h->tlb_store[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];             \
+    if (likely(e->tag == (va & ~0xfffULL) && (va & 0xfff) <= 0x1000 - (size))) {             \
+      memcpy((void *)(e->addend + (uintptr_t)va), &sv, size);                                \
+    } else {                                                                                 \
+      SAVE();                                                                                \
+      int s = rv64_store_slow(h, va, size, sv);                                              \
+      if (s == MEM_TRAP) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+      if (s == MEM_EXIT) {                                                                   \
+        if (h->exit.kind == EXIT_MMIO) { pc += d->len; SAVE(); }                             \
+        ret = (int)h->exit.kind; goto out;                                                   \
+      }                                                                                      \
+    }                                                                                        \
+    NEXT();                                                                                  \
+  } while (0)
+
+#define BRANCH(cond) do { if (cond) { pc += (uint64_t)(int64_t)d->imm; goto next; } NEXT(); } while (0)
+
+#define AMO_W(expr)                                                                          \
+  do {                                                                                       \
+    SAVE();                                                                                  \
+    uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 4);                                              \
+    if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+    int32_t a; uint32_t b = (uint32_t)X[d->rs2];                                             \
+    memcpy(&a, p, 4);                                                                        \
+    uint32_t r = (expr);                                                                     \
+    memcpy(p, &r, 4);                                                                        \
+    X[d->rd] = (uint64_t)(int64_t)a;                                                         \
+    NEXT();                                                                                  \
+  } while (0)
+
+#define AMO_D(expr)                                                                          \
+  do {                                                                                       \
+    SAVE();                                                                                  \
+    uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 8);                                              \
+    if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+    int64_t a; uint64_t b = X[d->rs2];                                                       \
+    memcpy(&a, p, 8);                                                                        \
+    uint64_t r = (expr);                                                                     \
+    memcpy(p, &r, 8);                                                                        \
+    X[d->rd] = (uint64_t)a;                                                                  \
+    NEXT();                                                                                  \
+  } while (0)
+
+next:
+  if (unlikely(n == 0)) goto out;
+  n--;
+  if (unlikely((pc & ~0xfffULL) != h->fvpage)) {
+    SAVE();
+    int s = rv64_fetch_page(h, pc);
+    if (s != MEM_OK) {
+      RELOAD();
+      if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
+      goto next;
+    }
+    dec = h->fdec;
+  }
+  d = &dec[(pc >> 1) & 2047];
+  if (unlikely(d->op == OP_UNDECODED)) {
+    insn_t *w = &dec[(pc >> 1) & 2047];
+    uint32_t off = (uint32_t)(pc & 0xfff), raw;
+    const uint8_t *host = h->fhost;
+    uint16_t lo;
+    memcpy(&lo, host + off, 2);
+    if ((lo & 3) == 3 && off == 0xffe) {
+      w->op = OP_CROSS;
+      w->len = 4;
+    } else if ((lo & 3) == 3) {
+      memcpy(&raw, host + off, 4);
+      rv64_decode(raw, w);
+    } else {
+      rv64_decode(lo, w);
+    }
+    h->counters[CNT_DECODED]++;
+  }
+dispatch:
+  switch (d->op) {
+    case OP_CROSS: {
+      uint32_t raw;
+      SAVE();
+      if (rv64_fetch_cross(h, pc, &raw) != MEM_OK) {
+        RELOAD();
+        if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
+        goto next;
+      }
+      rv64_decode(raw, &tmp);
+      d = &tmp;
+      goto dispatch;
+    }
+    case OP_ILLEGAL: ILLEGAL();
+    case OP_LUI: X[d->rd] = (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_AUIPC: X[d->rd] = pc + (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_JAL: X[d->rd] = pc + d->len; pc += (uint64_t)(int64_t)d->imm; goto next;
+    case OP_JALR: {
+      uint64_t t = (X[d->rs1] + (uint64_t)(int64_t)d->imm) & ~1ULL;
+      X[d->rd] = pc + d->len;
+      pc = t;
+      goto next;
+    }
+    case OP_BEQ: BRANCH(X[d->rs1] == X[d->rs2]);
+    case OP_BNE: BRANCH(X[d->rs1] != X[d->rs2]);
+    case OP_BLT: BRANCH((int64_t)X[d->rs1] < (int64_t)X[d->rs2]);
+    case OP_BGE: BRANCH((int64_t)X[d->rs1] >= (int64_t)X[d->rs2]);
+    case OP_BLTU: BRANCH(X[d->rs1] < X[d->rs2]);
+    case OP_BGEU: BRANCH(X[d->rs1] >= X[d->rs2]);
+    case OP_LB: LOAD(int8_t, 1, X[d->rd], 0);
+    case OP_LH: LOAD(int16_t, 2, X[d->rd], 0);
+    case OP_LW: LOAD(int32_t, 4, X[d->rd], 0);
+    case OP_LD: LOAD(int64_t, 8, X[d->rd], 0);
+    case OP_LBU: LOAD(uint8_t, 1, X[d->rd], 0);
+    case OP_LHU: LOAD(uint16_t, 2, X[d->rd], 0);
+    case OP_LWU: LOAD(uint32_t, 4, X[d->rd], 0);
+    case OP_SB: STORE(1, X[d->rs2]);
+    case OP_SH: STORE(2, X[d->rs2]);
+    case OP_SW: STORE(4, X[d->rs2]);
+    case OP_SD: STORE(8, X[d->rs2]);
+    case OP_ADDI: X[d->rd] = X[d->rs1] + (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_SLTI: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)d->imm; NEXT();
+    case OP_SLTIU: X[d->rd] = X[d->rs1] < (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_XORI: X[d->rd] = X[d->rs1] ^ (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_ORI: X[d->rd] = X[d->rs1] | (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_ANDI: X[d->rd] = X[d->rs1] & (uint64_t)(int64_t)d->imm; NEXT();
+    case OP_SLLI: X[d->rd] = X[d->rs1] << d->imm; NEXT();
+    case OP_SRLI: X[d->rd] = X[d->rs1] >> d->imm; NEXT();
+    case OP_SRAI: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> d->imm); NEXT();
+    case OP_ADD: X[d->rd] = X[d->rs1] + X[d->rs2]; NEXT();
+    case OP_SUB: X[d->rd] = X[d->rs1] - X[d->rs2]; NEXT();
+    case OP_SLL: X[d->rd] = X[d->rs1] << (X[d->rs2] & 63); NEXT();
+    case OP_SLT: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)X[d->rs2]; NEXT();
+    case OP_SLTU: X[d->rd] = X[d->rs1] < X[d->rs2]; NEXT();
+    case OP_XOR: X[d->rd] = X[d->rs1] ^ X[d->rs2]; NEXT();
+    case OP_SRL: X[d->rd] = X[d->rs1] >> (X[d->rs2] & 63); NEXT();
+    case OP_SRA: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> (X[d->rs2] & 63)); NEXT();
+    case OP_OR: X[d->rd] = X[d->rs1] | X[d->rs2]; NEXT();
+    case OP_AND: X[d->rd] = X[d->rs1] & X[d->rs2]; NEXT();
+    case OP_FENCE: NEXT();
+    case OP_ADDIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + (uint64_t)(int64_t)d->imm); NEXT();
+    case OP_SLLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << d->imm); NEXT();
+    case OP_SRLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> d->imm); NEXT();
+    case OP_SRAIW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> d->imm); NEXT();
+    case OP_ADDW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + X[d->rs2]); NEXT();
+    case OP_SUBW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] - X[d->rs2]); NEXT();
+    case OP_SLLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << (X[d->rs2] & 31)); NEXT();
+    case OP_SRLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
+    case OP_SRAW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
+    case OP_MUL: X[d->rd] = X[d->rs1] * X[d->rs2]; NEXT();
+    case OP_MULH: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(int64_t)X[d->rs2]) >> 64); NEXT();
+    case OP_MULHSU: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(unsigned __int128)X[d->rs2]) >> 64); NEXT();
+    case OP_MULHU: X[d->rd] = (uint64_t)(((unsigned __int128)X[d->rs1] * X[d->rs2]) >> 64); NEXT();
+    case OP_DIV: {
+      int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
+      X[d->rd] = b == 0 ? ~0ULL : (a == INT64_MIN && b == -1) ? (uint64_t)a : (uint64_t)(a / b);
+      NEXT();
+    }
+    case OP_DIVU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] / b : ~0ULL; NEXT(); }
+    case OP_REM: {
+      int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
+      X[d->rd] = b == 0 ? (uint64_t)a : (a == INT64_MIN && b == -1) ? 0 : (uint64_t)(a % b);
+      NEXT();
+    }
+    case OP_REMU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] % b : X[d->rs1]; NEXT(); }
+    case OP_MULW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] * (uint32_t)X[d->rs2]); NEXT();
+    case OP_DIVW: {
+      int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
+      X[d->rd] = (uint64_t)(int64_t)(b == 0 ? -1 : (a == INT32_MIN && b == -1) ? a : a / b);
+      NEXT();
+    }
+    case OP_DIVUW: {
+      uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
+      X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a / b : 0xffffffffu);
+      NEXT();
+    }
+    case OP_REMW: {
+      int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
+      X[d->rd] = (uint64_t)(int64_t)(b == 0 ? a : (a == INT32_MIN && b == -1) ? 0 : a % b);
+      NEXT();
+    }
+    case OP_REMUW: {
+      uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
+      X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a % b : a);
+      NEXT();
+    }
+    case OP_LR_W: case OP_LR_D: {
+      int size = d->op == OP_LR_W ? 4 : 8;
+      uint64_t va = X[d->rs1], gpa;
+      if (va & (uint64_t)(size - 1)) TRAP(EXC_LOAD_MISALIGNED, va);
+      int c = rv64_translate(h, va, ACC_LOAD, h->ls_mode, &gpa);
+      if (c) TRAP((uint64_t)(c - 1), va);
+      rv64_region *r = rv64_find_region(h->m, gpa);
+      if (!r || gpa - r->gpa + (uint64_t)size > r->size) TRAP(EXC_LOAD_ACCESS, va);
+      const uint8_t *p = r->host + (gpa - r->gpa);
+      if (size == 4) { int32_t v; memcpy(&v, p, 4); X[d->rd] = (uint64_t)(int64_t)v; }
+      else { uint64_t v; memcpy(&v, p, 8); X[d->rd] = v; }
+      h->res_addr = va;
+      h->res_valid = 1;
+      NEXT();
+    }
+    case OP_SC_W: case OP_SC_D: {
+      int size = d->op == OP_SC_W ? 4 : 8;
+      uint64_t va = X[d->rs1];
+      if (va & (uint64_t)(size - 1)) TRAP(EXC_STORE_MISALIGNED, va);
+      if (h->res_valid && h->res_addr == va) {
+        SAVE();
+        uint8_t *p = rv64_amo_ptr(h, va, size);
+        if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; }
+        memcpy(p, &X[d->rs2], (size_t)size);
+        h->res_valid = 0;
+        X[d->rd] = 0;
+      } else {
+        X[d->rd] = 1;
+      }
+      h->res_valid = 0;
+      NEXT();
+    }
+    case OP_AMOSWAP_W: AMO_W(b);
+    case OP_AMOADD_W: AMO_W((uint32_t)a + b);
+    case OP_AMOXOR_W: AMO_W((uint32_t)a ^ b);
+    case OP_AMOAND_W: AMO_W((uint32_t)a & b);
+    case OP_AMOOR_W: AMO_W((uint32_t)a | b);
+    case OP_AMOMIN_W: AMO_W(a < (int32_t)b ? (uint32_t)a : b);
+    case OP_AMOMAX_W: AMO_W(a > (int32_t)b ? (uint32_t)a : b);
+    case OP_AMOMINU_W: AMO_W((uint32_t)a < b ? (uint32_t)a : b);
+    case OP_AMOMAXU_W: AMO_W((uint32_t)a > b ? (uint32_t)a : b);
+    case OP_AMOSWAP_D: AMO_D(b);
+    case OP_AMOADD_D: AMO_D((uint64_t)a + b);
+    case OP_AMOXOR_D: AMO_D((uint64_t)a ^ b);
+    case OP_AMOAND_D: AMO_D((uint64_t)a & b);
+    case OP_AMOOR_D: AMO_D((uint64_t)a | b);
+    case OP_AMOMIN_D: AMO_D(a < (int64_t)b ? (uint64_t)a : b);
+    case OP_AMOMAX_D: AMO_D(a > (int64_t)b ? (uint64_t)a : b);
+    case OP_AMOMINU_D: AMO_D((uint64_t)a < b ? (uint64_t)a : b);
+    case OP_AMOMAXU_D: AMO_D((uint64_t)a > b ? (uint64_t)a : b);
+    case OP_FLW: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint32_t, 4, h->f[d->rd], 0xffffffff00000000ULL);
+    case OP_FLD: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint64_t, 8, h->f[d->rd], 0);
+    case OP_FSW: FS_CHECK(); STORE(4, h->f[d->rs2]);
+    case OP_FSD: FS_CHECK(); STORE(8, h->f[d->rs2]);
+    case OP_FENCE_I: case OP_ECALL: case OP_EBREAK: case OP_SRET: case OP_MRET: case OP_WFI:
+    case OP_SFENCE_VMA: case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI:
+    case OP_CSRRSI: case OP_CSRRCI: {
+      /* system instructions: leave the block afterwards (interrupts may have been enabled) */
+      SAVE();
+      h->counters[CNT_INSTRET] += chunk - n - counted;
+      counted = chunk - n;
+      int k = exec_system(h, d);
+      RELOAD();
+      dec = h->fdec;
+      if (k < 0) ILLEGAL();
+      if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
+      if (k == 1) goto out; /* state changed: check interrupts */
+      goto next;
+    }
+    default:
+      if (d->op >= OP_FIRST_FP && d->op < OP_COUNT) {
+        FS_CHECK();
+        if (rv64_fp_exec(h, d) < 0) ILLEGAL();
+        NEXT();
+      }
+      ILLEGAL();
+  }
+
+out:
+  h->pc = pc;
+  h->counters[CNT_INSTRET] += chunk - n - counted;
+  *done = chunk - n;
+  return ret;
+#undef SAVE
+#undef RELOAD
+#undef TRAP
+#undef ILLEGAL
+#undef NEXT
+#undef LOAD
+#undef STORE
+#undef BRANCH
+#undef AMO_W
+#undef AMO_D
+#undef FS_CHECK
+}
+
+/*
+ * System instructions. h->pc is the instruction's pc. Returns -1 for illegal, 0 to continue the
+ * block, 1 to end it; sets h->pc to the next pc (or a trap target) and may fill h->exit.
+ */
+static int exec_system(rv64_hart *h, const insn_t *d) {
+  uint64_t pc = h->pc;
+  switch (d->op) {
+    case OP_FENCE_I:
+      h->m->dec_gen++;
+      h->fvpage = ~0ULL;
+      h->pc = pc + d->len;
+      return 1;
+    case OP_ECALL:
+      if (h->priv == 1) {
+        h->exit.kind = EXIT_HYPERCALL;
+        h->exit.nr = h->x[17];
+        h->exit.fid = h->x[16];
+        for (int i = 0; i < 6; i++) h->exit.args[i] = h->x[10 + i];
+        h->exit.pc = pc;
+        h->counters[CNT_SBI]++;
+        h->pc = pc + 4;
+        return 1;
+      }
+      rv64_trap(h, h->priv == 0 ? EXC_ECALL_U : EXC_ECALL_M, 0);
+      return 1;
+    case OP_EBREAK:
+      rv64_trap(h, EXC_BREAKPOINT, pc);
+      return 1;
+    case OP_SRET: {
+      if (h->priv == 0 || (h->priv == 1 && (h->mstatus & MS_TSR))) return -1;
+      uint64_t s = h->mstatus;
+      h->priv = (s & MS_SPP) ? 1 : 0;
+      s = (s & ~MS_SIE) | ((s & MS_SPIE) ? MS_SIE : 0);
+      s |= MS_SPIE;
+      s &= ~MS_SPP;
+      s &= ~MS_MPRV;
+      h->mstatus = s;
+      h->pc = h->sepc;
+      rv64_update_modes(h);
+      return 1;
+    }
+    case OP_MRET: {
+      if (h->priv != 3) return -1;
+      uint64_t s = h->mstatus;
+      h->priv = (int)((s & MS_MPP) >> MS_MPP_SHIFT);
+      s = (s & ~MS_MIE) | ((s & MS_MPIE) ? MS_MIE : 0);
+      s |= MS_MPIE;
+      s &= ~MS_MPP;
+      if (h->priv != 3) s &= ~MS_MPRV;
+      h->mstatus = s;
+      h->pc = h->mepc;
+      rv64_update_modes(h);
+      return 1;
+    }
+    case OP_WFI:
+      if (h->priv == 0 || (h->priv == 1 && (h->mstatus & MS_TW))) return -1;
+      h->pc = pc + 4;
+      timer_update(h);
+      if (h->mip & h->mie) return 1;
+      if (h->m->clock_icount && h->timer_deadline != ~0ULL && (h->mie & (1ULL << IRQ_STI))) {
+        /* deterministic time: idle time jumps to the deadline */
+        uint64_t t = rv64_time(h->m);
+        if (t < h->timer_deadline) h->m->vtime_extra += h->timer_deadline - t;
+        h->mip |= 1ULL << IRQ_STI;
+        return 1;
+      }
+      h->halted = 1;
+      h->exit.kind = EXIT_HALT;
+      h->exit.pc = pc;
+      return 1;
+    case OP_SFENCE_VMA:
+      if (h->priv == 0 || (h->priv == 1 && (h->mstatus & MS_TVM))) return -1;
+      if (d->rs1 == 0) rv64_tlb_flush(h);
+      else rv64_tlb_flush_va(h, h->x[d->rs1]);
+      h->pc = pc + 4;
+      if (h->exit_on_sfence) {
+        h->exit.kind = EXIT_PAGING;
+        h->exit.code = PAGING_SFENCE;
+        h->exit.addr = d->rs1 ? h->x[d->rs1] : 0;
+        h->exit.data = d->rs2 ? h->x[d->rs2] : 0;
+        h->exit.size = 0;
+        h->exit.is_write = 0;
+        h->exit.pc = pc;
+        h->counters[CNT_PAGING_EXITS]++;
+      }
+      return 1;
+    default: { /* CSR instructions */
+      int csr = d->imm & 0xfff;
+      int imm_form = d->op >= OP_CSRRWI;
+      uint64_t src = imm_form ? d->rs1 : h->x[d->rs1];
+      int kind = imm_form ? d->op - OP_CSRRWI : d->op - OP_CSRRW; /* 0 W, 1 S, 2 C */
+      int do_write = kind == 0 || d->rs1 != 0;
+      int do_read = !(kind == 0 && d->rd == 32);
+      uint64_t old = 0, nv;
+      uint64_t satp_before = h->satp;
+      if (do_write && (csr >> 10) == 3) return -1;
+      if (do_read || kind != 0) {
+        if (rv64_csr_read(h, csr, &old, 1) < 0) return -1;
+      } else if (h->priv < ((csr >> 8) & 3)) {
+        return -1;
+      }
+      if (do_write) {
+        nv = kind == 0 ? src : kind == 1 ? (old | src) : (old & ~src);
+        if (rv64_csr_write(h, csr, nv, 1) < 0) return -1;
+      }
+      h->x[d->rd] = old;
+      h->pc = pc + 4;
+      if (do_write && csr == 0x180 && h->exit_on_satp) {
+        h->exit.kind = EXIT_PAGING;
+        h->exit.code = PAGING_SATP;
+        h->exit.addr = satp_before;
+        h->exit.data = h->satp;
+        h->exit.size = 0;
+        h->exit.is_write = 1;
+        h->exit.pc = pc;
+        h->counters[CNT_PAGING_EXITS]++;
+      }
+      return do_write ? 1 : 0;
+    }
+  }
+}
+
+int rv64_run_hart(rv64_hart *h, uint64_t budget) {
+  h->exit.kind = EXIT_NONE;
+  h->exit.detail[0] = 0;
+  complete_pending(h);
+  if (budget == 0) { h->exit.kind = EXIT_INTERRUPTED; return EXIT_INTERRUPTED; }
+  if (!h->started) { h->exit.kind = EXIT_HALT; return EXIT_HALT; }
+  if (h->halted) {
+    timer_update(h);
+    if (!(h->mip & h->mie)) { h->exit.kind = EXIT_HALT; return EXIT_HALT; }
+    h->halted = 0;
+  }
+  h->fvpage = ~0ULL;
+  uint64_t remaining = budget;
+  int k = EXIT_NONE;
+  while (remaining) {
+    timer_update(h);
+    int irq = rv64_pending_irq(h);
+    if (irq) {
+      rv64_trap(h, (1ULL << 63) | (uint64_t)(irq - 1), 0);
+      if (h->exit.kind) { k = (int)h->exit.kind; break; }
+    }
+    uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
+    if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
+      uint64_t t = rv64_time(h->m);
+      if (h->timer_deadline > t) {
+        uint64_t left = (h->timer_deadline - t) * h->m->icount_shift;
+        if (left < chunk) chunk = left;
+      }
+    }
+    uint64_t done = 0;
+    k = exec_block(h, chunk, &done);
+    remaining -= done < remaining ? done : remaining;
+    if (k) break;
+  }
+  h->res_valid = 0;
+  if (!k) k = EXIT_INTERRUPTED;
+  h->exit.kind = (uint32_t)k;
+  h->exit.pc = h->pc;
+  return k;
+}

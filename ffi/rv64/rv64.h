@@ -1,0 +1,279 @@
+/*
+ * rv64: a software RV64GC machine (M/S/U modes, Sv39/Sv48) for vmon.
+ *
+ * Internal header shared by the C files of this folder. The exported API is in api.c and is
+ * described for TypeScript in symbols.ts.
+ *
+ * Memory ownership: the machine (rv64_machine) owns every allocation made by this library (RAM
+ * regions, decode pages, harts and their exit records) until rv64_destroy(). Pointers handed to
+ * TypeScript (RAM, exit records, register blocks, counters) stay valid until rv64_destroy().
+ */
+#ifndef RV64_H
+#define RV64_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define RV64_INTERNAL __attribute__((visibility("hidden")))
+
+/* ExitKind values of core/api.ts */
+enum {
+  EXIT_NONE = 0,
+  EXIT_MMIO = 2,
+  EXIT_HALT = 3,
+  EXIT_SHUTDOWN = 4,
+  EXIT_INTERNAL = 6,
+  EXIT_HYPERCALL = 8,
+  EXIT_INTERRUPTED = 9,
+  EXIT_DEBUG = 10,
+  EXIT_PAGING = 11,
+};
+
+/* Paging exit codes (exit.code for EXIT_PAGING). */
+enum {
+  PAGING_WRITE_PROTECTED = 1, /* store to a write-protected guest page; not performed */
+  PAGING_SFENCE = 2,          /* sfence.vma executed (addr = va, data = asid) */
+  PAGING_SATP = 3,            /* satp written (data = new satp) */
+};
+
+/* Exit record, read from TypeScript through typed arrays; layout is fixed (see symbols.ts). */
+typedef struct rv64_exit {
+  uint32_t kind;     /* 0 */
+  uint32_t size;     /* 4 */
+  uint32_t is_write; /* 8 */
+  uint32_t code;     /* 12 */
+  uint64_t addr;     /* 16: MMIO gpa, paging gpa/va */
+  uint64_t data;     /* 24: MMIO write value / load value written by the monitor */
+  uint64_t nr;       /* 32 */
+  uint64_t fid;      /* 40 */
+  uint64_t args[6];  /* 48 */
+  uint64_t pc;       /* 96 */
+  char detail[160];  /* 104: NUL-terminated text for fatal exits */
+} rv64_exit;
+
+/* Per-hart counters, read from TypeScript as a BigUint64Array; order fixed (see symbols.ts). */
+enum {
+  CNT_INSTRET,
+  CNT_TLB_FILLS,
+  CNT_TLB_FLUSHES,
+  CNT_PAGE_WALKS,
+  CNT_DECODED,
+  CNT_DECODE_FLUSHES,
+  CNT_TRAPS,
+  CNT_INTERRUPTS,
+  CNT_MMIO,
+  CNT_SBI,
+  CNT_PAGING_EXITS,
+  CNT_COUNT
+};
+
+/* A decoded instruction: 16 bytes. rd==32 is the sink for writes to x0. */
+typedef struct insn {
+  uint16_t op;
+  uint8_t rd, rs1, rs2, rs3;
+  uint8_t len; /* 2 or 4 */
+  uint8_t rm;  /* FP rounding mode field, or AMO aq/rl bits */
+  int32_t imm;
+  uint32_t raw;
+} insn_t;
+
+#define TLB_SIZE 256
+typedef struct tlb_entry {
+  uint64_t tag;     /* virtual page address, or ~0 when empty */
+  uintptr_t addend; /* host address = vaddr + addend */
+  uint64_t gpage;   /* guest physical page address */
+} tlb_entry;
+
+/* TLB sets: index by access mode. */
+enum { TM_U = 0, TM_S = 1, TM_SSUM = 2, TM_M = 3, TM_COUNT = 4 };
+
+#define PAGE_CODE 1
+#define PAGE_WP 2
+
+typedef struct rv64_region {
+  uint64_t gpa, size;
+  uint8_t *host;   /* owned, mmap'ed */
+  uint8_t *flags;  /* one byte per 4 KiB page: PAGE_CODE | PAGE_WP; owned */
+  insn_t **dec;    /* decode page per 4 KiB page (NULL until executed); owned */
+  uint32_t *dec_gen;
+  int readonly;
+} rv64_region;
+
+#define MAX_REGIONS 8
+
+struct rv64_machine;
+
+typedef struct rv64_hart {
+  /* Register block exported to TypeScript (BigUint64Array over it): x[0..32], f[0..31], pc. */
+  uint64_t x[33];
+  uint64_t f[32];
+  uint64_t pc;
+  uint64_t counters[CNT_COUNT];
+  rv64_exit exit;
+
+  struct rv64_machine *m;
+  int id;
+  int priv; /* 0 U, 1 S, 3 M */
+  int started, halted;
+
+  /* CSRs */
+  uint64_t mstatus, misa, medeleg, mideleg, mie, mip, mtvec, mscratch, mepc, mcause, mtval;
+  uint64_t mcounteren, scounteren, menvcfg, senvcfg;
+  uint64_t stvec, sscratch, sepc, scause, stval, satp;
+  uint32_t fflags, frm;
+  uint64_t timer_deadline; /* supervisor timer in time ticks; ~0 = none */
+  uint64_t instret_base;   /* value added to counters[CNT_INSTRET] for minstret writes */
+
+  /* LR/SC */
+  uint64_t res_addr;
+  int res_valid;
+
+  /* pending MMIO load: completed at the next run */
+  int pend_load;
+  uint8_t pend_rd, pend_size, pend_signed, pend_fp, pend_len;
+
+  /* exits on sfence.vma / satp writes */
+  int exit_on_sfence, exit_on_satp;
+
+  /* translation state derived from priv/mstatus/satp */
+  int fetch_mode, ls_mode;
+  tlb_entry tlb_fetch[TM_COUNT][TLB_SIZE];
+  tlb_entry tlb_load[TM_COUNT][TLB_SIZE];
+  tlb_entry tlb_store[TM_COUNT][TLB_SIZE];
+
+  /* current fetch page */
+  uint64_t fvpage; /* virtual page of pc, or ~0 */
+  insn_t *fdec;
+  uint8_t *fhost; /* host address of the current fetch page */
+} rv64_hart;
+
+typedef struct rv64_machine {
+  int nharts;
+  int clock_icount;       /* time from retired instructions */
+  uint64_t icount_shift;  /* instructions per tick for icount mode */
+  uint64_t t0_ns;
+  uint64_t vtime_extra;   /* ticks added when all harts idle (icount) */
+  int nregions;
+  rv64_region regions[MAX_REGIONS];
+  uint32_t dec_gen;       /* bumped by fence.i: decode pages of older generations are stale */
+  uint64_t dec_bytes;
+  rv64_hart **harts;
+} rv64_machine;
+
+/* mstatus bits */
+#define MS_SIE (1ULL << 1)
+#define MS_MIE (1ULL << 3)
+#define MS_SPIE (1ULL << 5)
+#define MS_MPIE (1ULL << 7)
+#define MS_SPP (1ULL << 8)
+#define MS_MPP_SHIFT 11
+#define MS_MPP (3ULL << 11)
+#define MS_FS (3ULL << 13)
+#define MS_MPRV (1ULL << 17)
+#define MS_SUM (1ULL << 18)
+#define MS_MXR (1ULL << 19)
+#define MS_TVM (1ULL << 20)
+#define MS_TW (1ULL << 21)
+#define MS_TSR (1ULL << 22)
+#define MS_SD (1ULL << 63)
+
+#define IRQ_SSI 1
+#define IRQ_MSI 3
+#define IRQ_STI 5
+#define IRQ_MTI 7
+#define IRQ_SEI 9
+#define IRQ_MEI 11
+
+/* exception causes */
+enum {
+  EXC_INSN_MISALIGNED = 0,
+  EXC_INSN_ACCESS = 1,
+  EXC_ILLEGAL = 2,
+  EXC_BREAKPOINT = 3,
+  EXC_LOAD_MISALIGNED = 4,
+  EXC_LOAD_ACCESS = 5,
+  EXC_STORE_MISALIGNED = 6,
+  EXC_STORE_ACCESS = 7,
+  EXC_ECALL_U = 8,
+  EXC_ECALL_S = 9,
+  EXC_ECALL_M = 11,
+  EXC_INSN_PAGE = 12,
+  EXC_LOAD_PAGE = 13,
+  EXC_STORE_PAGE = 15,
+};
+
+/* access types for translation */
+enum { ACC_FETCH = 0, ACC_LOAD = 1, ACC_STORE = 2 };
+
+/* memory access results */
+enum { MEM_OK = 0, MEM_TRAP = 1, MEM_EXIT = 2 };
+
+/* ---- decode.c ---- */
+RV64_INTERNAL void rv64_decode(uint32_t raw, insn_t *d);
+RV64_INTERNAL const char *rv64_op_name(int op);
+
+/* ---- mmu.c ---- */
+RV64_INTERNAL rv64_region *rv64_find_region(rv64_machine *m, uint64_t gpa);
+RV64_INTERNAL void rv64_update_modes(rv64_hart *h);
+RV64_INTERNAL void rv64_tlb_flush(rv64_hart *h);
+RV64_INTERNAL void rv64_tlb_flush_va(rv64_hart *h, uint64_t va);
+RV64_INTERNAL void rv64_store_tlb_drop_gpage(rv64_machine *m, uint64_t gpage);
+/* Translates va; on success fills *gpa. Returns 0 or the exception cause + 1. */
+RV64_INTERNAL int rv64_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa);
+RV64_INTERNAL int rv64_load_slow(rv64_hart *h, uint64_t va, int size, uint64_t *val);
+RV64_INTERNAL int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val);
+/* Returns a host pointer for an aligned RAM access used by atomics, or NULL after a trap/exit. */
+RV64_INTERNAL uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size);
+RV64_INTERNAL int rv64_fetch_page(rv64_hart *h, uint64_t pc);
+RV64_INTERNAL int rv64_fetch_cross(rv64_hart *h, uint64_t pc, uint32_t *raw);
+RV64_INTERNAL void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page);
+
+/* ---- cpu.c ---- */
+RV64_INTERNAL void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval);
+RV64_INTERNAL uint64_t rv64_time(rv64_machine *m);
+RV64_INTERNAL int rv64_csr_read(rv64_hart *h, int csr, uint64_t *val, int check);
+RV64_INTERNAL int rv64_csr_write(rv64_hart *h, int csr, uint64_t val, int check);
+RV64_INTERNAL int rv64_pending_irq(rv64_hart *h);
+RV64_INTERNAL int rv64_run_hart(rv64_hart *h, uint64_t budget);
+RV64_INTERNAL void rv64_set_exit_detail(rv64_hart *h, const char *fmt, ...);
+
+/* ---- fpu.c ---- */
+RV64_INTERNAL int rv64_fp_exec(rv64_hart *h, const insn_t *d);
+
+/* opcodes of decoded instructions */
+#define RV64_OPS(X)                                                                           \
+  X(UNDECODED) X(ILLEGAL) X(CROSS)                                                            \
+  X(LUI) X(AUIPC) X(JAL) X(JALR) X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU)                  \
+  X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU) X(LWU) X(SB) X(SH) X(SW) X(SD)                        \
+  X(ADDI) X(SLTI) X(SLTIU) X(XORI) X(ORI) X(ANDI) X(SLLI) X(SRLI) X(SRAI)                     \
+  X(ADD) X(SUB) X(SLL) X(SLT) X(SLTU) X(XOR) X(SRL) X(SRA) X(OR) X(AND)                       \
+  X(FENCE) X(FENCE_I) X(ECALL) X(EBREAK)                                                      \
+  X(ADDIW) X(SLLIW) X(SRLIW) X(SRAIW) X(ADDW) X(SUBW) X(SLLW) X(SRLW) X(SRAW)                 \
+  X(MUL) X(MULH) X(MULHSU) X(MULHU) X(DIV) X(DIVU) X(REM) X(REMU)                             \
+  X(MULW) X(DIVW) X(DIVUW) X(REMW) X(REMUW)                                                   \
+  X(LR_W) X(SC_W) X(AMOSWAP_W) X(AMOADD_W) X(AMOXOR_W) X(AMOAND_W) X(AMOOR_W)                 \
+  X(AMOMIN_W) X(AMOMAX_W) X(AMOMINU_W) X(AMOMAXU_W)                                           \
+  X(LR_D) X(SC_D) X(AMOSWAP_D) X(AMOADD_D) X(AMOXOR_D) X(AMOAND_D) X(AMOOR_D)                 \
+  X(AMOMIN_D) X(AMOMAX_D) X(AMOMINU_D) X(AMOMAXU_D)                                           \
+  X(CSRRW) X(CSRRS) X(CSRRC) X(CSRRWI) X(CSRRSI) X(CSRRCI)                                    \
+  X(SRET) X(MRET) X(WFI) X(SFENCE_VMA)                                                        \
+  X(FLW) X(FSW) X(FLD) X(FSD)                                                                 \
+  X(FMADD_S) X(FMSUB_S) X(FNMSUB_S) X(FNMADD_S) X(FADD_S) X(FSUB_S) X(FMUL_S) X(FDIV_S)       \
+  X(FSQRT_S) X(FSGNJ_S) X(FSGNJN_S) X(FSGNJX_S) X(FMIN_S) X(FMAX_S) X(FCVT_W_S)             \
+  X(FCVT_WU_S) X(FMV_X_W) X(FEQ_S) X(FLT_S) X(FLE_S) X(FCLASS_S) X(FCVT_S_W) X(FCVT_S_WU)    \
+  X(FMV_W_X) X(FCVT_L_S) X(FCVT_LU_S) X(FCVT_S_L) X(FCVT_S_LU)                                \
+  X(FMADD_D) X(FMSUB_D) X(FNMSUB_D) X(FNMADD_D) X(FADD_D) X(FSUB_D) X(FMUL_D) X(FDIV_D)       \
+  X(FSQRT_D) X(FSGNJ_D) X(FSGNJN_D) X(FSGNJX_D) X(FMIN_D) X(FMAX_D) X(FCVT_W_D)             \
+  X(FCVT_WU_D) X(FMV_X_D) X(FEQ_D) X(FLT_D) X(FLE_D) X(FCLASS_D) X(FCVT_D_W) X(FCVT_D_WU)    \
+  X(FMV_D_X) X(FCVT_L_D) X(FCVT_LU_D) X(FCVT_D_L) X(FCVT_D_LU) X(FCVT_S_D) X(FCVT_D_S)
+
+#define RV64_ENUM(name) OP_##name,
+enum { RV64_OPS(RV64_ENUM) OP_COUNT };
+#undef RV64_ENUM
+
+#define OP_FIRST_FP OP_FMADD_S
+
+#endif

@@ -1,0 +1,99 @@
+/**
+ * The FFI symbol table of the rv64 software RISC-V machine (C sources in this folder) and the
+ * layout constants of the memory it shares with TypeScript.
+ *
+ * @module
+ */
+
+/** Symbols exported by the rv64 library, with their C prototypes. */
+export const RV64_SYMBOLS = {
+  /** `rv64_machine *rv64_create(int nharts, int flags, int ipt)` (flags bit 0: icount clock). */
+  rv64_create: { parameters: ["i32", "i32", "i32"], result: "pointer" },
+  /** `void rv64_destroy(rv64_machine *m)` */
+  rv64_destroy: { parameters: ["pointer"], result: "void" },
+  /** `uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int readonly)` */
+  rv64_add_ram: { parameters: ["pointer", "u64", "u64", "i32"], result: "pointer" },
+  /** `rv64_exit *rv64_exit_record(rv64_machine *m, int hart)` */
+  rv64_exit_record: { parameters: ["pointer", "i32"], result: "pointer" },
+  /** `uint64_t *rv64_registers(rv64_machine *m, int hart)`: x0..x31, scratch, f0..f31, pc. */
+  rv64_registers: { parameters: ["pointer", "i32"], result: "pointer" },
+  /** `uint64_t *rv64_counters(rv64_machine *m, int hart)` */
+  rv64_counters: { parameters: ["pointer", "i32"], result: "pointer" },
+  /** `int rv64_run(rv64_machine *m, int hart, uint32_t budget)` */
+  rv64_run: { parameters: ["pointer", "i32", "u32"], result: "i32" },
+  /** `uint64_t rv64_get_csr(rv64_machine *m, int hart, int csr)` */
+  rv64_get_csr: { parameters: ["pointer", "i32", "i32"], result: "u64" },
+  /** `int rv64_set_csr(rv64_machine *m, int hart, int csr, uint64_t value)` */
+  rv64_set_csr: { parameters: ["pointer", "i32", "i32", "u64"], result: "i32" },
+  /** `int rv64_set_priv(rv64_machine *m, int hart, int priv)` */
+  rv64_set_priv: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  /** `int rv64_get_priv(rv64_machine *m, int hart)` */
+  rv64_get_priv: { parameters: ["pointer", "i32"], result: "i32" },
+  /** `void rv64_set_timer(rv64_machine *m, int hart, uint64_t deadline)` */
+  rv64_set_timer: { parameters: ["pointer", "i32", "u64"], result: "void" },
+  /** `int rv64_set_irq(rv64_machine *m, int hart, int bit, int level)` */
+  rv64_set_irq: { parameters: ["pointer", "i32", "i32", "i32"], result: "i32" },
+  /** `void rv64_flush_tlb(rv64_machine *m, int hart, int all, uint64_t va)` */
+  rv64_flush_tlb: { parameters: ["pointer", "i32", "i32", "u64"], result: "void" },
+  /** `void rv64_set_started(rv64_machine *m, int hart, int started)` */
+  rv64_set_started: { parameters: ["pointer", "i32", "i32"], result: "void" },
+  /** `int rv64_hart_state(rv64_machine *m, int hart)`: bit 0 started, bit 1 halted. */
+  rv64_hart_state: { parameters: ["pointer", "i32"], result: "i32" },
+  /** `int rv64_runnable(rv64_machine *m, int hart)` */
+  rv64_runnable: { parameters: ["pointer", "i32"], result: "i32" },
+  /** `double rv64_ticks_to_deadline(rv64_machine *m, int hart)`: -1 when no timer is set. */
+  rv64_ticks_to_deadline: { parameters: ["pointer", "i32"], result: "f64" },
+  /** `uint64_t rv64_time_now(rv64_machine *m)` */
+  rv64_time_now: { parameters: ["pointer"], result: "u64" },
+  /** `int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int on)` */
+  rv64_write_protect: { parameters: ["pointer", "u64", "u64", "i32"], result: "i32" },
+  /** `void rv64_set_paging_exits(rv64_machine *m, int hart, int which)` */
+  rv64_set_paging_exits: { parameters: ["pointer", "i32", "i32"], result: "void" },
+  /** `int rv64_skip_instruction(rv64_machine *m, int hart)` */
+  rv64_skip_instruction: { parameters: ["pointer", "i32"], result: "i32" },
+  /** `void rv64_invalidate_code(rv64_machine *m)` */
+  rv64_invalidate_code: { parameters: ["pointer"], result: "void" },
+  /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */
+  rv64_disasm: { parameters: ["u32", "buffer", "i32"], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The loaded library's symbols. */
+export type Rv64Symbols = Deno.DynamicLibrary<typeof RV64_SYMBOLS>["symbols"];
+
+/** Byte offsets in the exit record (`rv64_exit` in rv64.h). */
+export const EXIT_LAYOUT = {
+  kind: 0,
+  size: 4,
+  isWrite: 8,
+  code: 12,
+  addr: 16,
+  data: 24,
+  nr: 32,
+  fid: 40,
+  args: 48,
+  pc: 96,
+  detail: 104,
+  detailLength: 160,
+  bytes: 264,
+} as const;
+
+/** Indices in the register block (u64 words). */
+export const REG_LAYOUT = { x: 0, f: 33, pc: 65, words: 66 } as const;
+
+/** Counter names in the order of the C counter array. */
+export const COUNTER_NAMES = [
+  "instructions",
+  "tlbFills",
+  "tlbFlushes",
+  "pageWalks",
+  "decoded",
+  "decodeFlushes",
+  "traps",
+  "interrupts",
+  "mmioExits",
+  "sbiCalls",
+  "pagingExits",
+] as const;
+
+/** Paging exit codes (exit `code` of an `ExitKind.Paging` exit). */
+export const PagingExitCode = { WriteProtected: 1, Sfence: 2, Satp: 3 } as const;

@@ -1,0 +1,470 @@
+/**
+ * The `rv64` host port: a software RISC-V machine (RV64GC, M/S/U modes, Sv39/Sv48) in C, reached
+ * through Deno FFI. The monitor plays firmware: `ecall` from S-mode is an SBI exit
+ * (`ExitKind.Hypercall`), WFI with nothing pending is `ExitKind.Halt`, accesses outside RAM are
+ * MMIO exits.
+ *
+ * @module
+ */
+
+import type {
+  ExitKindCode,
+  ExitRecord,
+  HostPortCapabilities,
+  HostPortHost,
+  HypercallResult,
+  RegisterSet,
+  Rv64Hart,
+  Rv64HostPort,
+  Rv64InterruptBit,
+  Rv64Privilege,
+} from "../../../core/api.ts";
+import { PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { definePlugin } from "../../../core/define_plugin.ts";
+import { hex, VmonError } from "../../../core/errors.ts";
+import { loadRv64, type Rv64Library } from "../../../ffi/rv64/load.ts";
+import { COUNTER_NAMES, EXIT_LAYOUT, REG_LAYOUT } from "../../../ffi/rv64/symbols.ts";
+
+/** Frequency of the `time` CSR: 10 MHz, as on QEMU's virt machine. */
+export const TIMEBASE_HZ = 10_000_000;
+
+const ABI_NAMES = [
+  "zero",
+  "ra",
+  "sp",
+  "gp",
+  "tp",
+  "t0",
+  "t1",
+  "t2",
+  "s0",
+  "s1",
+  "a0",
+  "a1",
+  "a2",
+  "a3",
+  "a4",
+  "a5",
+  "a6",
+  "a7",
+  "s2",
+  "s3",
+  "s4",
+  "s5",
+  "s6",
+  "s7",
+  "s8",
+  "s9",
+  "s10",
+  "s11",
+  "t3",
+  "t4",
+  "t5",
+  "t6",
+];
+
+const PRIV_CODES: Record<Rv64Privilege, number> = { user: 0, supervisor: 1, machine: 3 };
+const IRQ_BITS: Record<Rv64InterruptBit, number> = { ssip: 1, stip: 5, seip: 9 };
+
+/** Maps a register name (`x5`, `t0`, `fp`, `pc`) to its index in the register block. */
+function registerIndex(name: string): number | undefined {
+  if (name === "pc") return REG_LAYOUT.pc;
+  if (name === "fp") return 8;
+  const m = /^x(\d{1,2})$/.exec(name);
+  if (m) {
+    const n = Number(m[1]);
+    return n < 32 ? n : undefined;
+  }
+  const f = /^f(\d{1,2})$/.exec(name);
+  if (f) {
+    const n = Number(f[1]);
+    return n < 32 ? REG_LAYOUT.f + n : undefined;
+  }
+  const abi = ABI_NAMES.indexOf(name);
+  return abi >= 0 ? abi : undefined;
+}
+
+/** The exit record of one hart, read through typed arrays created once over the C record. */
+class Rv64ExitRecord implements ExitRecord {
+  #u32: Uint32Array;
+  #u64: BigUint64Array;
+  #bytes: Uint8Array;
+  readonly data: DataView;
+  readonly args: BigUint64Array;
+  readonly count = 1;
+
+  constructor(buffer: ArrayBuffer) {
+    this.#u32 = new Uint32Array(buffer, 0, EXIT_LAYOUT.bytes / 4);
+    this.#u64 = new BigUint64Array(buffer, 0, EXIT_LAYOUT.bytes / 8);
+    this.#bytes = new Uint8Array(buffer, EXIT_LAYOUT.detail, EXIT_LAYOUT.detailLength);
+    this.data = new DataView(buffer, EXIT_LAYOUT.data, 8);
+    this.args = new BigUint64Array(buffer, EXIT_LAYOUT.args, 6);
+  }
+
+  get kind(): ExitKindCode {
+    return this.#u32[0] as ExitKindCode;
+  }
+  get size(): number {
+    return this.#u32[1]!;
+  }
+  get isWrite(): boolean {
+    return this.#u32[2] !== 0;
+  }
+  get code(): number {
+    return this.#u32[3]!;
+  }
+  get address(): number {
+    return this.#u32[4]! + this.#u32[5]! * 0x1_0000_0000;
+  }
+  get nr(): number {
+    return this.#u32[8]! + this.#u32[9]! * 0x1_0000_0000;
+  }
+  get fid(): number {
+    return this.#u32[10]! + this.#u32[11]! * 0x1_0000_0000;
+  }
+  get pc(): bigint {
+    return this.#u64[EXIT_LAYOUT.pc / 8]!;
+  }
+  get detail(): string {
+    const end = this.#bytes.indexOf(0);
+    return new TextDecoder().decode(this.#bytes.subarray(0, end < 0 ? undefined : end));
+  }
+}
+
+/** One hart of the rv64 machine. */
+class Rv64Vcpu implements Rv64Hart {
+  readonly id: number;
+  readonly exit: Rv64ExitRecord;
+  #lib: Rv64Library["symbols"];
+  #m: Deno.PointerObject;
+  #regs: BigUint64Array;
+  #counters: BigUint64Array;
+  #budget: number;
+  #defaultBudget: number;
+
+  constructor(
+    lib: Rv64Library["symbols"],
+    machine: Deno.PointerObject,
+    id: number,
+    slice: number,
+  ) {
+    this.id = id;
+    this.#lib = lib;
+    this.#m = machine;
+    this.#defaultBudget = slice;
+    this.#budget = slice;
+    const exitPtr = lib.rv64_exit_record(machine, id);
+    const regPtr = lib.rv64_registers(machine, id);
+    const cntPtr = lib.rv64_counters(machine, id);
+    if (!exitPtr || !regPtr || !cntPtr) {
+      throw new VmonError(`Cannot create hart ${id}: no such hart`);
+    }
+    this.exit = new Rv64ExitRecord(
+      Deno.UnsafePointerView.getArrayBuffer(exitPtr, EXIT_LAYOUT.bytes),
+    );
+    this.#regs = new BigUint64Array(
+      Deno.UnsafePointerView.getArrayBuffer(regPtr, REG_LAYOUT.words * 8),
+    );
+    this.#counters = new BigUint64Array(
+      Deno.UnsafePointerView.getArrayBuffer(cntPtr, COUNTER_NAMES.length * 8),
+    );
+  }
+
+  run(): ExitKindCode {
+    return this.#lib.rv64_run(this.#m, this.id, this.#budget) as ExitKindCode;
+  }
+
+  /** Instructions per run; 0 selects the port's `slice` option (the worker must keep control). */
+  setSlice(amount: number): void {
+    const n = Math.floor(amount);
+    this.#budget = n <= 0 ? this.#defaultBudget : Math.min(n, 0xffff_ffff);
+  }
+
+  /** Writes a0 (error) and a1 (value); the pc was already advanced past the `ecall`. */
+  completeHypercall(result: HypercallResult): void {
+    this.#regs[10] = BigInt.asUintN(64, BigInt(result.error));
+    this.#regs[11] = BigInt.asUintN(64, BigInt(result.value));
+  }
+
+  getRegisters(): RegisterSet {
+    const out: RegisterSet = {};
+    for (let i = 0; i < 32; i++) out[`x${i}`] = i === 0 ? 0n : this.#regs[i]!;
+    out.pc = this.#regs[REG_LAYOUT.pc]!;
+    return out;
+  }
+
+  setRegisters(regs: RegisterSet): void {
+    for (const [name, value] of Object.entries(regs)) {
+      const idx = registerIndex(name);
+      if (idx === undefined) throw new VmonError(`Cannot set register "${name}": no such register`);
+      if (idx === 0) continue;
+      this.#regs[idx] = BigInt.asUintN(64, value);
+    }
+  }
+
+  runnable(): boolean {
+    return this.#lib.rv64_runnable(this.#m, this.id) !== 0;
+  }
+
+  wakeDeadline(): number {
+    const ticks = this.#lib.rv64_ticks_to_deadline(this.#m, this.id);
+    if (ticks < 0) return Infinity;
+    return performance.now() + ticks / (TIMEBASE_HZ / 1000);
+  }
+
+  dispose(): void {
+    // The harts belong to the machine, which the host port frees.
+  }
+
+  setPc(pc: bigint): void {
+    this.#regs[REG_LAYOUT.pc] = BigInt.asUintN(64, pc);
+  }
+
+  setPrivilege(level: Rv64Privilege): void {
+    const code = PRIV_CODES[level];
+    if (code === undefined || this.#lib.rv64_set_priv(this.#m, this.id, code) !== 0) {
+      throw new VmonError(`Cannot set the privilege of hart ${this.id}: unknown level "${level}"`);
+    }
+  }
+
+  getCsr(csr: number): bigint {
+    return BigInt(this.#lib.rv64_get_csr(this.#m, this.id, csr));
+  }
+
+  setCsr(csr: number, value: bigint): void {
+    if (this.#lib.rv64_set_csr(this.#m, this.id, csr, BigInt.asUintN(64, value)) !== 0) {
+      throw new VmonError(`Cannot write CSR ${hex(csr)} of hart ${this.id}: not implemented`);
+    }
+  }
+
+  setTimer(deadline: bigint): void {
+    this.#lib.rv64_set_timer(this.#m, this.id, BigInt.asUintN(64, deadline));
+  }
+
+  setInterrupt(bit: Rv64InterruptBit, level: boolean): void {
+    const n = IRQ_BITS[bit];
+    if (n === undefined) throw new VmonError(`Cannot set interrupt "${bit}": unknown bit`);
+    this.#lib.rv64_set_irq(this.#m, this.id, n, level ? 1 : 0);
+  }
+
+  flushTlb(_asid?: number, va?: bigint): void {
+    // The TLB is not tagged by ASID, so an ASID-wide flush is a full flush.
+    if (va === undefined) this.#lib.rv64_flush_tlb(this.#m, this.id, 1, 0n);
+    else this.#lib.rv64_flush_tlb(this.#m, this.id, 0, BigInt.asUintN(64, va));
+  }
+
+  setStarted(started: boolean): void {
+    this.#lib.rv64_set_started(this.#m, this.id, started ? 1 : 0);
+  }
+
+  get started(): boolean {
+    return (this.#lib.rv64_hart_state(this.#m, this.id) & 1) !== 0;
+  }
+
+  get instret(): bigint {
+    return this.#counters[0]!;
+  }
+
+  /** Per-hart counters (instructions, TLB fills and flushes, page walks, ...). */
+  counters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    COUNTER_NAMES.forEach((name, i) => out[name] = Number(this.#counters[i]!));
+    return out;
+  }
+}
+
+/** Options of {@linkcode Rv64Port}. */
+export interface Rv64PortOptions {
+  /** Number of harts. */
+  readonly harts: number;
+  /** `host` (monotonic clock) or `icount` (retired instructions: deterministic). */
+  readonly clock?: "host" | "icount";
+  /** Instructions per scheduler slice (default 1,000,000). */
+  readonly slice?: number;
+  /** In icount mode: the assumed speed in MIPS, which fixes instructions per `time` tick. */
+  readonly mipsForIcount?: number;
+}
+
+/**
+ * The rv64 machine as a host port: RAM regions, harts, counters. Usable directly (tests,
+ * benchmarks) or through the plugin's `setup`.
+ *
+ * @example
+ * ```ts
+ * import { Rv64Port } from "./mod.ts";
+ * using port = new Rv64Port({ harts: 1 });
+ * const ram = new Uint8Array(port.addMemoryRegion(0x8000_0000, 0x1000, { readonly: false }));
+ * ram.set([0x13, 0x05, 0x70, 0x00, 0x73, 0x00, 0x00, 0x00]); // li a0, 7; ecall
+ * const hart = port.createVcpu(0);
+ * hart.setPc(0x8000_0000n);
+ * hart.run();
+ * if (hart.getRegisters().x10 !== 7n) throw new Error("expected a0 = 7");
+ * ```
+ */
+export class Rv64Port implements Rv64HostPort {
+  readonly arch = "riscv64" as const;
+  readonly capabilities: HostPortCapabilities = {
+    exitCounts: true,
+    instructionCounts: true,
+    tlbStats: true,
+    pagingStrategies: ["wired"],
+  };
+  readonly timebaseHz: number = TIMEBASE_HZ;
+  #lib: Rv64Library["symbols"];
+  #m: Deno.PointerObject | null;
+  #harts: number;
+  #slice: number;
+  #vcpus: Rv64Vcpu[] = [];
+
+  /** @param options Number of harts, clock and slice. */
+  constructor(options: Rv64PortOptions) {
+    const harts = options.harts;
+    if (!Number.isInteger(harts) || harts < 1 || harts > 64) {
+      throw new VmonError(`Cannot create the rv64 machine: ${harts} harts (1 to 64 supported)`);
+    }
+    this.#lib = loadRv64().symbols;
+    const icount = options.clock === "icount";
+    const ipt = Math.max(1, Math.round((options.mipsForIcount ?? 100) * 1e6 / TIMEBASE_HZ));
+    this.#m = this.#lib.rv64_create(harts, icount ? 1 : 0, ipt);
+    if (!this.#m) throw new VmonError("Cannot create the rv64 machine: out of host memory");
+    this.#harts = harts;
+    this.#slice = Math.max(1, Math.min(options.slice ?? 1_000_000, 0xffff_ffff));
+  }
+
+  #machine(): Deno.PointerObject {
+    if (!this.#m) throw new VmonError("Cannot use the rv64 machine: it was disposed");
+    return this.#m;
+  }
+
+  /** The C machine handle (for tests and paging mechanisms of this port). */
+  get handle(): Deno.PointerObject {
+    return this.#machine();
+  }
+
+  addMemoryRegion(gpa: number, size: number, options: { readonly readonly: boolean }): ArrayBuffer {
+    const where = `${hex(gpa)}-${hex(gpa + size - 1)}`;
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(size) || size <= 0) {
+      throw new VmonError(`Cannot add RAM region ${where}: address and size must be integers`);
+    }
+    if (gpa % 4096 || size % 4096) {
+      throw new VmonError(`Cannot add RAM region ${where}: address and size must be 4 KiB aligned`);
+    }
+    const ptr = this.#lib.rv64_add_ram(
+      this.#machine(),
+      BigInt(gpa),
+      BigInt(size),
+      options.readonly ? 1 : 0,
+    );
+    if (!ptr) {
+      throw new VmonError(
+        `Cannot add RAM region ${where}: it overlaps another region, there are too many, or the host is out of memory`,
+      );
+    }
+    return Deno.UnsafePointerView.getArrayBuffer(ptr, size);
+  }
+
+  createVcpu(id: number): Rv64Vcpu {
+    if (!Number.isInteger(id) || id < 0 || id >= this.#harts) {
+      throw new VmonError(`Cannot create hart ${id}: the machine has ${this.#harts} harts`);
+    }
+    if (this.#vcpus[id]) throw new VmonError(`Cannot create hart ${id}: it exists already`);
+    const v = new Rv64Vcpu(this.#lib, this.#machine(), id, this.#slice);
+    this.#vcpus[id] = v;
+    return v;
+  }
+
+  /** Nothing to do: harts run on the caller's thread and halted harts are polled. */
+  kick(_vcpu: number): void {}
+
+  time(): bigint {
+    return BigInt(this.#lib.rv64_time_now(this.#machine()));
+  }
+
+  /**
+   * Write-protects (or unprotects) guest physical pages for a paging strategy. Returns the
+   * number of pages changed.
+   */
+  writeProtect(gpa: number, size: number, on: boolean): number {
+    const n = this.#lib.rv64_write_protect(this.#machine(), BigInt(gpa), BigInt(size), on ? 1 : 0);
+    if (n < 0) throw new VmonError(`Cannot write-protect ${hex(gpa)}+${hex(size)}: not RAM`);
+    return n;
+  }
+
+  /** Enables exits after `sfence.vma` and/or `satp` writes on hart `vcpu`. */
+  setPagingExits(vcpu: number, exits: { sfence?: boolean; satp?: boolean }): void {
+    this.#lib.rv64_set_paging_exits(
+      this.#machine(),
+      vcpu,
+      (exits.sfence ? 1 : 0) | (exits.satp ? 2 : 0),
+    );
+  }
+
+  /** Steps hart `vcpu` over its current instruction (after a write-protect exit applied). */
+  skipInstruction(vcpu: number): void {
+    if (this.#lib.rv64_skip_instruction(this.#machine(), vcpu) < 0) {
+      throw new VmonError(`Cannot skip the instruction of hart ${vcpu}: pc is not in RAM`);
+    }
+  }
+
+  /** Forgets decoded instructions (after the monitor rewrote guest code). */
+  invalidateCode(): void {
+    this.#lib.rv64_invalidate_code(this.#machine());
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const v of this.#vcpus) {
+      if (!v) continue;
+      for (const [k, n] of Object.entries(v.counters())) out[k] = (out[k] ?? 0) + n;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    if (!this.#m) return;
+    this.#lib.rv64_destroy(this.#m);
+    this.#m = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+export default definePlugin({
+  name: "rv64",
+  kind: "hostport",
+  arch: "riscv64",
+  apiVersion: PLUGIN_API_VERSION,
+  description: "Software RISC-V RV64GC machine in C (M/S/U modes, Sv39/Sv48, SBI exits)",
+  options: {
+    clock: {
+      type: "string",
+      description: "Source of the time CSR: host monotonic clock or retired instructions",
+      enum: ["host", "icount"],
+      default: "host",
+    },
+    slice: {
+      type: "integer",
+      description: "Instructions per scheduler slice",
+      default: 1_000_000,
+      min: 1000,
+      max: 0xffff_ffff,
+    },
+    "mips-for-icount": {
+      type: "integer",
+      description: "With clock=icount: assumed MIPS, fixing instructions per time tick",
+      default: 100,
+      min: 10,
+      max: 100_000,
+    },
+  },
+  setup(host: HostPortHost, options): Rv64Port {
+    return new Rv64Port({
+      harts: host.machine.cpus,
+      clock: options.clock === "icount" ? "icount" : "host",
+      slice: options.slice,
+      mipsForIcount: options["mips-for-icount"],
+    });
+  },
+});
