@@ -205,3 +205,53 @@ export function createTestPlatformHost(
     ramAdded,
   };
 }
+
+/** A RISC-V Linux Image header followed by `body` bytes. */
+export function makeImage(
+  body: number,
+  fields: { textOffset?: bigint; imageSize?: bigint; flags?: bigint } = {},
+): Uint8Array {
+  const img = new Uint8Array(64 + body);
+  const v = new DataView(img.buffer);
+  v.setUint32(0, 0x0000006f, true); // code0: j . (any instruction)
+  v.setBigUint64(8, fields.textOffset ?? 0x200000n, true);
+  v.setBigUint64(16, fields.imageSize ?? BigInt(img.length + 0x1000), true);
+  v.setBigUint64(24, fields.flags ?? 0n, true);
+  v.setUint32(32, 2, true); // version 0.2
+  img.set(new TextEncoder().encode("RISCV\0\0\0RSC\x05"), 0x30);
+  return img;
+}
+
+/** A minimal ELF64 executable with the given PT_LOAD segments. */
+export function makeElf(
+  segments: { paddr: number; data: Uint8Array; memsz?: number }[],
+  fields: { machine?: number; entry?: number; type?: number; cls?: number } = {},
+): Uint8Array {
+  const phoff = 64;
+  let dataOff = phoff + 56 * segments.length;
+  const total = dataOff + segments.reduce((n, s) => n + s.data.length, 0);
+  const elf = new Uint8Array(total);
+  const v = new DataView(elf.buffer);
+  elf.set([0x7f, 0x45, 0x4c, 0x46, fields.cls ?? 2, 1, 1], 0);
+  v.setUint16(16, fields.type ?? 2, true);
+  v.setUint16(18, fields.machine ?? 243, true);
+  v.setUint32(20, 1, true);
+  v.setBigUint64(24, BigInt(fields.entry ?? segments[0]?.paddr ?? 0), true);
+  v.setBigUint64(32, BigInt(phoff), true);
+  v.setUint16(52, 64, true);
+  v.setUint16(54, 56, true);
+  v.setUint16(56, segments.length, true);
+  segments.forEach((s, i) => {
+    const at = phoff + i * 56;
+    v.setUint32(at, 1, true);
+    v.setUint32(at + 4, 5, true);
+    v.setBigUint64(at + 8, BigInt(dataOff), true);
+    v.setBigUint64(at + 16, BigInt(s.paddr), true);
+    v.setBigUint64(at + 24, BigInt(s.paddr), true);
+    v.setBigUint64(at + 32, BigInt(s.data.length), true);
+    v.setBigUint64(at + 40, BigInt(s.memsz ?? s.data.length), true);
+    elf.set(s.data, dataOff);
+    dataOff += s.data.length;
+  });
+  return elf;
+}
