@@ -9,6 +9,7 @@
 
 import type {
   ExitRecord,
+  GuestMemoryAccess,
   HostPortInstance,
   HostPortPluginDefinition,
   PlatformHost,
@@ -78,6 +79,8 @@ export interface GuestRun {
   readonly output: string;
   /** Port-I/O exits handled. */
   readonly ioExits: number;
+  /** Accesses to port 0x80 (the `exits` guest's port). */
+  readonly port80: number;
   /** Wall time of the run loop in milliseconds. */
   readonly ms: number;
 }
@@ -96,6 +99,8 @@ export interface RunGuestOptions {
   cmdline?: string;
   /** Give up after this many milliseconds (default 20000). */
   timeoutMs?: number;
+  /** Called with guest memory after the run, before the machine is disposed. */
+  inspect?: (memory: GuestMemoryAccess) => void;
 }
 
 /**
@@ -138,6 +143,11 @@ export async function runGuest(
         if (offset === 0) output += String.fromCharCode(value & 0xff);
       },
     });
+    let port80 = 0;
+    test.bus.registerPio(0x80, 1, {
+      read: () => (port80++, 0),
+      write: () => void port80++,
+    });
     test.bus.registerPio(0x501, 1, {
       read: () => 0xff,
       write: (_offset, _size, value) => test.requestExit(value, "guest exit"),
@@ -177,7 +187,8 @@ export async function runGuest(
     }
     const ms = performance.now() - start;
     const end = test.exits[0] ?? failure!;
-    return { status: end.status, reason: end.reason ?? "", output, ioExits, ms };
+    options.inspect?.(host.memory);
+    return { status: end.status, reason: end.reason ?? "", output, ioExits, port80, ms };
   } finally {
     for (const v of vcpus) v.dispose();
     platform?.dispose();
