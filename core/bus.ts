@@ -34,7 +34,7 @@ import { hex, VmonError } from "./errors.ts";
 import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
 
 /** SBI error code for "not supported": the answer to an unclaimed hypercall. */
-export const SBI_ERR_NOT_SUPPORTED = -2;
+export const SBI_ERR_NOT_SUPPORTED: number = -2;
 
 /** The owner name used in counters for accesses no plugin claimed. */
 export const UNCLAIMED = "unclaimed";
@@ -44,7 +44,8 @@ const NOT_SUPPORTED: HypercallResult = Object.freeze({ error: SBI_ERR_NOT_SUPPOR
 /** Highest port number plus one. */
 const PIO_LIMIT = 0x10000;
 
-type Space = "PIO" | "MMIO";
+/** An address space of the bus: port I/O or MMIO. */
+export type Space = "PIO" | "MMIO";
 
 interface OwnerStats {
   readonly name: string;
@@ -225,6 +226,8 @@ export class ExitBus {
   };
 
   /**
+   * Creates an empty bus.
+   *
    * @param options `tracer` for `--trace io,mmio,sbi`; `log` receives the one warning per plugin
    * whose handler threw (default: `console.error`).
    */

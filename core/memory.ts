@@ -20,6 +20,8 @@ export class GuestMemoryError extends VmonError {
   readonly length: number;
 
   /**
+   * Creates the error for an access of `length` bytes at `gpa`.
+   *
    * @param gpa The first address of the failed access.
    * @param length Its length in bytes.
    * @param options `reason` replaces the default detail `is outside RAM`.

@@ -107,6 +107,8 @@ export class Tracer {
   #write: (line: string) => void;
 
   /**
+   * Creates a tracer with the categories named in `spec` enabled.
+   *
    * @param spec The `--trace` value(s); see {@linkcode parseTraceSpec}.
    * @param options `write` receives each line (default: stderr).
    */

@@ -8,7 +8,12 @@
  * @module
  */
 
-import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api.ts";
+import type {
+  ExitRecord,
+  PagingInstance,
+  PagingPluginDefinition,
+  Vcpu,
+} from "../../../core/api.ts";
 import { PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { VmonError } from "../../../core/errors.ts";
@@ -27,7 +32,8 @@ export const PAGING_COUNTERS = [
   "flushes",
 ] as const;
 
-export default definePlugin({
+/** The `wired` paging strategy plugin. */
+const wired: PagingPluginDefinition<Record<never, never>> = definePlugin({
   name: "wired",
   kind: "paging",
   apiVersion: PLUGIN_API_VERSION,
@@ -67,3 +73,5 @@ export default definePlugin({
     };
   },
 });
+
+export default wired;
