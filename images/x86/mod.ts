@@ -126,11 +126,21 @@ function exists(path: string): boolean {
   }
 }
 
-/** Builds all x86 guests into the cache (once per source hash) and returns their folder. */
-async function buildAll(onProgress: (message: string) => void): Promise<string> {
+/**
+ * Builds all x86 guests (once per hash of sources, flags and toolchain) and returns the folder
+ * holding `hello.elf`, `exits.elf`, `smp.elf` and `memtest.elf`.
+ *
+ * @param options `onProgress` receives progress lines while building; `cacheRoot` replaces
+ *   `cacheDir("images", "x86")` (tests build into a temporary folder).
+ * @throws {VmonError} When gcc or ld cannot run or fails (with its output).
+ */
+export async function buildX86Images(
+  options: { onProgress?: (message: string) => void; cacheRoot?: string } = {},
+): Promise<string> {
+  const onProgress = options.onProgress ?? (() => {});
   const toolchain = await toolchainVersion();
   const hash = hashFiles(sourceFiles(), [toolchain, CFLAGS.join(" "), LDFLAGS.join(" ")]);
-  const root = cacheDir("images", "x86");
+  const root = options.cacheRoot ?? cacheDir("images", "x86");
   const final = join(root, hash);
   if (GUESTS.every((g) => exists(join(final, `${g.name}.elf`)))) return final;
 
@@ -177,7 +187,7 @@ function recipe(guest: GuestSpec): ImageRecipe {
     description: guest.description,
     arch: "x86_64",
     async build(options: BuildImageOptions): Promise<BuiltImage> {
-      pending ??= buildAll(options.onProgress ?? (() => {})).finally(() => {
+      pending ??= buildX86Images(options).finally(() => {
         pending = undefined;
       });
       const dir = await pending;
