@@ -154,7 +154,7 @@ export class Scheduler {
       this.#wakeTimer = setTimeout(() => {
         this.#wakeTimer = undefined;
         this.wake();
-      }, delay);
+      }, delay) as unknown as number;
     });
   }
 

@@ -36,7 +36,7 @@ import { loadPlugin } from "./loader.ts";
 import { GuestMemory } from "./memory.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
-import { MetricsRegistry } from "./stats.ts";
+import { buildMachineStats, MetricsRegistry } from "./stats.ts";
 import { Tracer } from "./trace.ts";
 
 /** What the machine worker gives the VM for talking to the main thread. */
@@ -216,7 +216,7 @@ export class Vm {
     };
     const timers: Timers = {
       setTimeout: (fn, ms) => {
-        const id = setTimeout(() => {
+        const id: number = setTimeout(() => {
           this.#timers.delete(id);
           try {
             fn();
@@ -224,7 +224,7 @@ export class Vm {
             log.warn(`timer callback failed: ${err instanceof Error ? err.message : err}`);
           }
           this.#wake();
-        }, ms);
+        }, ms) as unknown as number;
         this.#timers.add(id);
         return id;
       },
@@ -294,20 +294,14 @@ export class Vm {
 
   /** Counters so far. */
   stats(): MachineStats {
-    const c = this.#bus.counters();
-    const hostport: Record<string, number> = { ...(this.#hostport?.stats() ?? {}) };
-    const metrics = this.#metrics.snapshot();
-    if (this.#paging !== undefined) {
-      const p = this.#paging.stats();
-      if (Object.keys(p).length > 0) metrics[this.#paging.strategy] = p;
-    }
-    return {
-      exits: c.exits,
-      plugins: c.plugins,
-      metrics,
-      hostport,
+    const paging = this.#paging;
+    return buildMachineStats({
+      bus: this.#bus.counters(),
+      metrics: this.#metrics,
+      paging: paging === undefined ? undefined : { name: paging.strategy, stats: paging.stats() },
+      hostport: this.#hostport?.stats(),
       wallMs: this.#started === 0 ? 0 : performance.now() - this.#started,
-    };
+    });
   }
 
   /** Disposes every plugin in reverse setup order. Idempotent. */
