@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
 
 const X86 = ["--host", "kvm", "--platform", "x86-64-direct"];
+const RV = ["--host", "rv64", "--platform", "riscv-virt"];
 
 async function kvmUsable(): Promise<string | undefined> {
   try {
@@ -138,15 +139,14 @@ Deno.test("plugin bundle of a missing entry is refused", async () => {
   );
 });
 
-// These need the machine to get as far as loading plugins and images.
+// These need the machine to get as far as loading plugins and the kernel (rv64 runs anywhere).
 
 Deno.test({
   name: "an unknown device plugin is refused",
-  ignore: noKvm !== undefined,
   fn: async () => {
     await withTempFile("not a kernel", async (path) => {
       assertOneLineError(
-        await runCli(["run", ...X86, "--kernel", path, "--device", "no-such-device"]),
+        await runCli(["run", ...RV, "--kernel", path, "--device", "no-such-device"]),
         /^vmon: .*no-such-device/,
       );
     });
@@ -155,11 +155,10 @@ Deno.test({
 
 Deno.test({
   name: "a bad device option value is refused",
-  ignore: noKvm !== undefined,
   fn: async () => {
     await withTempFile("not a kernel", async (path) => {
       assertOneLineError(
-        await runCli(["run", ...X86, "--kernel", path, "--device", "uart16550,base=banana"]),
+        await runCli(["run", ...RV, "--kernel", path, "--device", "uart16550,base=banana"]),
         /^vmon: .*uart16550.*base.*banana/,
       );
     });
@@ -168,11 +167,10 @@ Deno.test({
 
 Deno.test({
   name: "an unknown option of a plugin is refused",
-  ignore: noKvm !== undefined,
   fn: async () => {
     await withTempFile("not a kernel", async (path) => {
       assertOneLineError(
-        await runCli(["run", ...X86, "--kernel", path, "--device", "uart16550,colour=blue"]),
+        await runCli(["run", ...RV, "--kernel", path, "--device", "uart16550,colour=blue"]),
         /^vmon: .*uart16550.*colour/,
       );
     });
@@ -181,11 +179,10 @@ Deno.test({
 
 Deno.test({
   name: "a kernel that is not an ELF file is refused",
-  ignore: noKvm !== undefined,
   fn: async () => {
     await withTempFile("#!/bin/sh\necho this is not a kernel\n", async (path) => {
       assertOneLineError(
-        await runCli(["run", ...X86, "--kernel", path]),
+        await runCli(["run", ...RV, "--kernel", path]),
         /^vmon: .*not an ELF/,
       );
     });

@@ -9,7 +9,7 @@ import type { PluginKind } from "../api.ts";
 import { VmonError } from "../errors.ts";
 import { listBuiltinPlugins, loadPlugin } from "../loader.ts";
 import { listImages } from "../../images/mod.ts";
-import { formatPluginTable, KINDS, type PluginRow } from "./listing_format.ts";
+import { formatPluginTable, KINDS, type PluginRow, tableStyle } from "./listing_format.ts";
 
 function terminalWidth(): number {
   try {
@@ -50,7 +50,7 @@ export async function pluginsCommand(
     console.log(JSON.stringify(shown, null, 2));
     return;
   }
-  console.log(formatPluginTable(shown, { width: terminalWidth() }));
+  console.log(formatPluginTable(shown, { width: terminalWidth(), style: tableStyle(Deno.stdout) }));
 }
 
 /**
@@ -68,7 +68,10 @@ export function imagesCommand(options: { json?: boolean } = {}): void {
     console.log(JSON.stringify(images, null, 2));
     return;
   }
-  const table = new Table({ head: ["name", "arch", "description"] });
+  const table = new Table({
+    head: ["name", "arch", "description"],
+    style: tableStyle(Deno.stdout),
+  });
   for (const image of images) table.push([image.name, image.arch, image.description]);
   console.log(table.toString());
 }

@@ -19,6 +19,24 @@ export interface PluginRow {
   readonly options?: OptionsSchema;
 }
 
+/**
+ * Table colours for a stream: cli-table3's default (red heads, grey borders) on a terminal, none
+ * when the output is piped or `NO_COLOR` is set.
+ *
+ * @param stream Where the table goes (`Deno.stdout` or `Deno.stderr`).
+ */
+export function tableStyle(
+  stream: { isTerminal(): boolean },
+): { head?: string[]; border?: string[] } {
+  let plain = true;
+  try {
+    plain = !stream.isTerminal() || Deno.env.get("NO_COLOR") !== undefined;
+  } catch {
+    plain = true;
+  }
+  return plain ? { head: [], border: [] } : {};
+}
+
 /** Kinds in listing order. */
 export const KINDS: readonly PluginKind[] = ["hostport", "platform", "paging", "device"];
 
@@ -38,7 +56,8 @@ export function formatOption(name: string, spec: OptionSpec): string {
  * Formats plugins as a table with kind, name, description and options, sorted by kind then name.
  *
  * @param rows The plugins.
- * @param options `width` is the terminal width used to wrap the description and option columns.
+ * @param options `width` is the terminal width used to wrap the description and option columns;
+ *   `style` the colours (default none, see {@linkcode tableStyle}).
  * @returns The table text.
  *
  * @example
@@ -56,7 +75,7 @@ export function formatOption(name: string, spec: OptionSpec): string {
  */
 export function formatPluginTable(
   rows: readonly PluginRow[],
-  options: { width?: number } = {},
+  options: { width?: number; style?: { head?: string[]; border?: string[] } } = {},
 ): string {
   const width = Math.max(options.width ?? 120, 80);
   const descWidth = Math.floor((width - 30) * 0.35);
@@ -65,6 +84,7 @@ export function formatPluginTable(
     head: ["kind", "name", "description", "options"],
     colWidths: [10, 18, descWidth, optWidth],
     wordWrap: true,
+    style: options.style ?? { head: [], border: [] },
   });
   const sorted = [...rows].sort((a, b) =>
     KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind) || a.name.localeCompare(b.name)

@@ -7,13 +7,18 @@
 
 import Table from "cli-table3";
 import type { MachineExit, MachineStats } from "../api.ts";
+import { tableStyle } from "./listing_format.ts";
 
 function sortedEntries(record: Record<string, number>): Array<[string, number]> {
   return Object.entries(record).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
 function countTable(title: string, record: Record<string, number>): string {
-  const table = new Table({ head: [title, "count"], colAligns: ["left", "right"] });
+  const table = new Table({
+    head: [title, "count"],
+    colAligns: ["left", "right"],
+    style: tableStyle(Deno.stderr),
+  });
   const entries = sortedEntries(record);
   if (entries.length === 0) table.push(["(none)", ""]);
   for (const [name, value] of entries) table.push([name, value.toLocaleString("en-US")]);
