@@ -273,28 +273,36 @@ static int complete_pending(rv64_hart *h) {
 static int exec_system(rv64_hart *h, const insn_t *d); /* below */
 
 /*
- * Runs up to `chunk` instructions. Returns an exit kind, or EXIT_NONE when the block ended
- * early for an interrupt check (after CSR writes, xRET, fence.i) or ran out. *done gets the
- * number of instructions executed.
+ * Runs instructions until at least `chunk` have executed (checked at taken branches, jumps and
+ * page ends), an exit, or a state change that needs an interrupt check (CSR writes, xRET,
+ * fence.i). Returns an exit kind or EXIT_NONE; *done gets the number of instructions executed.
+ *
+ * Dispatch is threaded (computed goto over decoded slots). Sequential flow advances the slot
+ * pointer; each decode page ends with sentinel slots (OP_REFETCH) that send execution through
+ * the page check, so only jumps, taken branches and page ends translate the pc.
  */
 static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
+#define RV64_LABEL(name) [OP_##name] = &&L_##name,
+  static const void *const labels[OP_COUNT] = {RV64_OPS(RV64_LABEL)};
+#undef RV64_LABEL
   uint64_t *const X = h->x;
   uint64_t pc = h->pc;
-  uint64_t n = chunk, counted = 0;
+  uint64_t cnt = 0, counted = 0;
   int ret = EXIT_NONE;
-  insn_t *dec = h->fdec;
-  insn_t tmp;
   const insn_t *d;
+  insn_t tmp[3];
 
 #define SAVE() (h->pc = pc)
 #define RELOAD() (pc = h->pc)
-#define TRAP(cause, tval) do { SAVE(); rv64_trap(h, (cause), (tval)); RELOAD(); \
-    if (unlikely(h->exit.kind)) { ret = (int)h->exit.kind; goto out; } goto next; } while (0)
+#define DISPATCH() goto *labels[d->op]
+#define NEXT() do { unsigned l_ = d->len; pc += l_; d += l_ >> 1; cnt++; DISPATCH(); } while (0)
+#define JUMP(target) do { pc = (target); cnt++; goto jump; } while (0)
+#define AFTER_TRAP() do { cnt++; RELOAD(); if (unlikely(h->exit.kind)) { ret = (int)h->exit.kind; goto out; } goto jump; } while (0)
+#define TRAP(cause, tval) do { SAVE(); rv64_trap(h, (cause), (tval)); AFTER_TRAP(); } while (0)
 #define ILLEGAL() TRAP(EXC_ILLEGAL, d->raw)
-#define NEXT() do { pc += d->len; goto next; } while (0)
 #define FS_CHECK() do { if (unlikely(!(h->mstatus & MS_FS))) ILLEGAL(); } while (0)
 
-#define LOAD(ctype, size, rdst, box)                                                            \
+#define LOAD(ctype, size, rdst, box)                                                         \
   do {                                                                                       \
     uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm;                                     \
     const tlb_entry *e = &h->tlb_load[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];              \
@@ -306,9 +314,9 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
       uint64_t v;                                                                            \
       SAVE();                                                                                \
       int s = rv64_load_slow(h, va, size, &v);                                               \
-      if (s == MEM_TRAP) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+      if (s == MEM_TRAP) AFTER_TRAP();                                                       \
       if (s == MEM_EXIT) {                                                                   \
-        h->pend_load = 1; h->pend_size = size; h->pend_signed = (ctype)-1 < (ctype)1;             \
+        h->pend_load = 1; h->pend_size = size; h->pend_signed = (ctype)-1 < (ctype)1;        \
         h->pend_fp = &(rdst) != &X[d->rd]; h->pend_rd = d->rd; h->pend_len = d->len;         \
         ret = EXIT_MMIO; goto out;                                                           \
       }                                                                                      \
@@ -326,22 +334,22 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
     } else {                                                                                 \
       SAVE();                                                                                \
       int s = rv64_store_slow(h, va, size, sv);                                              \
-      if (s == MEM_TRAP) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+      if (s == MEM_TRAP) AFTER_TRAP();                                                       \
       if (s == MEM_EXIT) {                                                                   \
-        if (h->exit.kind == EXIT_MMIO) { pc += d->len; SAVE(); }                             \
+        if (h->exit.kind == EXIT_MMIO) { pc += d->len; cnt++; }                              \
         ret = (int)h->exit.kind; goto out;                                                   \
       }                                                                                      \
     }                                                                                        \
     NEXT();                                                                                  \
   } while (0)
 
-#define BRANCH(cond) do { if (cond) { pc += (uint64_t)(int64_t)d->imm; goto next; } NEXT(); } while (0)
+#define BRANCH(cond) do { if (cond) JUMP(pc + (uint64_t)(int64_t)d->imm); NEXT(); } while (0)
 
 #define AMO_W(expr)                                                                          \
   do {                                                                                       \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 4);                                              \
-    if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+    if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); } \
     int32_t a; uint32_t b = (uint32_t)X[d->rs2];                                             \
     memcpy(&a, p, 4);                                                                        \
     uint32_t r = (expr);                                                                     \
@@ -354,7 +362,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
   do {                                                                                       \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 8);                                              \
-    if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; } \
+    if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); } \
     int64_t a; uint64_t b = X[d->rs2];                                                       \
     memcpy(&a, p, 8);                                                                        \
     uint64_t r = (expr);                                                                     \
@@ -363,22 +371,26 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
     NEXT();                                                                                  \
   } while (0)
 
-next:
-  if (unlikely(n == 0)) goto out;
-  n--;
+jump:
+  if (unlikely(cnt >= chunk)) goto out;
   if (unlikely((pc & ~0xfffULL) != h->fvpage)) {
     SAVE();
     int s = rv64_fetch_page(h, pc);
     if (s != MEM_OK) {
+      if (s == MEM_TRAP) AFTER_TRAP();
       RELOAD();
-      if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
-      goto next;
+      ret = (int)h->exit.kind;
+      goto out;
     }
-    dec = h->fdec;
   }
-  d = &dec[(pc >> 1) & 2047];
-  if (unlikely(d->op == OP_UNDECODED)) {
-    insn_t *w = &dec[(pc >> 1) & 2047];
+  d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];
+  DISPATCH();
+
+L_REFETCH:
+  goto jump;
+
+L_UNDECODED: {
+    insn_t *w = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];
     uint32_t off = (uint32_t)(pc & 0xfff), raw;
     const uint8_t *host = h->fhost;
     uint16_t lo;
@@ -393,202 +405,206 @@ next:
       rv64_decode(lo, w);
     }
     h->counters[CNT_DECODED]++;
+    d = w;
+    DISPATCH();
   }
-dispatch:
-  switch (d->op) {
-    case OP_CROSS: {
-      uint32_t raw;
-      SAVE();
-      if (rv64_fetch_cross(h, pc, &raw) != MEM_OK) {
-        RELOAD();
-        if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
-        goto next;
-      }
-      rv64_decode(raw, &tmp);
-      d = &tmp;
-      goto dispatch;
-    }
-    case OP_ILLEGAL: ILLEGAL();
-    case OP_LUI: X[d->rd] = (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_AUIPC: X[d->rd] = pc + (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_JAL: X[d->rd] = pc + d->len; pc += (uint64_t)(int64_t)d->imm; goto next;
-    case OP_JALR: {
-      uint64_t t = (X[d->rs1] + (uint64_t)(int64_t)d->imm) & ~1ULL;
-      X[d->rd] = pc + d->len;
-      pc = t;
-      goto next;
-    }
-    case OP_BEQ: BRANCH(X[d->rs1] == X[d->rs2]);
-    case OP_BNE: BRANCH(X[d->rs1] != X[d->rs2]);
-    case OP_BLT: BRANCH((int64_t)X[d->rs1] < (int64_t)X[d->rs2]);
-    case OP_BGE: BRANCH((int64_t)X[d->rs1] >= (int64_t)X[d->rs2]);
-    case OP_BLTU: BRANCH(X[d->rs1] < X[d->rs2]);
-    case OP_BGEU: BRANCH(X[d->rs1] >= X[d->rs2]);
-    case OP_LB: LOAD(int8_t, 1, X[d->rd], 0);
-    case OP_LH: LOAD(int16_t, 2, X[d->rd], 0);
-    case OP_LW: LOAD(int32_t, 4, X[d->rd], 0);
-    case OP_LD: LOAD(int64_t, 8, X[d->rd], 0);
-    case OP_LBU: LOAD(uint8_t, 1, X[d->rd], 0);
-    case OP_LHU: LOAD(uint16_t, 2, X[d->rd], 0);
-    case OP_LWU: LOAD(uint32_t, 4, X[d->rd], 0);
-    case OP_SB: STORE(1, X[d->rs2]);
-    case OP_SH: STORE(2, X[d->rs2]);
-    case OP_SW: STORE(4, X[d->rs2]);
-    case OP_SD: STORE(8, X[d->rs2]);
-    case OP_ADDI: X[d->rd] = X[d->rs1] + (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_SLTI: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)d->imm; NEXT();
-    case OP_SLTIU: X[d->rd] = X[d->rs1] < (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_XORI: X[d->rd] = X[d->rs1] ^ (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_ORI: X[d->rd] = X[d->rs1] | (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_ANDI: X[d->rd] = X[d->rs1] & (uint64_t)(int64_t)d->imm; NEXT();
-    case OP_SLLI: X[d->rd] = X[d->rs1] << d->imm; NEXT();
-    case OP_SRLI: X[d->rd] = X[d->rs1] >> d->imm; NEXT();
-    case OP_SRAI: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> d->imm); NEXT();
-    case OP_ADD: X[d->rd] = X[d->rs1] + X[d->rs2]; NEXT();
-    case OP_SUB: X[d->rd] = X[d->rs1] - X[d->rs2]; NEXT();
-    case OP_SLL: X[d->rd] = X[d->rs1] << (X[d->rs2] & 63); NEXT();
-    case OP_SLT: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)X[d->rs2]; NEXT();
-    case OP_SLTU: X[d->rd] = X[d->rs1] < X[d->rs2]; NEXT();
-    case OP_XOR: X[d->rd] = X[d->rs1] ^ X[d->rs2]; NEXT();
-    case OP_SRL: X[d->rd] = X[d->rs1] >> (X[d->rs2] & 63); NEXT();
-    case OP_SRA: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> (X[d->rs2] & 63)); NEXT();
-    case OP_OR: X[d->rd] = X[d->rs1] | X[d->rs2]; NEXT();
-    case OP_AND: X[d->rd] = X[d->rs1] & X[d->rs2]; NEXT();
-    case OP_FENCE: NEXT();
-    case OP_ADDIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + (uint64_t)(int64_t)d->imm); NEXT();
-    case OP_SLLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << d->imm); NEXT();
-    case OP_SRLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> d->imm); NEXT();
-    case OP_SRAIW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> d->imm); NEXT();
-    case OP_ADDW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + X[d->rs2]); NEXT();
-    case OP_SUBW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] - X[d->rs2]); NEXT();
-    case OP_SLLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << (X[d->rs2] & 31)); NEXT();
-    case OP_SRLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
-    case OP_SRAW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
-    case OP_MUL: X[d->rd] = X[d->rs1] * X[d->rs2]; NEXT();
-    case OP_MULH: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(int64_t)X[d->rs2]) >> 64); NEXT();
-    case OP_MULHSU: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(unsigned __int128)X[d->rs2]) >> 64); NEXT();
-    case OP_MULHU: X[d->rd] = (uint64_t)(((unsigned __int128)X[d->rs1] * X[d->rs2]) >> 64); NEXT();
-    case OP_DIV: {
-      int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
-      X[d->rd] = b == 0 ? ~0ULL : (a == INT64_MIN && b == -1) ? (uint64_t)a : (uint64_t)(a / b);
-      NEXT();
-    }
-    case OP_DIVU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] / b : ~0ULL; NEXT(); }
-    case OP_REM: {
-      int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
-      X[d->rd] = b == 0 ? (uint64_t)a : (a == INT64_MIN && b == -1) ? 0 : (uint64_t)(a % b);
-      NEXT();
-    }
-    case OP_REMU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] % b : X[d->rs1]; NEXT(); }
-    case OP_MULW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] * (uint32_t)X[d->rs2]); NEXT();
-    case OP_DIVW: {
-      int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
-      X[d->rd] = (uint64_t)(int64_t)(b == 0 ? -1 : (a == INT32_MIN && b == -1) ? a : a / b);
-      NEXT();
-    }
-    case OP_DIVUW: {
-      uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
-      X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a / b : 0xffffffffu);
-      NEXT();
-    }
-    case OP_REMW: {
-      int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
-      X[d->rd] = (uint64_t)(int64_t)(b == 0 ? a : (a == INT32_MIN && b == -1) ? 0 : a % b);
-      NEXT();
-    }
-    case OP_REMUW: {
-      uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
-      X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a % b : a);
-      NEXT();
-    }
-    case OP_LR_W: case OP_LR_D: {
-      int size = d->op == OP_LR_W ? 4 : 8;
-      uint64_t va = X[d->rs1], gpa;
-      if (va & (uint64_t)(size - 1)) TRAP(EXC_LOAD_MISALIGNED, va);
-      int c = rv64_translate(h, va, ACC_LOAD, h->ls_mode, &gpa);
-      if (c) TRAP((uint64_t)(c - 1), va);
-      rv64_region *r = rv64_find_region(h->m, gpa);
-      if (!r || gpa - r->gpa + (uint64_t)size > r->size) TRAP(EXC_LOAD_ACCESS, va);
-      const uint8_t *p = r->host + (gpa - r->gpa);
-      if (size == 4) { int32_t v; memcpy(&v, p, 4); X[d->rd] = (uint64_t)(int64_t)v; }
-      else { uint64_t v; memcpy(&v, p, 8); X[d->rd] = v; }
-      h->res_addr = va;
-      h->res_valid = 1;
-      NEXT();
-    }
-    case OP_SC_W: case OP_SC_D: {
-      int size = d->op == OP_SC_W ? 4 : 8;
-      uint64_t va = X[d->rs1];
-      if (va & (uint64_t)(size - 1)) TRAP(EXC_STORE_MISALIGNED, va);
-      if (h->res_valid && h->res_addr == va) {
-        SAVE();
-        uint8_t *p = rv64_amo_ptr(h, va, size);
-        if (!p) { RELOAD(); if (h->exit.kind) { ret = (int)h->exit.kind; goto out; } goto next; }
-        memcpy(p, &X[d->rs2], (size_t)size);
-        h->res_valid = 0;
-        X[d->rd] = 0;
-      } else {
-        X[d->rd] = 1;
-      }
-      h->res_valid = 0;
-      NEXT();
-    }
-    case OP_AMOSWAP_W: AMO_W(b);
-    case OP_AMOADD_W: AMO_W((uint32_t)a + b);
-    case OP_AMOXOR_W: AMO_W((uint32_t)a ^ b);
-    case OP_AMOAND_W: AMO_W((uint32_t)a & b);
-    case OP_AMOOR_W: AMO_W((uint32_t)a | b);
-    case OP_AMOMIN_W: AMO_W(a < (int32_t)b ? (uint32_t)a : b);
-    case OP_AMOMAX_W: AMO_W(a > (int32_t)b ? (uint32_t)a : b);
-    case OP_AMOMINU_W: AMO_W((uint32_t)a < b ? (uint32_t)a : b);
-    case OP_AMOMAXU_W: AMO_W((uint32_t)a > b ? (uint32_t)a : b);
-    case OP_AMOSWAP_D: AMO_D(b);
-    case OP_AMOADD_D: AMO_D((uint64_t)a + b);
-    case OP_AMOXOR_D: AMO_D((uint64_t)a ^ b);
-    case OP_AMOAND_D: AMO_D((uint64_t)a & b);
-    case OP_AMOOR_D: AMO_D((uint64_t)a | b);
-    case OP_AMOMIN_D: AMO_D(a < (int64_t)b ? (uint64_t)a : b);
-    case OP_AMOMAX_D: AMO_D(a > (int64_t)b ? (uint64_t)a : b);
-    case OP_AMOMINU_D: AMO_D((uint64_t)a < b ? (uint64_t)a : b);
-    case OP_AMOMAXU_D: AMO_D((uint64_t)a > b ? (uint64_t)a : b);
-    case OP_FLW: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint32_t, 4, h->f[d->rd], 0xffffffff00000000ULL);
-    case OP_FLD: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint64_t, 8, h->f[d->rd], 0);
-    case OP_FSW: FS_CHECK(); STORE(4, h->f[d->rs2]);
-    case OP_FSD: FS_CHECK(); STORE(8, h->f[d->rs2]);
-    case OP_FENCE_I: case OP_ECALL: case OP_EBREAK: case OP_SRET: case OP_MRET: case OP_WFI:
-    case OP_SFENCE_VMA: case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI:
-    case OP_CSRRSI: case OP_CSRRCI: {
-      /* system instructions: leave the block afterwards (interrupts may have been enabled) */
-      SAVE();
-      h->counters[CNT_INSTRET] += chunk - n - counted;
-      counted = chunk - n;
-      int k = exec_system(h, d);
-      RELOAD();
-      dec = h->fdec;
-      if (k < 0) ILLEGAL();
-      if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
-      if (k == 1) goto out; /* state changed: check interrupts */
-      goto next;
-    }
-    default:
-      if (d->op >= OP_FIRST_FP && d->op < OP_COUNT) {
-        FS_CHECK();
-        if (rv64_fp_exec(h, d) < 0) ILLEGAL();
-        NEXT();
-      }
-      ILLEGAL();
+
+L_CROSS: {
+    uint32_t raw;
+    SAVE();
+    if (rv64_fetch_cross(h, pc, &raw) != MEM_OK) AFTER_TRAP();
+    rv64_decode(raw, &tmp[0]);
+    tmp[1].op = tmp[2].op = OP_REFETCH;
+    d = &tmp[0];
+    DISPATCH();
   }
+
+L_ILLEGAL: ILLEGAL();
+L_LUI: X[d->rd] = (uint64_t)(int64_t)d->imm; NEXT();
+L_AUIPC: X[d->rd] = pc + (uint64_t)(int64_t)d->imm; NEXT();
+L_JAL: X[d->rd] = pc + d->len; JUMP(pc + (uint64_t)(int64_t)d->imm);
+L_JALR: {
+    uint64_t t = (X[d->rs1] + (uint64_t)(int64_t)d->imm) & ~1ULL;
+    X[d->rd] = pc + d->len;
+    JUMP(t);
+  }
+L_BEQ: BRANCH(X[d->rs1] == X[d->rs2]);
+L_BNE: BRANCH(X[d->rs1] != X[d->rs2]);
+L_BLT: BRANCH((int64_t)X[d->rs1] < (int64_t)X[d->rs2]);
+L_BGE: BRANCH((int64_t)X[d->rs1] >= (int64_t)X[d->rs2]);
+L_BLTU: BRANCH(X[d->rs1] < X[d->rs2]);
+L_BGEU: BRANCH(X[d->rs1] >= X[d->rs2]);
+L_LB: LOAD(int8_t, 1, X[d->rd], 0);
+L_LH: LOAD(int16_t, 2, X[d->rd], 0);
+L_LW: LOAD(int32_t, 4, X[d->rd], 0);
+L_LD: LOAD(int64_t, 8, X[d->rd], 0);
+L_LBU: LOAD(uint8_t, 1, X[d->rd], 0);
+L_LHU: LOAD(uint16_t, 2, X[d->rd], 0);
+L_LWU: LOAD(uint32_t, 4, X[d->rd], 0);
+L_SB: STORE(1, X[d->rs2]);
+L_SH: STORE(2, X[d->rs2]);
+L_SW: STORE(4, X[d->rs2]);
+L_SD: STORE(8, X[d->rs2]);
+L_ADDI: X[d->rd] = X[d->rs1] + (uint64_t)(int64_t)d->imm; NEXT();
+L_SLTI: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)d->imm; NEXT();
+L_SLTIU: X[d->rd] = X[d->rs1] < (uint64_t)(int64_t)d->imm; NEXT();
+L_XORI: X[d->rd] = X[d->rs1] ^ (uint64_t)(int64_t)d->imm; NEXT();
+L_ORI: X[d->rd] = X[d->rs1] | (uint64_t)(int64_t)d->imm; NEXT();
+L_ANDI: X[d->rd] = X[d->rs1] & (uint64_t)(int64_t)d->imm; NEXT();
+L_SLLI: X[d->rd] = X[d->rs1] << d->imm; NEXT();
+L_SRLI: X[d->rd] = X[d->rs1] >> d->imm; NEXT();
+L_SRAI: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> d->imm); NEXT();
+L_ADD: X[d->rd] = X[d->rs1] + X[d->rs2]; NEXT();
+L_SUB: X[d->rd] = X[d->rs1] - X[d->rs2]; NEXT();
+L_SLL: X[d->rd] = X[d->rs1] << (X[d->rs2] & 63); NEXT();
+L_SLT: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)X[d->rs2]; NEXT();
+L_SLTU: X[d->rd] = X[d->rs1] < X[d->rs2]; NEXT();
+L_XOR: X[d->rd] = X[d->rs1] ^ X[d->rs2]; NEXT();
+L_SRL: X[d->rd] = X[d->rs1] >> (X[d->rs2] & 63); NEXT();
+L_SRA: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> (X[d->rs2] & 63)); NEXT();
+L_OR: X[d->rd] = X[d->rs1] | X[d->rs2]; NEXT();
+L_AND: X[d->rd] = X[d->rs1] & X[d->rs2]; NEXT();
+L_FENCE: NEXT();
+L_ADDIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + (uint64_t)(int64_t)d->imm); NEXT();
+L_SLLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << d->imm); NEXT();
+L_SRLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> d->imm); NEXT();
+L_SRAIW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> d->imm); NEXT();
+L_ADDW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + X[d->rs2]); NEXT();
+L_SUBW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] - X[d->rs2]); NEXT();
+L_SLLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << (X[d->rs2] & 31)); NEXT();
+L_SRLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
+L_SRAW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
+L_MUL: X[d->rd] = X[d->rs1] * X[d->rs2]; NEXT();
+L_MULH: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(int64_t)X[d->rs2]) >> 64); NEXT();
+L_MULHSU: X[d->rd] = (uint64_t)(((__int128)(int64_t)X[d->rs1] * (__int128)(unsigned __int128)X[d->rs2]) >> 64); NEXT();
+L_MULHU: X[d->rd] = (uint64_t)(((unsigned __int128)X[d->rs1] * X[d->rs2]) >> 64); NEXT();
+L_DIV: {
+    int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
+    X[d->rd] = b == 0 ? ~0ULL : (a == INT64_MIN && b == -1) ? (uint64_t)a : (uint64_t)(a / b);
+    NEXT();
+  }
+L_DIVU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] / b : ~0ULL; NEXT(); }
+L_REM: {
+    int64_t a = (int64_t)X[d->rs1], b = (int64_t)X[d->rs2];
+    X[d->rd] = b == 0 ? (uint64_t)a : (a == INT64_MIN && b == -1) ? 0 : (uint64_t)(a % b);
+    NEXT();
+  }
+L_REMU: { uint64_t b = X[d->rs2]; X[d->rd] = b ? X[d->rs1] % b : X[d->rs1]; NEXT(); }
+L_MULW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] * (uint32_t)X[d->rs2]); NEXT();
+L_DIVW: {
+    int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
+    X[d->rd] = (uint64_t)(int64_t)(b == 0 ? -1 : (a == INT32_MIN && b == -1) ? a : a / b);
+    NEXT();
+  }
+L_DIVUW: {
+    uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
+    X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a / b : 0xffffffffu);
+    NEXT();
+  }
+L_REMW: {
+    int32_t a = (int32_t)X[d->rs1], b = (int32_t)X[d->rs2];
+    X[d->rd] = (uint64_t)(int64_t)(b == 0 ? a : (a == INT32_MIN && b == -1) ? 0 : a % b);
+    NEXT();
+  }
+L_REMUW: {
+    uint32_t a = (uint32_t)X[d->rs1], b = (uint32_t)X[d->rs2];
+    X[d->rd] = (uint64_t)(int64_t)(int32_t)(b ? a % b : a);
+    NEXT();
+  }
+L_LR_W:
+L_LR_D: {
+    int size = d->op == OP_LR_W ? 4 : 8;
+    uint64_t va = X[d->rs1], gpa;
+    if (va & (uint64_t)(size - 1)) TRAP(EXC_LOAD_MISALIGNED, va);
+    int c = rv64_translate(h, va, ACC_LOAD, h->ls_mode, &gpa);
+    if (c) TRAP((uint64_t)(c - 1), va);
+    rv64_region *r = rv64_find_region(h->m, gpa);
+    if (!r || gpa - r->gpa + (uint64_t)size > r->size) TRAP(EXC_LOAD_ACCESS, va);
+    const uint8_t *p = r->host + (gpa - r->gpa);
+    if (size == 4) { int32_t v; memcpy(&v, p, 4); X[d->rd] = (uint64_t)(int64_t)v; }
+    else { uint64_t v; memcpy(&v, p, 8); X[d->rd] = v; }
+    h->res_addr = va;
+    h->res_valid = 1;
+    NEXT();
+  }
+L_SC_W:
+L_SC_D: {
+    int size = d->op == OP_SC_W ? 4 : 8;
+    uint64_t va = X[d->rs1];
+    if (va & (uint64_t)(size - 1)) TRAP(EXC_STORE_MISALIGNED, va);
+    if (h->res_valid && h->res_addr == va) {
+      SAVE();
+      uint8_t *p = rv64_amo_ptr(h, va, size);
+      if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); }
+      memcpy(p, &X[d->rs2], (size_t)size);
+      X[d->rd] = 0;
+    } else {
+      X[d->rd] = 1;
+    }
+    h->res_valid = 0;
+    NEXT();
+  }
+L_AMOSWAP_W: AMO_W(b);
+L_AMOADD_W: AMO_W((uint32_t)a + b);
+L_AMOXOR_W: AMO_W((uint32_t)a ^ b);
+L_AMOAND_W: AMO_W((uint32_t)a & b);
+L_AMOOR_W: AMO_W((uint32_t)a | b);
+L_AMOMIN_W: AMO_W(a < (int32_t)b ? (uint32_t)a : b);
+L_AMOMAX_W: AMO_W(a > (int32_t)b ? (uint32_t)a : b);
+L_AMOMINU_W: AMO_W((uint32_t)a < b ? (uint32_t)a : b);
+L_AMOMAXU_W: AMO_W((uint32_t)a > b ? (uint32_t)a : b);
+L_AMOSWAP_D: AMO_D(b);
+L_AMOADD_D: AMO_D((uint64_t)a + b);
+L_AMOXOR_D: AMO_D((uint64_t)a ^ b);
+L_AMOAND_D: AMO_D((uint64_t)a & b);
+L_AMOOR_D: AMO_D((uint64_t)a | b);
+L_AMOMIN_D: AMO_D(a < (int64_t)b ? (uint64_t)a : b);
+L_AMOMAX_D: AMO_D(a > (int64_t)b ? (uint64_t)a : b);
+L_AMOMINU_D: AMO_D((uint64_t)a < b ? (uint64_t)a : b);
+L_AMOMAXU_D: AMO_D((uint64_t)a > b ? (uint64_t)a : b);
+L_FLW: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint32_t, 4, h->f[d->rd], 0xffffffff00000000ULL);
+L_FLD: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint64_t, 8, h->f[d->rd], 0);
+L_FSW: FS_CHECK(); STORE(4, h->f[d->rs2]);
+L_FSD: FS_CHECK(); STORE(8, h->f[d->rs2]);
+L_FENCE_I: L_ECALL: L_EBREAK: L_SRET: L_MRET: L_WFI: L_SFENCE_VMA: L_CSRRW: L_CSRRS: L_CSRRC:
+L_CSRRWI: L_CSRRSI: L_CSRRCI: {
+    /* system instructions run out of line; the block ends when state changed */
+    SAVE();
+    h->counters[CNT_INSTRET] += cnt - counted;
+    counted = cnt;
+    int k = exec_system(h, d);
+    if (k < 0) { RELOAD(); ILLEGAL(); }
+    cnt++;
+    RELOAD();
+    if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
+    if (k == 1) goto out; /* state changed: check interrupts */
+    goto jump;
+  }
+L_FMADD_S: L_FMSUB_S: L_FNMSUB_S: L_FNMADD_S: L_FADD_S: L_FSUB_S: L_FMUL_S: L_FDIV_S:
+L_FSQRT_S: L_FSGNJ_S: L_FSGNJN_S: L_FSGNJX_S: L_FMIN_S: L_FMAX_S: L_FCVT_W_S:
+L_FCVT_WU_S: L_FMV_X_W: L_FEQ_S: L_FLT_S: L_FLE_S: L_FCLASS_S: L_FCVT_S_W: L_FCVT_S_WU:
+L_FMV_W_X: L_FCVT_L_S: L_FCVT_LU_S: L_FCVT_S_L: L_FCVT_S_LU:
+L_FMADD_D: L_FMSUB_D: L_FNMSUB_D: L_FNMADD_D: L_FADD_D: L_FSUB_D: L_FMUL_D: L_FDIV_D:
+L_FSQRT_D: L_FSGNJ_D: L_FSGNJN_D: L_FSGNJX_D: L_FMIN_D: L_FMAX_D: L_FCVT_W_D:
+L_FCVT_WU_D: L_FMV_X_D: L_FEQ_D: L_FLT_D: L_FLE_D: L_FCLASS_D: L_FCVT_D_W: L_FCVT_D_WU:
+L_FMV_D_X: L_FCVT_L_D: L_FCVT_LU_D: L_FCVT_D_L: L_FCVT_D_LU: L_FCVT_S_D: L_FCVT_D_S:
+  FS_CHECK();
+  if (rv64_fp_exec(h, d) < 0) ILLEGAL();
+  NEXT();
 
 out:
   h->pc = pc;
-  h->counters[CNT_INSTRET] += chunk - n - counted;
-  *done = chunk - n;
+  h->counters[CNT_INSTRET] += cnt - counted;
+  *done = cnt;
   return ret;
 #undef SAVE
 #undef RELOAD
+#undef DISPATCH
+#undef NEXT
+#undef JUMP
+#undef AFTER_TRAP
 #undef TRAP
 #undef ILLEGAL
-#undef NEXT
 #undef LOAD
 #undef STORE
 #undef BRANCH

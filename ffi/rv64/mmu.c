@@ -5,7 +5,8 @@
 #include "rv64.h"
 #include <stdlib.h>
 
-#define DEC_PAGE_BYTES (2048 * sizeof(insn_t))
+#define DEC_PAGE_BYTES (DEC_SLOTS * sizeof(insn_t))
+#define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t))
 #define DEC_LIMIT_BYTES (512ULL << 20)
 
 rv64_region *rv64_find_region(rv64_machine *m, uint64_t gpa) {
@@ -272,7 +273,7 @@ static insn_t *dec_page(rv64_hart *h, rv64_region *r, uint64_t page) {
   rv64_machine *m = h->m;
   insn_t *d = r->dec[page];
   if (!d) {
-    if (m->dec_bytes + DEC_PAGE_BYTES > DEC_LIMIT_BYTES) {
+    if (m->dec_bytes + DEC_ALLOC_BYTES > DEC_LIMIT_BYTES) {
       /* too much decoded code: forget all of it (other harts re-fetch at their next run) */
       for (int i = 0; i < m->nregions; i++) {
         rv64_region *q = &m->regions[i];
@@ -281,17 +282,18 @@ static insn_t *dec_page(rv64_hart *h, rv64_region *r, uint64_t page) {
             free(q->dec[k]);
             q->dec[k] = NULL;
             q->flags[k] &= (uint8_t)~PAGE_CODE;
-            m->dec_bytes -= DEC_PAGE_BYTES;
+            m->dec_bytes -= DEC_ALLOC_BYTES;
           }
         }
       }
       for (int i = 0; i < m->nharts; i++) if (m->harts[i]) m->harts[i]->fvpage = ~0ULL;
     }
-    d = calloc(1, DEC_PAGE_BYTES);
+    d = calloc(1, DEC_ALLOC_BYTES);
     if (!d) return NULL;
+    for (int k = DEC_SLOTS; k < DEC_ALLOC; k++) d[k].op = OP_REFETCH;
     r->dec[page] = d;
     r->dec_gen[page] = m->dec_gen;
-    m->dec_bytes += DEC_PAGE_BYTES;
+    m->dec_bytes += DEC_ALLOC_BYTES;
   } else if (r->dec_gen[page] != m->dec_gen) {
     memset(d, 0, DEC_PAGE_BYTES);
     r->dec_gen[page] = m->dec_gen;

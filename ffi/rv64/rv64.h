@@ -80,6 +80,10 @@ typedef struct insn {
   uint32_t raw;
 } insn_t;
 
+/* decode page: one slot per 2-byte parcel, plus sentinel slots (OP_REFETCH) at the end */
+#define DEC_SLOTS 2048
+#define DEC_ALLOC (DEC_SLOTS + 2)
+
 #define TLB_SIZE 256
 typedef struct tlb_entry {
   uint64_t tag;     /* virtual page address, or ~0 when empty */
@@ -245,7 +249,7 @@ RV64_INTERNAL int rv64_fp_exec(rv64_hart *h, const insn_t *d);
 
 /* opcodes of decoded instructions */
 #define RV64_OPS(X)                                                                           \
-  X(UNDECODED) X(ILLEGAL) X(CROSS)                                                            \
+  X(UNDECODED) X(ILLEGAL) X(CROSS) X(REFETCH)                                                          \
   X(LUI) X(AUIPC) X(JAL) X(JALR) X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU)                  \
   X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU) X(LWU) X(SB) X(SH) X(SW) X(SD)                        \
   X(ADDI) X(SLTI) X(SLTIU) X(XORI) X(ORI) X(ANDI) X(SLLI) X(SRLI) X(SRAI)                     \
