@@ -13,6 +13,18 @@ function sortedEntries(record: Record<string, number>): Array<[string, number]> 
   return Object.entries(record).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
+/** Drops zero counters, noting how many were hidden. */
+function nonZero(record: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  let hidden = 0;
+  for (const [name, value] of Object.entries(record)) {
+    if (value !== 0) out[name] = value;
+    else hidden++;
+  }
+  if (hidden > 0) out[`(${hidden} zero counters hidden)`] = 0;
+  return out;
+}
+
 function countTable(title: string, record: Record<string, number>): string {
   const table = new Table({
     head: [title, "count"],
@@ -21,13 +33,15 @@ function countTable(title: string, record: Record<string, number>): string {
   });
   const entries = sortedEntries(record);
   if (entries.length === 0) table.push(["(none)", ""]);
-  for (const [name, value] of entries) table.push([name, value.toLocaleString("en-US")]);
+  for (const [name, value] of entries) {
+    table.push([name, name.startsWith("(") ? "" : value.toLocaleString("en-US")]);
+  }
   return table.toString();
 }
 
 /**
  * Formats a machine's statistics as text tables: exits by kind, exits by plugin, plugin metrics,
- * host port counters and wall time.
+ * host port counters (zero counters hidden; `--stats=json` has them all) and wall time.
  *
  * @param stats The counters from {@linkcode MachineExit.stats}.
  * @returns The tables, separated by blank lines.
@@ -55,9 +69,11 @@ export function formatStatsTable(stats: MachineStats): string {
   for (const [plugin, counters] of Object.entries(stats.metrics)) {
     for (const [name, value] of Object.entries(counters)) metricRows[`${plugin}: ${name}`] = value;
   }
-  if (Object.keys(metricRows).length > 0) parts.push(countTable("plugin metric", metricRows));
+  if (Object.keys(metricRows).length > 0) {
+    parts.push(countTable("plugin metric", nonZero(metricRows)));
+  }
   if (Object.keys(stats.hostport).length > 0) {
-    parts.push(countTable("host port counter", stats.hostport));
+    parts.push(countTable("host port counter", nonZero(stats.hostport)));
   }
   parts.push(`wall time: ${stats.wallMs.toFixed(1)} ms`);
   return parts.join("\n");
