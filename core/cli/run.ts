@@ -82,15 +82,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const { trace, stats } = checkFlags(flags);
 
   const encoder = new TextEncoder();
-  let quitReason: string | undefined;
+  let quit: { reason: string; status: number } | undefined;
   const pending: Uint8Array[] = [];
   let sendInput: ((bytes: Uint8Array) => void) | undefined;
-  let stop: ((reason: string) => void) | undefined;
+  let stop: ((reason: string, status: number) => void) | undefined;
   const terminal = new Terminal({
     onInput: (bytes) => sendInput ? sendInput(bytes) : pending.push(bytes),
-    onQuit: (reason) => {
-      quitReason ??= reason;
-      stop?.(reason);
+    onQuit: (reason, status) => {
+      quit ??= { reason, status };
+      stop?.(reason, status);
     },
   });
   let exit: MachineExit;
@@ -101,9 +101,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       console: { write: (bytes: Uint8Array) => writeAll(Deno.stdout, bytes) },
     });
     sendInput = (bytes) => machine.sendInput(bytes);
-    stop = (reason) => machine.stop(reason);
+    stop = (reason, status) => machine.stop(reason, status);
     for (const bytes of pending.splice(0)) machine.sendInput(bytes);
-    if (quitReason !== undefined) machine.stop(quitReason);
+    if (quit !== undefined) machine.stop(quit.reason, quit.status);
     exit = await machine.run();
   } finally {
     terminal.restore();
@@ -111,6 +111,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   if (terminal.interactive) writeAll(Deno.stderr, encoder.encode("\r\n"));
   if (stats === "table") console.error(formatStatsTable(exit.stats));
   if (stats === "json") console.log(formatStatsJson(exit));
+  if (quit !== undefined && !exit.failed) console.error(`vmon: ${exit.reason}`);
   if (exit.failed) {
     console.error(`vmon: ${exit.reason}`);
     return exit.status === 0 ? 1 : exit.status;

@@ -12,8 +12,11 @@ const CTRL_A = 0x01;
 export interface TerminalHandlers {
   /** Bytes the user typed (after escape processing), for the guest. */
   onInput(bytes: Uint8Array): void;
-  /** The user asked to quit (Ctrl-A x) or a signal arrived; `reason` says which. */
-  onQuit(reason: string): void;
+  /**
+   * The user asked to quit (Ctrl-A x, `status` 0) or a signal arrived (`status` 130 for SIGINT,
+   * 143 for SIGTERM); `reason` says which.
+   */
+  onQuit(reason: string, status: number): void;
 }
 
 /** Options for {@linkcode Terminal}. */
@@ -111,7 +114,7 @@ export class Terminal implements Disposable {
       if (this.#escape) {
         this.#escape = false;
         if (byte === 0x78 || byte === 0x58) { // x or X
-          this.#handlers.onQuit("quit from the terminal (Ctrl-A x)");
+          this.#handlers.onQuit("quit from the terminal (Ctrl-A x)", 0);
           continue;
         }
         if (byte === CTRL_A) {
@@ -135,7 +138,7 @@ export class Terminal implements Disposable {
       this.restore();
       Deno.exit(signal === "SIGINT" ? 130 : 143);
     }
-    this.#handlers.onQuit(`stopped by ${signal}`);
+    this.#handlers.onQuit(`stopped by ${signal}`, signal === "SIGINT" ? 130 : 143);
   }
 
   async #readLoop(): Promise<void> {
