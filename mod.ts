@@ -58,6 +58,6 @@ export * from "./core/testing.ts";
 export * from "./core/virtio/mod.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./core/cli/mod.ts");
-  Deno.exit(await main(Deno.args));
+  // No top-level await: plugins loaded by the CLI may import this module back.
+  import("./core/cli/mod.ts").then(async (cli) => Deno.exit(await cli.main(Deno.args)));
 }
