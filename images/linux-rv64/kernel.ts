@@ -1,0 +1,182 @@
+/**
+ * Builds the riscv64 Linux kernel `Image` from Debian's linux-source-6.1 tarball and the config
+ * fragment `kernel.config` committed next to this file, cached under
+ * `cacheDir("images", "linux-rv64", ...)`.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { cacheDir, hashFiles } from "../../core/cache.ts";
+import { VmonError } from "../../core/errors.ts";
+import { packageVersion } from "./deps.ts";
+import {
+  copyAtomic,
+  exists,
+  formatDuration,
+  type ProgressFn,
+  runLogged,
+  tempSibling,
+  withLock,
+  writeAtomic,
+} from "./_run.ts";
+
+/** The committed kernel config fragment. */
+export const KERNEL_FRAGMENT: string = fileURLToPath(new URL("./kernel.config", import.meta.url));
+
+/** The Debian kernel source tarball the kernel is built from. */
+export const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
+
+const CROSS = "riscv64-linux-gnu-";
+
+/** Options of {@linkcode buildKernel}. */
+export interface KernelOptions {
+  /** Parallel make jobs (default 2). */
+  jobs?: number;
+  /** Config fragment to merge (default {@linkcode KERNEL_FRAGMENT}). */
+  fragment?: string;
+}
+
+/** A built kernel. */
+export interface KernelBuild {
+  /** Path of the uncompressed RISC-V `Image`. */
+  image: string;
+  /** Path of the final `.config` it was built with. */
+  config: string;
+  /** Whether it came from the cache. */
+  cached: boolean;
+}
+
+/** Parses a config fragment into symbol -> value (`n` for "is not set"). */
+export function parseFragment(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    const unset = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(line);
+    if (unset) {
+      out.set(unset[1]!, "n");
+      continue;
+    }
+    if (line === "" || line.startsWith("#")) continue;
+    const set = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
+    if (!set) throw new VmonError(`Cannot parse kernel config fragment: bad line "${line}"`);
+    out.set(set[1]!, set[2]!);
+  }
+  return out;
+}
+
+/** Returns the fragment symbols whose value differs in the final `.config` text. */
+export function configMismatches(fragment: string, finalConfig: string): string[] {
+  const want = parseFragment(fragment);
+  const have = parseFragment(
+    finalConfig.split("\n").filter((l) => /^(CONFIG_|# CONFIG_.* is not set$)/.test(l)).join("\n"),
+  );
+  const bad: string[] = [];
+  for (const [sym, value] of want) {
+    const got = have.get(sym) ?? "n";
+    if (got !== value) bad.push(`${sym}=${value} (got ${got})`);
+  }
+  return bad;
+}
+
+/** Extracts the kernel tarball into the cache once per package version; returns the tree. */
+async function kernelTree(onProgress: ProgressFn): Promise<{ tree: string; version: string }> {
+  const version = await packageVersion("linux-source-6.1");
+  if (!version || !exists(KERNEL_TARBALL)) {
+    throw new VmonError(`Cannot build the kernel: ${KERNEL_TARBALL} is missing`);
+  }
+  const srcRoot = cacheDir("images", "linux-rv64", "src");
+  const tree = join(srcRoot, `linux-source-6.1_${version}`);
+  if (exists(join(tree, "Makefile"))) return { tree, version };
+  await withLock(`${tree}.lock`, async () => {
+    if (exists(join(tree, "Makefile"))) return;
+    const start = performance.now();
+    onProgress(`kernel: extracting ${KERNEL_TARBALL} (linux-source-6.1 ${version})`);
+    const tmp = tempSibling(tree);
+    Deno.mkdirSync(tmp, { recursive: true });
+    await runLogged("tar", ["-xJf", KERNEL_TARBALL, "-C", tmp], {
+      log: join(srcRoot, "extract.log"),
+      what: "extract the kernel source",
+    });
+    Deno.renameSync(join(tmp, "linux-source-6.1"), tree);
+    Deno.removeSync(tmp, { recursive: true });
+    onProgress(`kernel: extracted in ${formatDuration(performance.now() - start)}`);
+  }, { onWait: () => onProgress("kernel: waiting for another process extracting the source") });
+  return { tree, version };
+}
+
+/** Counts compile lines in a kbuild log, for progress. */
+function countCompiled(log: string): number {
+  try {
+    return Deno.readTextFileSync(log).match(/^\s+(CC|AS|LD|AR)\s/gm)?.length ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Builds (or returns the cached) kernel Image: `tinyconfig`, the fragment merged with
+ * `scripts/kconfig/merge_config.sh`, `olddefconfig`, a check that every fragment line took
+ * effect, then `make Image`.
+ *
+ * @param onProgress Receives progress lines.
+ * @param options Build options.
+ */
+export async function buildKernel(
+  onProgress: ProgressFn,
+  options: KernelOptions = {},
+): Promise<KernelBuild> {
+  const fragment = options.fragment ?? KERNEL_FRAGMENT;
+  const { tree, version } = await kernelTree(onProgress);
+  const gccVersion = (await packageVersion("gcc-riscv64-linux-gnu")) ?? "unknown";
+  const key = hashFiles([fragment], [`linux-source-6.1=${version}`, `gcc=${gccVersion}`]);
+  const dir = cacheDir("images", "linux-rv64", "kernel", key);
+  const image = join(dir, "Image");
+  const config = join(dir, "config");
+  if (exists(image) && exists(config)) {
+    return { image, config, cached: true };
+  }
+  return await withLock(join(dir, ".lock"), async () => {
+    if (exists(image) && exists(config)) return { image, config, cached: true };
+    const obj = join(dir, "obj");
+    const log = join(dir, "build.log");
+    const make = ["-C", tree, `O=${obj}`, "ARCH=riscv", `CROSS_COMPILE=${CROSS}`];
+    const start = performance.now();
+    onProgress(`kernel: configuring (tinyconfig + ${fragment}), log ${log}`);
+    await runLogged("make", [...make, "tinyconfig"], { log, what: "configure the kernel" });
+    await runLogged(
+      join(tree, "scripts/kconfig/merge_config.sh"),
+      ["-m", "-O", obj, join(obj, ".config"), fragment],
+      { log, what: "merge the kernel config fragment", cwd: tree },
+    );
+    await runLogged("make", [...make, "olddefconfig"], { log, what: "configure the kernel" });
+    const bad = configMismatches(
+      Deno.readTextFileSync(fragment),
+      Deno.readTextFileSync(join(obj, ".config")),
+    );
+    if (bad.length > 0) {
+      throw new VmonError(
+        `Cannot configure the kernel: fragment options did not take effect: ${bad.join(", ")}`,
+      );
+    }
+    const jobs = options.jobs ?? 2;
+    onProgress(`kernel: compiling with -j${jobs} (takes minutes; log ${log})`);
+    await runLogged("make", [...make, `-j${jobs}`, "Image"], {
+      log,
+      what: "build the kernel",
+      heartbeat: (ms) =>
+        onProgress(`kernel: compiling, ${countCompiled(log)} steps, ${formatDuration(ms)}`),
+    });
+    copyAtomic(join(obj, ".config"), config);
+    copyAtomic(join(obj, "arch/riscv/boot/Image"), image);
+    writeAtomic(join(dir, "inputs.txt"), `linux-source-6.1 ${version}\ngcc ${gccVersion}\n`);
+    const size = Deno.statSync(image).size;
+    onProgress(
+      `kernel: built ${image} (${(size / 1048576).toFixed(1)} MiB) in ${
+        formatDuration(performance.now() - start)
+      }`,
+    );
+    return { image, config, cached: false };
+  }, { onWait: () => onProgress("kernel: waiting for another process building it") });
+}
