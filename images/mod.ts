@@ -20,12 +20,14 @@
 import { VmonError } from "../core/errors.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "./types.ts";
 import { X86_IMAGES } from "./x86/mod.ts";
+import { LINUX_RV64 } from "./linux-rv64/mod.ts";
 
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "./types.ts";
 
 /** Every image recipe, in the order `vmon images` lists them. */
 const IMAGES: readonly ImageRecipe[] = [
   ...X86_IMAGES,
+  LINUX_RV64,
 ];
 
 /** Returns every image recipe in the registry. */
