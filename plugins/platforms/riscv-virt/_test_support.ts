@@ -255,3 +255,52 @@ export function makeElf(
   });
   return elf;
 }
+
+/** Writes a newc cpio archive of directories, character devices and files (for test initrds). */
+export function newcCpio(
+  entries: readonly (
+    | { path: string; dir: true }
+    | { path: string; char: [number, number] }
+    | { path: string; data: Uint8Array; mode?: number }
+  )[],
+): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const push = (b: Uint8Array) => {
+    chunks.push(b);
+    size += b.length;
+  };
+  const pad4 = () => {
+    if (size % 4) push(new Uint8Array(4 - (size % 4)));
+  };
+  const h = (n: number) => n.toString(16).padStart(8, "0");
+  const add = (
+    name: string,
+    mode: number,
+    data: Uint8Array,
+    rdev: [number, number],
+    ino: number,
+  ) => {
+    const nameBytes = new TextEncoder().encode(name + "\0");
+    const header = "070701" + h(ino) + h(mode) + h(0) + h(0) + h(1) + h(0) + h(data.length) +
+      h(0) + h(0) + h(rdev[0]) + h(rdev[1]) + h(nameBytes.length) + h(0);
+    push(new TextEncoder().encode(header));
+    push(nameBytes);
+    pad4();
+    push(data);
+    pad4();
+  };
+  entries.forEach((e, i) => {
+    if ("dir" in e) add(e.path, 0o040755, new Uint8Array(0), [0, 0], i + 1);
+    else if ("char" in e) add(e.path, 0o020600, new Uint8Array(0), e.char, i + 1);
+    else add(e.path, 0o100000 | (e.mode ?? 0o644), e.data, [0, 0], i + 1);
+  });
+  add("TRAILER!!!", 0, new Uint8Array(0), [0, 0], 0);
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
