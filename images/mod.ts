@@ -61,3 +61,20 @@ export function buildImage(name: string, options: BuildImageOptions = {}): Promi
   }
   return recipe.build(options);
 }
+
+// `deno task image <name>...`: builds the named images (all if none) and prints their paths.
+if (import.meta.main) {
+  const start = performance.now();
+  const log = (line: string) =>
+    console.error(`[${((performance.now() - start) / 1000).toFixed(1).padStart(6)}s] ${line}`);
+  try {
+    const names = Deno.args.length > 0 ? Deno.args : IMAGES.map((image) => image.name);
+    for (const name of names) {
+      console.log(JSON.stringify(await buildImage(name, { onProgress: log })));
+    }
+  } catch (e) {
+    if (!(e instanceof VmonError)) throw e;
+    console.error(e.message);
+    Deno.exit(e.status);
+  }
+}
