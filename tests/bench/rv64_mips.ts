@@ -1,0 +1,117 @@
+/**
+ * rv64 interpreter speed: runs a CPU-bound guest loop (ALU, loads/stores, branches; 9
+ * instructions per iteration) on the rv64 host port and prints one JSON line with MIPS. The
+ * reference is QEMU's TCG (`qemu-system-riscv64 -M virt`) running the same program in the same
+ * run, when installed; `ratio` is rv64 MIPS / QEMU MIPS.
+ *
+ * Usage: deno task bench:mips [iterations]
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { ExitKind } from "../../core/api.ts";
+import { assemble } from "../../ffi/rv64/asm.ts";
+import { Rv64Port } from "../../plugins/hostports/rv64/mod.ts";
+
+const ITERATIONS = Number(Deno.args[0] ?? 50_000_000);
+const PER_ITERATION = 9;
+
+/** The loop; it ends with a store of 0x5555 to 0x100000 (QEMU virt's test finisher: poweroff). */
+function program(iterations: number): Uint8Array {
+  return assemble(`
+    .option norvc
+    la s0, buf
+    li t0, 0
+    li t1, ${iterations}
+    li t2, 0
+  1:
+    addi t0, t0, 1
+    add t2, t2, t0
+    xor t3, t2, t0
+    andi t3, t3, 255
+    sd t3, 0(s0)
+    ld t4, 0(s0)
+    add t2, t2, t4
+    slli t5, t2, 1
+    bne t0, t1, 1b
+    li t0, 0x100000
+    li t1, 0x5555
+    sw t1, 0(t0)
+  2:
+    j 2b
+    .align 12 /* data on its own page: QEMU slows down on stores near code */
+  buf:
+    .dword 0
+  `);
+}
+
+function runRv64(iterations: number): { instructions: number; ms: number } {
+  using port = new Rv64Port({ harts: 1, slice: 10_000_000 });
+  new Uint8Array(port.addMemoryRegion(0x8000_0000, 1 << 20, { readonly: false })).set(
+    program(iterations),
+  );
+  const hart = port.createVcpu(0);
+  hart.setPc(0x8000_0000n);
+  const t0 = performance.now();
+  let kind: number;
+  do kind = hart.run(); while (kind === ExitKind.Interrupted);
+  const ms = performance.now() - t0;
+  if (kind !== ExitKind.Mmio || hart.exit.address !== 0x100000) {
+    throw new Error(`unexpected exit ${kind}: ${hart.exit.detail}`);
+  }
+  return { instructions: Number(hart.instret), ms };
+}
+
+function runQemu(iterations: number): number | undefined {
+  const dir = Deno.makeTempDirSync({ prefix: "vmon-bench-" });
+  try {
+    const bin = join(dir, "loop.bin");
+    Deno.writeFileSync(bin, program(iterations));
+    const t0 = performance.now();
+    const res = new Deno.Command("qemu-system-riscv64", {
+      args: [
+        "-M",
+        "virt",
+        "-bios",
+        "none",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-device",
+        `loader,file=${bin},addr=0x80000000,cpu-num=0`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    const ms = performance.now() - t0;
+    return res.success ? ms : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+// warm up (build the library, assemble)
+runRv64(1000);
+const ours = runRv64(ITERATIONS);
+const mips = ours.instructions / ours.ms / 1000;
+let qemuMips: number | undefined;
+const qBase = runQemu(1);
+const qBig = qBase === undefined ? undefined : runQemu(ITERATIONS);
+if (qBase !== undefined && qBig !== undefined && qBig > qBase) {
+  qemuMips = (ITERATIONS * PER_ITERATION) / (qBig - qBase) / 1000;
+}
+console.log(JSON.stringify({
+  bench: "rv64_mips",
+  iterations: ITERATIONS,
+  instructions: ours.instructions,
+  ms: Math.round(ours.ms),
+  mips: Math.round(mips * 10) / 10,
+  reference: qemuMips === undefined ? null : "qemu-system-riscv64 (TCG)",
+  referenceMips: qemuMips === undefined ? null : Math.round(qemuMips * 10) / 10,
+  ratio: qemuMips === undefined ? null : Math.round((mips / qemuMips) * 1000) / 1000,
+}));
