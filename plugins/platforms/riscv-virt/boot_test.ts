@@ -97,6 +97,54 @@ const skip = !kernel
   : undefined;
 if (skip) console.warn(`riscv-virt boot tests skipped: ${skip}`);
 
+interface BootResult {
+  text: string;
+  exit: { status: number; reason: string; failed: boolean; metrics: Record<string, number> };
+  context: string;
+}
+
+async function boot(
+  options: { cpus: number; initrd: string; cmdline: string; devices: string[] },
+): Promise<BootResult> {
+  const chunks: Uint8Array[] = [];
+  const logs: string[] = [];
+  const machine = await createMachine({
+    cpus: options.cpus,
+    memory: "128M",
+    hostport: { use: "rv64" },
+    platform: { use: "riscv-virt", options: { "rng-seed": false } },
+    devices: options.devices.map((use) => ({ use })),
+    boot: { kernel: kernel!, initrd: options.initrd, cmdline: options.cmdline },
+  }, { console: { write: (b) => chunks.push(b.slice()) }, log: (l) => logs.push(l) });
+  const timer = setTimeout(() => machine.stop("test timeout", 124), 120_000);
+  let exit;
+  try {
+    exit = await machine.run();
+  } finally {
+    clearTimeout(timer);
+    await machine[Symbol.asyncDispose]();
+  }
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  const text = new TextDecoder().decode(all);
+  const context = `exit ${JSON.stringify({ status: exit.status, reason: exit.reason })}\n` +
+    `logs:\n${logs.join("\n")}\nconsole tail:\n${text.slice(-3000)}`;
+  return {
+    text,
+    exit: {
+      status: exit.status,
+      reason: exit.reason,
+      failed: exit.failed,
+      metrics: exit.stats.metrics["riscv-virt"] ?? {},
+    },
+    context,
+  };
+}
+
 for (const cpus of [1, 4]) {
   Deno.test({
     name: `riscv-virt: Linux boots on the rv64 port with ${cpus} hart(s) to "vmon: init ready"`,
@@ -104,35 +152,12 @@ for (const cpus of [1, 4]) {
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
-      const initrd = buildInitrd();
-      const chunks: Uint8Array[] = [];
-      const logs: string[] = [];
-      const machine = await createMachine({
+      const { text, exit, context } = await boot({
         cpus,
-        memory: "128M",
-        hostport: { use: "rv64" },
-        platform: { use: "riscv-virt", options: { "rng-seed": false } },
-        devices: [{ use: "uart16550" }],
-        boot: { kernel: kernel!, initrd, cmdline: "console=ttyS0 earlycon=sbi" },
-      }, { console: { write: (b) => chunks.push(b.slice()) }, log: (l) => logs.push(l) });
-      const timer = setTimeout(() => machine.stop("test timeout", 124), 120_000);
-      let exit;
-      try {
-        exit = await machine.run();
-      } finally {
-        clearTimeout(timer);
-        await machine[Symbol.asyncDispose]();
-      }
-      const text = new TextDecoder().decode(
-        chunks.reduce((a, b) => {
-          const c = new Uint8Array(a.length + b.length);
-          c.set(a);
-          c.set(b, a.length);
-          return c;
-        }, new Uint8Array(0)),
-      );
-      const context = `exit ${JSON.stringify({ status: exit.status, reason: exit.reason })}\n` +
-        `logs:\n${logs.join("\n")}\nconsole tail:\n${text.slice(-3000)}`;
+        initrd: buildInitrd(),
+        cmdline: "console=ttyS0 earlycon=sbi",
+        devices: ["uart16550"],
+      });
       ok(text.includes("Machine model: vmon riscv-virt"), context);
       ok(text.includes("SBI HSM extension detected"), context);
       ok(text.includes(`smp: Brought up 1 node, ${cpus} CPU`), context);
@@ -141,9 +166,50 @@ for (const cpus of [1, 4]) {
       strictEqual(exit.status, 0, context);
       strictEqual(exit.reason, "poweroff", context);
       strictEqual(exit.failed, false, context);
-      const metrics = exit.stats.metrics["riscv-virt"] ?? {};
-      ok((metrics["sbi_srst"] ?? 0) >= 1, JSON.stringify(metrics));
-      if (cpus > 1) ok((metrics["sbi_hsm"] ?? 0) >= cpus - 1, JSON.stringify(metrics));
+      ok((exit.metrics["sbi_srst"] ?? 0) >= 1, JSON.stringify(exit.metrics));
+      if (cpus > 1) ok((exit.metrics["sbi_hsm"] ?? 0) >= cpus - 1, JSON.stringify(exit.metrics));
     },
   });
 }
+
+/** The project's busybox initramfs, if the linux-rv64 image has been built. */
+function findInitramfs(): string | undefined {
+  const dir = join(cacheDir("images", "linux-rv64"), "initramfs");
+  try {
+    for (const e of Deno.readDirSync(dir)) {
+      const path = join(dir, e.name, "initramfs.cpio.gz");
+      try {
+        if (Deno.statSync(path).isFile) return path;
+      } catch {
+        // not built
+      }
+    }
+  } catch {
+    // no image built yet
+  }
+  return undefined;
+}
+
+const initramfs = findInitramfs();
+if (kernel && !initramfs) {
+  console.warn("riscv-virt busybox boot test skipped: the linux-rv64 initramfs is not cached");
+}
+
+Deno.test({
+  name: "riscv-virt: the linux-rv64 busybox image runs a command and powers off via sifive,test0",
+  ignore: !kernel || !initramfs,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const script = btoa("echo riscv-virt-exec-ok; exit 3\n");
+    const { text, exit, context } = await boot({
+      cpus: 2,
+      initrd: initramfs!,
+      cmdline: `console=ttyS0 panic=-1 vmon.exec=${script}`,
+      devices: ["uart16550", "debug-exit"],
+    });
+    ok(text.includes("vmon: init ready"), context);
+    ok(text.includes("riscv-virt-exec-ok"), context);
+    strictEqual(exit.status, 3, context);
+  },
+});
