@@ -175,11 +175,14 @@ for (const cpus of [1, 4]) {
 /** The project's busybox initramfs, if the linux-rv64 image has been built. */
 function findInitramfs(): string | undefined {
   const dir = join(cacheDir("images", "linux-rv64"), "initramfs");
+  let best: { path: string; mtime: number } | undefined;
   try {
     for (const e of Deno.readDirSync(dir)) {
       const path = join(dir, e.name, "initramfs.cpio.gz");
       try {
-        if (Deno.statSync(path).isFile) return path;
+        const st = Deno.statSync(path);
+        const mtime = st.mtime?.getTime() ?? 0;
+        if (st.isFile && (!best || mtime > best.mtime)) best = { path, mtime };
       } catch {
         // not built
       }
@@ -187,7 +190,7 @@ function findInitramfs(): string | undefined {
   } catch {
     // no image built yet
   }
-  return undefined;
+  return best?.path;
 }
 
 const initramfs = findInitramfs();
