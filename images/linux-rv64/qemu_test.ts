@@ -55,3 +55,17 @@ Deno.test({
     assertEquals(run.status, 2);
   },
 });
+
+Deno.test({
+  name: `qemu peer: the quoted plain-text form vmon.exec="..." runs too${reason}`,
+  ignore: !qemu,
+  async fn() {
+    const img = await image();
+    const run = await runQemu(img, {
+      append: `${img.cmdline} vmon.exec="echo quoted-ok $((6 * 7)); exit 5" quiet`,
+    });
+    assertIncludes(run.output, "quoted-ok 42");
+    assertIncludes(run.output, "vmon: exit status 5");
+    assertEquals(run.status, 5);
+  },
+});
