@@ -1,0 +1,205 @@
+/**
+ * Linux boot on rv64: boots the linux-rv64 image (kernel + busybox initramfs) in vmon
+ * (`mod.ts run --host rv64 --image linux-rv64 --exec ...`) and in the reference peer
+ * `qemu-system-riscv64 -M virt` (TCG), alternating, and prints one JSON line with the medians and
+ * the ratios vmon / QEMU of:
+ * - `init_ms`: wall time from spawning the monitor to the guest's `vmon: init ready` line (so it
+ *   includes each monitor's own start-up: Deno and the CLI for vmon, QEMU and OpenSBI for QEMU);
+ * - `forkexec_ms`: the guest-measured time of 1000 fork+exec of `/bin/true` (from
+ *   `/proc/uptime`, 10 ms resolution).
+ * It adds vmon's MIPS from `tests/bench/rv64_mips.ts` when that benchmark is present. Both
+ * machines get the same kernel, initramfs and command line and 1 hart with 256M.
+ *
+ * Usage: deno task bench:boot-rv64 [runs (default 5)]
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { REPO_ROOT } from "../../core/cache.ts";
+import {
+  buildLinuxRv64,
+  EXIT_STATUS_MARKER,
+  findQemu,
+  INIT_READY_MARKER,
+  parseExitStatus,
+  runQemu,
+} from "../../images/linux-rv64/mod.ts";
+
+const RUNS = Number(Deno.args[0] ?? 5);
+if (!Number.isInteger(RUNS) || RUNS < 1) {
+  console.error(`Invalid run count "${Deno.args[0]}": expected a positive integer`);
+  Deno.exit(2);
+}
+const TIMEOUT_MS = 600_000;
+
+/** The guest side: one line (the CLI's --exec takes one line without double quotes). */
+const SCRIPT = "read s x </proc/uptime; i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); " +
+  "done; read e x </proc/uptime; " +
+  "echo vmon-bench: forkexec_ms=$(awk -v s=$s -v e=$e 'BEGIN{print int((e-s)*1000+0.5)}')";
+
+interface Sample {
+  initMs: number;
+  forkexecMs: number;
+}
+
+function log(line: string): void {
+  console.error(`boot_rv64: ${line}`);
+}
+
+/** Turns one run's console output into a sample, or explains why it cannot. */
+function sample(who: string, output: string, status: number, readyMs?: number): Sample {
+  const fe = /vmon-bench: forkexec_ms=(\d+)/.exec(output);
+  const guestStatus = parseExitStatus(output);
+  if (readyMs === undefined || !fe || guestStatus !== 0 || status !== 0) {
+    const why = readyMs === undefined
+      ? `no "${INIT_READY_MARKER}" line`
+      : !fe
+      ? "no fork+exec result line"
+      : `exit status ${status} (guest said ${guestStatus ?? "nothing"})`;
+    throw new Error(
+      `${who} did not complete the boot benchmark: ${why}; last output:\n` +
+        output.slice(-1500),
+    );
+  }
+  return { initMs: readyMs, forkexecMs: Number(fe[1]) };
+}
+
+async function runVmon(): Promise<Sample> {
+  const start = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--quiet",
+      join(REPO_ROOT, "mod.ts"),
+      "run",
+      "--host",
+      "rv64",
+      "--image",
+      "linux-rv64",
+      "--cpus",
+      "1",
+      "--mem",
+      "256M",
+      "--exec",
+      SCRIPT,
+    ],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+  let output = "";
+  let errors = "";
+  let readyMs: number | undefined;
+  const dec = new TextDecoder();
+  const readOut = async () => {
+    for await (const chunk of child.stdout) {
+      output += dec.decode(chunk, { stream: true });
+      if (readyMs === undefined && output.includes(INIT_READY_MARKER)) {
+        readyMs = performance.now() - start;
+      }
+    }
+  };
+  const readErr = async () => {
+    for await (const chunk of child.stderr) errors += dec.decode(chunk, { stream: true });
+  };
+  const [status] = await Promise.all([child.status, readOut(), readErr()]);
+  clearTimeout(timer);
+  return sample("vmon", output + (errors ? `\n[stderr]\n${errors}` : ""), status.code, readyMs);
+}
+
+async function runReference(image: { kernel: string; initrd?: string; cmdline?: string }) {
+  const run = await runQemu(image, {
+    append: `${image.cmdline ?? ""} vmon.exec="${SCRIPT}"`,
+    cpus: 1,
+    memory: "256M",
+    timeoutMs: TIMEOUT_MS,
+  });
+  return sample("QEMU", run.output, run.status, run.readyMs);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+async function vmonMips(): Promise<number | null> {
+  const path = join(REPO_ROOT, "tests/bench/rv64_mips.ts");
+  try {
+    Deno.statSync(path);
+  } catch {
+    return null;
+  }
+  log("measuring vmon MIPS with tests/bench/rv64_mips.ts (20M iterations)");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", path, "20000000"],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
+  try {
+    const mips = JSON.parse(line).mips;
+    return typeof mips === "number" ? mips : null;
+  } catch {
+    log(`rv64_mips.ts printed no JSON line (status ${out.code})`);
+    return null;
+  }
+}
+
+if (!findQemu()) {
+  console.error("boot_rv64: qemu-system-riscv64 is not installed: no reference to compare with");
+  Deno.exit(1);
+}
+const image = await buildLinuxRv64({ onProgress: log });
+const vmon: Sample[] = [];
+const qemu: Sample[] = [];
+let vmonError: string | undefined;
+for (let i = 0; i < RUNS; i++) {
+  if (vmonError === undefined) {
+    try {
+      vmon.push(await runVmon());
+      const s = vmon.at(-1)!;
+      log(
+        `run ${i + 1}/${RUNS} vmon: init ${s.initMs.toFixed(0)} ms, fork+exec ${s.forkexecMs} ms`,
+      );
+    } catch (e) {
+      vmonError = e instanceof Error ? e.message : String(e);
+      log(`vmon cannot boot the image yet: ${vmonError}`);
+    }
+  }
+  const q = await runReference(image);
+  qemu.push(q);
+  log(`run ${i + 1}/${RUNS} QEMU: init ${q.initMs.toFixed(0)} ms, fork+exec ${q.forkexecMs} ms`);
+}
+
+const summary = (xs: Sample[]) => ({
+  init_ms: round(median(xs.map((s) => s.initMs)), 1),
+  forkexec_ms: median(xs.map((s) => s.forkexecMs)),
+  runs: xs.map((s) => ({ init_ms: round(s.initMs, 1), forkexec_ms: s.forkexecMs })),
+});
+const q = summary(qemu);
+const v = vmonError === undefined ? summary(vmon) : undefined;
+const mips = await vmonMips();
+console.log(JSON.stringify({
+  bench: "boot_rv64",
+  runs: RUNS,
+  guest: `1000 fork+exec of /bin/true; markers "${INIT_READY_MARKER}", "${EXIT_STATUS_MARKER}0"`,
+  vmon: v ?? { error: vmonError },
+  qemu: q,
+  ratio: v
+    ? {
+      init: round(v.init_ms / q.init_ms),
+      forkexec: q.forkexec_ms > 0 ? round(v.forkexec_ms / q.forkexec_ms) : null,
+    }
+    : null,
+  vmon_mips: mips,
+}));
+if (vmonError !== undefined) Deno.exit(1);
