@@ -515,12 +515,18 @@ L_LR_W:
 L_LR_D: {
     int size = d->op == OP_LR_W ? 4 : 8;
     uint64_t va = X[d->rs1], gpa;
+    const uint8_t *p;
     if (va & (uint64_t)(size - 1)) TRAP(EXC_LOAD_MISALIGNED, va);
-    int c = rv64_translate(h, va, ACC_LOAD, h->ls_mode, &gpa);
-    if (c) TRAP((uint64_t)(c - 1), va);
-    rv64_region *r = rv64_find_region(h->m, gpa);
-    if (!r || gpa - r->gpa + (uint64_t)size > r->size) TRAP(EXC_LOAD_ACCESS, va);
-    const uint8_t *p = r->host + (gpa - r->gpa);
+    const tlb_entry *e = &h->tlb_load[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];
+    if (likely(e->tag == (va & ~0xfffULL))) {
+      p = (const uint8_t *)(e->addend + (uintptr_t)va);
+    } else {
+      int c = rv64_translate(h, va, ACC_LOAD, h->ls_mode, &gpa);
+      if (c) TRAP((uint64_t)(c - 1), va);
+      rv64_region *r = rv64_find_region(h->m, gpa);
+      if (!r || gpa - r->gpa + (uint64_t)size > r->size) TRAP(EXC_LOAD_ACCESS, va);
+      p = r->host + (gpa - r->gpa);
+    }
     if (size == 4) { int32_t v; memcpy(&v, p, 4); X[d->rd] = (uint64_t)(int64_t)v; }
     else { uint64_t v; memcpy(&v, p, 8); X[d->rd] = v; }
     h->res_addr = va;

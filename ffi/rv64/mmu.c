@@ -253,10 +253,12 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
 
 uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size) {
   uint64_t gpa;
-  int c, dirty;
+  int c, dirty = 1, mode = h->ls_mode;
   if (va & (uint64_t)(size - 1)) { rv64_trap(h, EXC_STORE_MISALIGNED, va); return NULL; }
-  if (h->ls_mode == TM_M) gpa = va;
-  else if ((c = walk(h, va, ACC_STORE, h->ls_mode, &gpa, &dirty))) {
+  const tlb_entry *e = &h->tlb_store[mode][(va >> 12) & (TLB_SIZE - 1)];
+  if (e->tag == (va & ~0xfffULL)) return (uint8_t *)(e->addend + (uintptr_t)va);
+  if (mode == TM_M) gpa = va;
+  else if ((c = walk(h, va, ACC_STORE, mode, &gpa, &dirty))) {
     rv64_trap(h, (uint64_t)(c - 1), va);
     return NULL;
   }
@@ -266,6 +268,7 @@ uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size) {
     return NULL;
   }
   if (store_prepare(h, r, gpa)) { wp_exit(h, gpa, size, 0); return NULL; }
+  if (dirty) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
   return r->host + (gpa - r->gpa);
 }
 
