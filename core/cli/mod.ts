@@ -101,6 +101,25 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
       setStatus(await runCommand(flags));
     });
 
+  program.command("compare")
+    .description("compare paging strategies on the rv64 Linux bench image: table, JSON, SVG chart")
+    .option("--workloads <list>", "workloads, comma-separated (default: all known)")
+    .option("--strategies <list>", "paging strategies, comma-separated (default: all built-in)")
+    .option("--batch <list>", "also run queued in paravirtual mode with these batch sizes")
+    .option("--repeat <n>", "runs per workload and strategy (default 3)")
+    .option("--n <list>", "N per workload: forkwait=200,execloop=50,...")
+    .option("--out <dir>", "folder for results.json, chart.svg, table.txt (default in the cache)")
+    .option("--cpus <n>", "number of vCPUs")
+    .option("--mem <size>", "RAM size such as 256M")
+    .option("--image <name>", "image to boot (default linux-rv64-bench)")
+    .option("--timeout <seconds>", "stop a run after this many seconds (default 900)")
+    .option("--no-baseline", "do not subtract a short baseline run from the counters")
+    .option("--console", "echo the guest console on stderr")
+    .action(async (flags) => {
+      const { compareCommand } = await import("../compare/mod.ts");
+      setStatus(await compareCommand(flags));
+    });
+
   program.command("plugins")
     .description("list loadable plugins with kind, description and options")
     .argument("[refs...]", "also load and show plugins at these paths or URLs")

@@ -1,0 +1,191 @@
+/**
+ * Runs the comparison matrix: one machine per run (the rv64 host port with the deterministic
+ * icount clock, the image's platform and devices, the variant's paging strategy), the workload
+ * started through the image's `--exec` protocol, its output cut from the console between the
+ * bench markers, and the machine's counters recorded.
+ *
+ * @module
+ */
+
+import type { MachineManifest } from "../api.ts";
+import { createMachine } from "../machine.ts";
+import type { BuiltImage } from "../../images/mod.ts";
+import { buildRunManifest } from "../cli/run_manifest.ts";
+import { flattenCounters } from "./aggregate.ts";
+import { BenchCapture } from "./capture.ts";
+import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
+import { benchCommand } from "./workloads.ts";
+
+/** The host port spec every comparison run uses: rv64 with guest time from retired instructions. */
+export const HOSTPORT_SPEC = "rv64,clock=icount";
+
+/** Most monitor log lines kept per run. */
+const MAX_LOG_LINES = 50;
+
+/** One run of the matrix. */
+export interface PlannedRun {
+  /** The workload. */
+  readonly workload: WorkloadRun;
+  /** The strategy variant. */
+  readonly variant: Variant;
+  /** Measure or baseline. */
+  readonly phase: RunPhase;
+  /** N of this run. */
+  readonly n: number;
+  /** Repeat index from 0. */
+  readonly repeat: number;
+}
+
+/**
+ * Orders the runs: every baseline first (once per workload and variant: its counters are
+ * deterministic), then the measured runs with the repeat as the outer loop, so that slow drift
+ * of the host spreads over all strategies instead of favouring one.
+ *
+ * @param matrix The workloads, variants and number of repeats.
+ * @returns The runs in the order to run them.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./runner.ts";
+ *
+ * const w = { name: "forkwait", n: 16, baseN: 2, opsPerN: 1, op: "fork", args: (n: number) => [String(n)] };
+ * const v = { id: "wired", strategy: "wired", options: {} };
+ * const runs = planRuns({ workloads: [w], variants: [v], repeat: 2 });
+ * if (runs.map((r) => `${r.phase}:${r.n}`).join() !== "baseline:2,measure:16,measure:16") {
+ *   throw new Error("bad plan");
+ * }
+ * ```
+ */
+export function planRuns(
+  matrix: {
+    readonly workloads: readonly WorkloadRun[];
+    readonly variants: readonly Variant[];
+    readonly repeat: number;
+  },
+): PlannedRun[] {
+  const out: PlannedRun[] = [];
+  for (const workload of matrix.workloads) {
+    if (workload.baseN === undefined) continue;
+    for (const variant of matrix.variants) {
+      out.push({ workload, variant, phase: "baseline", n: workload.baseN, repeat: 0 });
+    }
+  }
+  for (let repeat = 0; repeat < matrix.repeat; repeat++) {
+    for (const workload of matrix.workloads) {
+      for (const variant of matrix.variants) {
+        out.push({ workload, variant, phase: "measure", n: workload.n, repeat });
+      }
+    }
+  }
+  return out;
+}
+
+/** What every run shares. */
+export interface RunOptions {
+  /** The built bench image. */
+  readonly image: BuiltImage;
+  /** vCPUs (default: the image's). */
+  readonly cpus?: number;
+  /** RAM bytes (default: the image's). */
+  readonly memory?: number;
+  /** Host milliseconds after which a run is stopped and counted as failed. */
+  readonly timeoutMs: number;
+  /** Receives the guest console bytes as they arrive (for `--console`). */
+  readonly echo?: (bytes: Uint8Array) => void;
+}
+
+/**
+ * The manifest of one run: the image's defaults with the rv64 host port on the icount clock, the
+ * run's paging strategy and options, and the workload command passed with `--exec`.
+ *
+ * @param run The run.
+ * @param options The image and machine size.
+ */
+export function runManifest(
+  run: PlannedRun,
+  options: Pick<RunOptions, "image" | "cpus" | "memory">,
+): MachineManifest {
+  const base = buildRunManifest({
+    host: HOSTPORT_SPEC,
+    exec: benchCommand(run.workload, run.n),
+    ...(options.cpus !== undefined ? { cpus: String(options.cpus) } : {}),
+    ...(options.memory !== undefined ? { mem: String(options.memory) } : {}),
+  }, { image: options.image });
+  return {
+    ...base,
+    paging: { use: run.variant.strategy, options: { ...run.variant.options } },
+  };
+}
+
+/**
+ * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
+ * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
+ * (a plugin refuses its options, the host port lacks the strategy) throws.
+ *
+ * @param run The run.
+ * @param options The image, machine size, timeout and console echo.
+ * @returns The record.
+ */
+export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  const capture = new BenchCapture();
+  const log: string[] = [];
+  const manifest = runManifest(run, options);
+  const machine = await createMachine(manifest, {
+    console: {
+      write: (bytes) => {
+        options.echo?.(bytes);
+        capture.write(bytes);
+      },
+    },
+    log: (line) => {
+      if (log.length < MAX_LOG_LINES) log.push(line);
+    },
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    machine.stop(`timed out after ${Math.round(options.timeoutMs / 1000)} s`, 124);
+  }, options.timeoutMs);
+  let exit;
+  try {
+    exit = await machine.run();
+  } finally {
+    clearTimeout(timer);
+  }
+  const out = capture.finish();
+  const counters = flattenCounters(exit.stats, run.variant.strategy);
+  const tail = out.tail.filter((l) => l !== "").slice(-5).join(" | ");
+  let error: string | undefined;
+  if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
+  else if (exit.failed) error = `the machine failed: ${exit.reason}`;
+  else if (out.begin === undefined) error = `no "vmon-bench: begin" marker (last lines: ${tail})`;
+  else if (out.end === undefined) error = `no "vmon-bench: end" marker (last lines: ${tail})`;
+  else if (out.endStatus !== 0) {
+    error = `the workload ended with status ${out.endStatus} (last lines: ${tail})`;
+  } else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
+  else if (out.result.length === 0) error = "the workload printed no result line";
+  return {
+    workload: run.workload.name,
+    variant: run.variant.id,
+    strategy: run.variant.strategy,
+    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
+    phase: run.phase,
+    n: run.n,
+    repeat: run.repeat,
+    command: benchCommand(run.workload, run.n),
+    status: exit.status,
+    reason: exit.reason,
+    failed: exit.failed || timedOut,
+    output: out.output,
+    result: out.result,
+    ...(out.timeLine !== undefined ? { timeLine: out.timeLine } : {}),
+    ...(out.guestMs !== undefined ? { guestMs: out.guestMs } : {}),
+    ...(out.endStatus !== undefined ? { endStatus: out.endStatus } : {}),
+    ...(out.windowMs !== undefined ? { windowMs: out.windowMs } : {}),
+    machineMs: exit.stats.wallMs,
+    counters,
+    exits: { ...exit.stats.exits },
+    log,
+    ...(error !== undefined ? { error } : {}),
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The comparison as text tables (cli-table3): one table per workload, one column per strategy
+ * variant, one row per measure: host wall time, guest time and every counter per operation.
+ *
+ * @module
+ */
+
+import Table from "cli-table3";
+import { counterLabel, KNOWN_COUNTERS, orderCounterKeys } from "./counters.ts";
+import { counterKey } from "./counters.ts";
+import type { CellSummary, Variant, WorkloadRun } from "./types.ts";
+
+/**
+ * Formats a per-operation value for a table: whole numbers from 100 up (with thousands
+ * separators), then 1 or 2 decimals, and 3 significant digits below 1.
+ *
+ * @param value The value.
+ *
+ * @example
+ * ```ts
+ * import { formatValue } from "./table.ts";
+ *
+ * const got = [0, 0.01234, 1.5, 12.34, 123456.7].map(formatValue).join(" ");
+ * if (got !== "0 0.0123 1.50 12.3 123,457") throw new Error(got);
+ * ```
+ */
+export function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return "-";
+  if (value === 0) return "0";
+  const a = Math.abs(value);
+  if (a >= 100) return Math.round(value).toLocaleString("en-US");
+  if (a >= 10) return value.toFixed(1);
+  if (a >= 1) return value.toFixed(2);
+  return Number(value.toPrecision(3)).toString();
+}
+
+/** Options of {@linkcode formatTables}. */
+export interface TableOptions {
+  /** cli-table3 style (`{ head: [], border: [] }` for plain output). */
+  readonly style?: { head?: string[]; border?: string[] };
+}
+
+const KNOWN_KEYS = new Set(KNOWN_COUNTERS.map((c) => counterKey(c.source, c.name)));
+
+/**
+ * Renders one table per workload. Known counters always have a row; any other counter a
+ * strategy reports has a row when it is non-zero somewhere; `-` marks a counter a strategy does
+ * not report. Cells without a successful run show `failed`; a column whose counters differed between repeats is marked in the
+ * `deterministic` row.
+ *
+ * @param cells The aggregated cells.
+ * @param matrix The workloads and variants (the order of tables and columns).
+ * @param options Table style.
+ * @returns The tables, separated by blank lines.
+ */
+export function formatTables(
+  cells: readonly CellSummary[],
+  matrix: { readonly workloads: readonly WorkloadRun[]; readonly variants: readonly Variant[] },
+  options: TableOptions = {},
+): string {
+  const parts: string[] = [];
+  for (const w of matrix.workloads) {
+    const row = matrix.variants.map((v) =>
+      cells.find((c) => c.workload === w.name && c.variant === v.id)
+    );
+    const present = row.filter((c): c is CellSummary => c !== undefined);
+    const base = present[0]?.baseN;
+    const title = `${w.name} (N=${w.n}${
+      base !== undefined ? `, baseline N=${base}` : ""
+    }): per ${w.op}`;
+    const table = new Table({
+      head: [title, ...matrix.variants.map((v) => v.id)],
+      colAligns: ["left", ...matrix.variants.map(() => "right" as const)],
+      ...(options.style ? { style: options.style } : {}),
+    });
+    const line = (label: string, value: (c: CellSummary) => string) => {
+      table.push([label, ...row.map((c) => c === undefined ? "failed" : value(c))]);
+    };
+    line("host wall µs (median)", (c) => formatValue(c.wallUsPerOp ?? NaN));
+    line("guest clock µs", (c) => formatValue(c.guestUsPerOp ?? NaN));
+    const keys = orderCounterKeys(new Set(present.flatMap((c) => Object.keys(c.perOp))));
+    for (const key of keys) {
+      const show = KNOWN_KEYS.has(key) || present.some((c) => (c.perOp[key] ?? 0) !== 0);
+      if (!show) continue;
+      line(counterLabel(key), (c) => key in c.perOp ? formatValue(c.perOp[key]!) : "-");
+    }
+    line("repeats", (c) => String(c.repeats));
+    line("deterministic", (c) => c.deterministic ? "yes" : "NO");
+    parts.push(table.toString());
+  }
+  return parts.join("\n\n");
+}

@@ -1,0 +1,155 @@
+/**
+ * The data `vmon compare` records and aggregates: one {@linkcode RunRecord} per machine run,
+ * one {@linkcode CellSummary} per workload and strategy variant.
+ *
+ * @module
+ */
+
+/** A workload as the matrix runs it. */
+export interface WorkloadRun {
+  /** Its name (`forkwait`). */
+  readonly name: string;
+  /** N: the count the workload takes (forks, MiB, rounds, ...). */
+  readonly n: number;
+  /** N of the baseline run whose counters are subtracted, or undefined for no baseline. */
+  readonly baseN?: number;
+  /** Operations per unit of N (faultstorm: 256 pages per MiB); 1 for most. */
+  readonly opsPerN: number;
+  /** What one operation is, for the table (`fork`, `page`). */
+  readonly op: string;
+  /** The arguments after the workload name for N (`["1", "200"]` for `churn`). */
+  args(n: number): string[];
+}
+
+/** One column of the comparison: a paging strategy with its options. */
+export interface Variant {
+  /** The label in tables, JSON and the chart: `wired`, `queued` or `queued/b64`. */
+  readonly id: string;
+  /** The paging plugin (a built-in name or a path). */
+  readonly strategy: string;
+  /** The paravirtual batch size, for `queued` variants made by `--batch`. */
+  readonly batch?: number;
+  /** The plugin options. */
+  readonly options: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** Whether a run measures the workload or is the baseline subtracted from it. */
+export type RunPhase = "measure" | "baseline";
+
+/** What one machine run produced. */
+export interface RunRecord {
+  /** The workload's name. */
+  readonly workload: string;
+  /** The variant's id. */
+  readonly variant: string;
+  /** The paging plugin. */
+  readonly strategy: string;
+  /** The paravirtual batch size, if any. */
+  readonly batch?: number;
+  /** Measure or baseline. */
+  readonly phase: RunPhase;
+  /** N of this run. */
+  readonly n: number;
+  /** The repeat index, from 0 (always 0 for baselines). */
+  readonly repeat: number;
+  /** The command the guest ran. */
+  readonly command: string;
+  /** The machine's exit status. */
+  readonly status: number;
+  /** The machine's exit reason. */
+  readonly reason: string;
+  /** The machine failed (crash, host error, timeout). */
+  readonly failed: boolean;
+  /** Console lines between the markers that are not `time:` lines or kernel messages. */
+  readonly output: readonly string[];
+  /** The `result:` lines among them (all of `output` if the workload prints none). */
+  readonly result: readonly string[];
+  /** The guest's own `time:` line, as printed. */
+  readonly timeLine?: string;
+  /** Milliseconds in the guest's `time:` line (guest clock: instruction-derived with icount). */
+  readonly guestMs?: number;
+  /** Status in the end marker. */
+  readonly endStatus?: number;
+  /** Host milliseconds between the begin and end markers reaching the monitor's console. */
+  readonly windowMs?: number;
+  /** Host milliseconds the whole machine ran (boot, workload, power-off). */
+  readonly machineMs: number;
+  /** Counters of the whole run, keyed `paging.<name>` and `hostport.<name>`. */
+  readonly counters: Readonly<Record<string, number>>;
+  /** Exits by kind. */
+  readonly exits: Readonly<Record<string, number>>;
+  /** Lines the monitor logged during the run (the first 50). */
+  readonly log: readonly string[];
+  /** Why the run cannot be used, if it cannot. */
+  readonly error?: string;
+}
+
+/** A counter that differs between repeats of the same run. */
+export interface CounterDifference {
+  /** The workload. */
+  readonly workload: string;
+  /** The variant id. */
+  readonly variant: string;
+  /** Measure or baseline. */
+  readonly phase: RunPhase;
+  /** The counter key. */
+  readonly counter: string;
+  /** The value in each repeat, in repeat order. */
+  readonly values: readonly number[];
+}
+
+/** Output that differs between runs of the same workload and N: a correctness bug. */
+export interface ResultMismatch {
+  /** The workload. */
+  readonly workload: string;
+  /** Measure or baseline. */
+  readonly phase: RunPhase;
+  /** N. */
+  readonly n: number;
+  /** The reference run (the first successful one). */
+  readonly expected: {
+    readonly variant: string;
+    readonly repeat: number;
+    readonly output: readonly string[];
+  };
+  /** The run that differs. */
+  readonly got: {
+    readonly variant: string;
+    readonly repeat: number;
+    readonly output: readonly string[];
+  };
+}
+
+/** The aggregate of one workload under one variant. */
+export interface CellSummary {
+  /** The workload. */
+  readonly workload: string;
+  /** The variant id. */
+  readonly variant: string;
+  /** The paging plugin. */
+  readonly strategy: string;
+  /** The paravirtual batch size, if any. */
+  readonly batch?: number;
+  /** N of the measured runs. */
+  readonly n: number;
+  /** N of the baseline, if one was subtracted. */
+  readonly baseN?: number;
+  /** Operations the per-op values divide by: `(n - baseN) * opsPerN`, or `n * opsPerN`. */
+  readonly ops: number;
+  /** What one operation is. */
+  readonly op: string;
+  /** Successful measured runs aggregated. */
+  readonly repeats: number;
+  /** Median host milliseconds between the markers. */
+  readonly windowMsMedian?: number;
+  /** Median host microseconds per operation (the marker window divided by `n * opsPerN`). */
+  readonly wallUsPerOp?: number;
+  /** Median guest-clock microseconds per operation, from the guest's `time:` line. */
+  readonly guestUsPerOp?: number;
+  /** Counters per operation (median over repeats, baseline subtracted), by counter key. */
+  readonly perOp: Readonly<Record<string, number>>;
+  /** Counters of the measured runs (median over repeats), by counter key. */
+  readonly totals: Readonly<Record<string, number>>;
+  /** True when every counter was identical across repeats (measure and baseline). */
+  readonly deterministic: boolean;
+}
