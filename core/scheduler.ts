@@ -123,9 +123,11 @@ export class Scheduler {
     let lastYield = performance.now();
     while (this.#outcome === undefined) {
       let ran = false;
+      const now = performance.now();
       for (let i = 0; i < vcpus.length && this.#outcome === undefined; i++) {
         const v = vcpus[i]!;
-        if (!v.runnable()) continue;
+        // A halted vCPU whose timer is due runs too: its port raises the interrupt in run().
+        if (!v.runnable() && v.wakeDeadline() > now) continue;
         ran = true;
         this.#runSlice(v, lastYield);
       }
