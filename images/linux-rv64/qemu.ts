@@ -31,6 +31,8 @@ export interface QemuOptions {
   memory?: string;
   /** Kill QEMU after this long (default 300 s). */
   timeoutMs?: number;
+  /** Output strings whose first arrival time to record in {@linkcode QemuRun.seenMs}. */
+  watch?: readonly string[];
 }
 
 /** The outcome of one QEMU run. */
@@ -43,6 +45,8 @@ export interface QemuRun {
   wallMs: number;
   /** Wall time from spawn to the `vmon: init ready` line, if it appeared. */
   readyMs?: number;
+  /** Wall time from spawn to the first appearance of each watched string that appeared. */
+  seenMs: Record<string, number>;
 }
 
 /**
@@ -82,7 +86,8 @@ export async function runQemu(
     stderr: "piped",
   }).spawn();
   let output = "";
-  let readyMs: number | undefined;
+  const seenMs: Record<string, number> = {};
+  const watch = [INIT_READY_MARKER, ...(options.watch ?? [])];
   const timeoutMs = options.timeoutMs ?? 300_000;
   let timedOut = false;
   const timer = setTimeout(() => {
@@ -95,8 +100,8 @@ export async function runQemu(
   const readOut = async () => {
     for await (const chunk of child.stdout) {
       output += dec.decode(chunk, { stream: true });
-      if (readyMs === undefined && output.includes(INIT_READY_MARKER)) {
-        readyMs = performance.now() - start;
+      for (const w of watch) {
+        if (seenMs[w] === undefined && output.includes(w)) seenMs[w] = performance.now() - start;
       }
     }
   };
@@ -117,5 +122,5 @@ export async function runQemu(
   if (errors.trim() && status.code !== 0 && !output) {
     throw new VmonError(`Cannot run the image in QEMU: ${errors.trim()}`);
   }
-  return { output, status: status.code, wallMs, readyMs };
+  return { output, status: status.code, wallMs, readyMs: seenMs[INIT_READY_MARKER], seenMs };
 }

@@ -6,7 +6,9 @@
  * - `init_ms`: wall time from spawning the monitor to the guest's `vmon: init ready` line (so it
  *   includes each monitor's own start-up: Deno and the CLI for vmon, QEMU and OpenSBI for QEMU);
  * - `forkexec_ms`: the guest-measured time of 1000 fork+exec of `/bin/true` (from
- *   `/proc/uptime`, 10 ms resolution).
+ *   `/proc/uptime`, 10 ms resolution), and `forkexec_host_ms`, the host's time between two
+ *   marker lines the guest prints around that loop (a check on the guest's clock; it includes
+ *   the console's latency).
  * It adds vmon's MIPS from `tests/bench/rv64_mips.ts` when that benchmark is present. Both
  * machines get the same kernel, initramfs and command line and 1 hart with 256M.
  *
@@ -33,14 +35,25 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
 }
 const TIMEOUT_MS = 600_000;
 
-/** The guest side: one line (the CLI's --exec takes one line without double quotes). */
-const SCRIPT = "read s x </proc/uptime; i=0; while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); " +
-  "done; read e x </proc/uptime; " +
+/**
+ * The guest side: one line (the CLI's --exec takes one line without double quotes). The loop
+ * markers are computed by the guest (`loop-$((1+1))` prints `loop-2`) so that the kernel's echo
+ * of its command line cannot match them.
+ */
+const SCRIPT = "echo vmon-bench: loop-$((1+1)); read s x </proc/uptime; i=0; " +
+  "while [ $i -lt 1000 ]; do /bin/true; i=$((i+1)); done; " +
+  "read e x </proc/uptime; echo vmon-bench: loop-$((2+1)); " +
   "echo vmon-bench: forkexec_ms=$(awk -v s=$s -v e=$e 'BEGIN{print int((e-s)*1000+0.5)}')";
+const LOOP_START = "vmon-bench: loop-2";
+const LOOP_END = "vmon-bench: loop-3";
 
 interface Sample {
+  /** Host wall time from spawn to the init marker. */
   initMs: number;
+  /** Guest-measured fork+exec loop time. */
   forkexecMs: number;
+  /** Host-measured time between the loop markers (a check on the guest's clock). */
+  forkexecHostMs: number;
 }
 
 function log(line: string): void {
@@ -48,7 +61,13 @@ function log(line: string): void {
 }
 
 /** Turns one run's console output into a sample, or explains why it cannot. */
-function sample(who: string, output: string, status: number, readyMs?: number): Sample {
+function sample(
+  who: string,
+  output: string,
+  status: number,
+  seenMs: Record<string, number>,
+): Sample {
+  const readyMs = seenMs[INIT_READY_MARKER];
   const fe = /vmon-bench: forkexec_ms=(\d+)/.exec(output);
   const guestStatus = parseExitStatus(output);
   if (readyMs === undefined || !fe || guestStatus !== 0 || status !== 0) {
@@ -62,7 +81,12 @@ function sample(who: string, output: string, status: number, readyMs?: number): 
         output.slice(-1500),
     );
   }
-  return { initMs: readyMs, forkexecMs: Number(fe[1]) };
+  const loopStart = seenMs[LOOP_START];
+  const loopEnd = seenMs[LOOP_END];
+  if (loopStart === undefined || loopEnd === undefined) {
+    throw new Error(`${who} did not print the loop markers; last output:\n${output.slice(-1500)}`);
+  }
+  return { initMs: readyMs, forkexecMs: Number(fe[1]), forkexecHostMs: loopEnd - loopStart };
 }
 
 async function runVmon(): Promise<Sample> {
@@ -93,13 +117,13 @@ async function runVmon(): Promise<Sample> {
   const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
   let output = "";
   let errors = "";
-  let readyMs: number | undefined;
+  const seenMs: Record<string, number> = {};
   const dec = new TextDecoder();
   const readOut = async () => {
     for await (const chunk of child.stdout) {
       output += dec.decode(chunk, { stream: true });
-      if (readyMs === undefined && output.includes(INIT_READY_MARKER)) {
-        readyMs = performance.now() - start;
+      for (const w of [INIT_READY_MARKER, LOOP_START, LOOP_END]) {
+        if (seenMs[w] === undefined && output.includes(w)) seenMs[w] = performance.now() - start;
       }
     }
   };
@@ -108,7 +132,7 @@ async function runVmon(): Promise<Sample> {
   };
   const [status] = await Promise.all([child.status, readOut(), readErr()]);
   clearTimeout(timer);
-  return sample("vmon", output + (errors ? `\n[stderr]\n${errors}` : ""), status.code, readyMs);
+  return sample("vmon", output + (errors ? `\n[stderr]\n${errors}` : ""), status.code, seenMs);
 }
 
 async function runReference(image: { kernel: string; initrd?: string; cmdline?: string }) {
@@ -117,8 +141,15 @@ async function runReference(image: { kernel: string; initrd?: string; cmdline?: 
     cpus: 1,
     memory: "256M",
     timeoutMs: TIMEOUT_MS,
+    watch: [LOOP_START, LOOP_END],
   });
-  return sample("QEMU", run.output, run.status, run.readyMs);
+  return sample("QEMU", run.output, run.status, run.seenMs);
+}
+
+function describe(s: Sample): string {
+  return `init ${s.initMs.toFixed(0)} ms, fork+exec ${s.forkexecMs} ms guest / ${
+    s.forkexecHostMs.toFixed(0)
+  } ms host`;
 }
 
 function median(xs: readonly number[]): number {
@@ -177,13 +208,18 @@ for (let i = 0; i < RUNS; i++) {
   }
   const q = await runReference(image);
   qemu.push(q);
-  log(`run ${i + 1}/${RUNS} QEMU: init ${q.initMs.toFixed(0)} ms, fork+exec ${q.forkexecMs} ms`);
+  log(`run ${i + 1}/${RUNS} QEMU: ${describe(q)}`);
 }
 
 const summary = (xs: Sample[]) => ({
   init_ms: round(median(xs.map((s) => s.initMs)), 1),
   forkexec_ms: median(xs.map((s) => s.forkexecMs)),
-  runs: xs.map((s) => ({ init_ms: round(s.initMs, 1), forkexec_ms: s.forkexecMs })),
+  forkexec_host_ms: round(median(xs.map((s) => s.forkexecHostMs)), 1),
+  runs: xs.map((s) => ({
+    init_ms: round(s.initMs, 1),
+    forkexec_ms: s.forkexecMs,
+    forkexec_host_ms: round(s.forkexecHostMs, 1),
+  })),
 });
 const q = summary(qemu);
 const v = vmonError === undefined ? summary(vmon) : undefined;
@@ -198,6 +234,7 @@ console.log(JSON.stringify({
     ? {
       init: round(v.init_ms / q.init_ms),
       forkexec: q.forkexec_ms > 0 ? round(v.forkexec_ms / q.forkexec_ms) : null,
+      forkexec_host: round(v.forkexec_host_ms / q.forkexec_host_ms),
     }
     : null,
   vmon_mips: mips,
