@@ -19,7 +19,6 @@ import type {
   PagingInstance,
   PagingPluginDefinition,
   PlatformHost,
-  PlatformInstance,
   PlatformPluginDefinition,
   PluginDefinition,
   PluginHost,
