@@ -1,0 +1,82 @@
+/**
+ * Loading vmon's C accelerator libraries. Only host ports import this module.
+ *
+ * `loadLibrary(backend, symbols)` builds `ffi/<backend>/*.c` into the cache when needed
+ * ({@linkcode buildLibrary}) and opens it with `Deno.dlopen` by absolute path. Each thread (the
+ * main thread, every Worker) opens the library itself; the handle is cached per thread, so later
+ * calls are free. `VMON_FFI_LIB_<BACKEND>` (for example `VMON_FFI_LIB_KVM`) names a prebuilt
+ * library to load instead.
+ *
+ * @module
+ */
+
+import { isAbsolute, resolve } from "node:path";
+import { VmonError } from "../core/errors.ts";
+import { buildLibrary, type BuildOptions } from "./build.ts";
+
+export { buildLibrary, type BuildOptions, CFLAGS, findCompiler, planLibrary } from "./build.ts";
+export type { LibraryPlan } from "./build.ts";
+
+/** Options for {@linkcode loadLibrary}: those of the build, used when it compiles. */
+export type LoadOptions = BuildOptions;
+
+// Module state is per thread in Deno: every Worker has its own copy of this map.
+const opened = new Map<string, { path: string; lib: Deno.DynamicLibrary<any> }>();
+
+/** The environment variable that names a prebuilt library for `backend`. */
+export function overrideVariable(backend: string): string {
+  return `VMON_FFI_LIB_${backend.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/**
+ * Returns the path of the library that {@linkcode loadLibrary} opens: the override from
+ * `VMON_FFI_LIB_<BACKEND>` if set, else the cached build (compiled now if missing).
+ *
+ * @param backend The folder name under `ffi/`.
+ * @param options Build options.
+ */
+export function libraryPath(backend: string, options: LoadOptions = {}): string {
+  const override = Deno.env.get(overrideVariable(backend));
+  if (override !== undefined && override !== "") {
+    return isAbsolute(override) ? override : resolve(override);
+  }
+  return buildLibrary(backend, options);
+}
+
+/**
+ * Builds (if needed) and opens the C library of `backend` with the given symbol table. The
+ * handle is cached per thread and backend; it stays open for the life of the thread.
+ *
+ * @example
+ * ```ts
+ * import { loadLibrary } from "./mod.ts";
+ * import { KVM_SYMBOLS } from "./kvm/symbols.ts";
+ * const lib = loadLibrary("kvm", KVM_SYMBOLS);
+ * console.assert(typeof lib.symbols.vmon_kvm_open === "function");
+ * ```
+ *
+ * @param backend The folder name under `ffi/` (`kvm`, `rv64`).
+ * @param symbols The backend's symbol table.
+ * @param options Build options (used only when the library is compiled).
+ * @throws {VmonError} When the build fails or the library cannot be opened.
+ */
+export function loadLibrary<S extends Deno.ForeignLibraryInterface>(
+  backend: string,
+  symbols: S,
+  options: LoadOptions = {},
+): Deno.DynamicLibrary<S> {
+  const cached = opened.get(backend);
+  if (cached !== undefined) return cached.lib as Deno.DynamicLibrary<S>;
+  const path = libraryPath(backend, options);
+  let lib: Deno.DynamicLibrary<S>;
+  try {
+    lib = Deno.dlopen(path, symbols);
+  } catch (cause) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    throw new VmonError(`Cannot load the C accelerator (${backend}) "${path}": ${why}`, {
+      cause,
+    });
+  }
+  opened.set(backend, { path, lib });
+  return lib;
+}
