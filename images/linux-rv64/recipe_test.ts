@@ -3,6 +3,7 @@ import { VmonError } from "../../core/errors.ts";
 import { BUSYBOX_FRAGMENT, checkStaticRiscv, debSrcLines } from "./busybox.ts";
 import { readCpio, S_IFCHR, S_IFLNK, S_IFMT } from "./cpio.ts";
 import { INIT_SCRIPT, initramfsCpio } from "./initramfs.ts";
+import { missingPackages } from "./deps.ts";
 import { configMismatches, KERNEL_FRAGMENT, parseFragment } from "./kernel.ts";
 import { COMMAND_LINE_SIZE, execCmdline, parseExitStatus } from "./protocol.ts";
 
@@ -142,4 +143,22 @@ Deno.test("protocol: vmon.exec carries UTF-8 base64 and respects the kernel limi
   );
   assertEquals(parseExitStatus("foo\r\nvmon: exit status 42\r\n"), 42);
   assertEquals(parseExitStatus("vmon: init ready\n"), undefined);
+});
+
+const hasDpkg = await new Deno.Command("sh", {
+  args: ["-c", "command -v dpkg-query"],
+  stdout: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: `host packages: dpkg-query tells installed from missing${
+    hasDpkg ? "" : " (skipped: dpkg-query is not available)"
+  }`,
+  ignore: !hasDpkg,
+  async fn() {
+    assertEquals(await missingPackages(["dpkg", "vmon-no-such-package-x"]), [
+      "vmon-no-such-package-x",
+    ]);
+    assertEquals(await missingPackages([]), []);
+  },
 });
