@@ -196,6 +196,7 @@ export function buildLibrary(backend: string, options: BuildOptions = {}): strin
       args: [...ccArgs, ...plan.flags, "-o", tmp, ...plan.sources, ...plan.libs],
       stdout: "piped",
       stderr: "piped",
+      env: { LC_ALL: "C" },
     }).outputSync();
   } catch (cause) {
     throw new VmonError(

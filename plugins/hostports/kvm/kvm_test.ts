@@ -25,6 +25,15 @@ function kvmTest(name: string, fn: () => void | Promise<void>): void {
   });
 }
 
+/** Machine code from lines of hex bytes, each optionally followed by `; assembly`. */
+function x86(...lines: string[]): number[] {
+  return lines.flatMap((line) =>
+    (line.split(";")[0] ?? "").trim().split(/\s+/).filter((b) => b !== "").map((b) =>
+      parseInt(b, 16)
+    )
+  );
+}
+
 interface Guest {
   port: KvmHostPort;
   ram: Uint8Array;
@@ -67,35 +76,21 @@ function withGuest(code: number[], fn: (g: Guest) => void, options: GuestOptions
 }
 
 kvmTest("kvm: port I/O exits (OUT/IN of sizes 1, 2, 4 and a string OUT) then HLT", () => {
-  const code = [
-    0xb0,
-    0x42, //            mov al, 0x42
-    0xe6,
-    0x10, //            out 0x10, al
-    0xba,
-    0xf8,
-    0x03, //      mov dx, 0x3f8
-    0xb8,
-    0xef,
-    0xbe, //      mov ax, 0xbeef
-    0xef, //                  out dx, ax
-    0xe4,
-    0x11, //            in al, 0x11
-    0x88,
-    0xc3, //            mov bl, al
-    0x66,
-    0xed, //            in eax, dx
-    0xbe,
-    0x00,
-    0x20, //      mov si, 0x2000
-    0xb9,
-    0x03,
-    0x00, //      mov cx, 3
-    0xfc, //                  cld
-    0xf3,
-    0x6e, //            rep outsb
-    0xf4, //                  hlt
-  ];
+  const code = x86(
+    "b0 42 ; mov al, 0x42",
+    "e6 10 ; out 0x10, al",
+    "ba f8 03 ; mov dx, 0x3f8",
+    "b8 ef be ; mov ax, 0xbeef",
+    "ef ; out dx, ax",
+    "e4 11 ; in al, 0x11",
+    "88 c3 ; mov bl, al",
+    "66 ed ; in eax, dx",
+    "be 00 20 ; mov si, 0x2000",
+    "b9 03 00 ; mov cx, 3",
+    "fc ; cld",
+    "f3 6e ; rep outsb",
+    "f4 ; hlt",
+  );
   withGuest(code, ({ ram, vcpu }) => {
     ram.set([0x61, 0x62, 0x63], 0x2000);
     const e = vcpu.exit;
@@ -139,21 +134,14 @@ kvmTest("kvm: port I/O exits (OUT/IN of sizes 1, 2, 4 and a string OUT) then HLT
 });
 
 kvmTest("kvm: a string IN exit carries its repeat count; the data lands in guest RAM", () => {
-  const code = [
-    0xbf,
-    0x00,
-    0x20, // mov di, 0x2000
-    0xb9,
-    0x03,
-    0x00, // mov cx, 3
-    0xba,
-    0x00,
-    0x00, // mov dx, 0
-    0xfc, //             cld
-    0xf3,
-    0x6c, //       rep insb
-    0xf4, //             hlt
-  ];
+  const code = x86(
+    "bf 00 20 ; mov di, 0x2000",
+    "b9 03 00 ; mov cx, 3",
+    "ba 00 00 ; mov dx, 0",
+    "fc ; cld",
+    "f3 6c ; rep insb",
+    "f4 ; hlt",
+  );
   withGuest(code, ({ ram, vcpu }) => {
     const e = vcpu.exit;
     const want = [0x71, 0x72, 0x73];
@@ -172,38 +160,17 @@ kvmTest("kvm: a string IN exit carries its repeat count; the data lands in guest
 });
 
 kvmTest("kvm: MMIO exits on an unmapped address and on a write to a read-only slot", () => {
-  const code = [
-    0xb8,
-    0x00,
-    0x20, //                  mov ax, 0x2000
-    0x8e,
-    0xd8, //                        mov ds, ax
-    0xc7,
-    0x06,
-    0x10,
-    0x00,
-    0x78,
-    0x56, // mov word [0x10], 0x5678
-    0x8b,
-    0x1e,
-    0x20,
-    0x00, //            mov bx, [0x20]
-    0xb8,
-    0x00,
-    0x30, //                  mov ax, 0x3000
-    0x8e,
-    0xd8, //                        mov ds, ax
-    0xc6,
-    0x06,
-    0x05,
-    0x00,
-    0x77, //      mov byte [5], 0x77
-    0x8a,
-    0x0e,
-    0x05,
-    0x00, //            mov cl, [5]
-    0xf4, //                              hlt
-  ];
+  const code = x86(
+    "b8 00 20 ; mov ax, 0x2000",
+    "8e d8 ; mov ds, ax",
+    "c7 06 10 00 78 56 ; mov word [0x10], 0x5678",
+    "8b 1e 20 00 ; mov bx, [0x20]",
+    "b8 00 30 ; mov ax, 0x3000",
+    "8e d8 ; mov ds, ax",
+    "c6 06 05 00 77 ; mov byte [5], 0x77",
+    "8a 0e 05 00 ; mov cl, [5]",
+    "f4 ; hlt",
+  );
   let rom: Uint8Array | undefined;
   withGuest(code, ({ port, vcpu }) => {
     assert(port.readonlyMemory, "read-only slots are supported");
@@ -302,22 +269,14 @@ kvmTest("kvm: register writes after a pending IN complete it first", () => {
 });
 
 kvmTest("kvm: OUT to the doorbell port is a hypercall; completion sets rax and rdx", () => {
-  const code = [
-    0xb8,
-    0x07,
-    0x00, // mov ax, 7
-    0xbb,
-    0x0b,
-    0x00, // mov bx, 11
-    0xb9,
-    0x0c,
-    0x00, // mov cx, 12
-    0xba,
-    0x10,
-    0x05, // mov dx, 0x510
-    0xee, //             out dx, al
-    0xf4, //             hlt
-  ];
+  const code = x86(
+    "b8 07 00 ; mov ax, 7",
+    "bb 0b 00 ; mov bx, 11",
+    "b9 0c 00 ; mov cx, 12",
+    "ba 10 05 ; mov dx, 0x510",
+    "ee ; out dx, al",
+    "f4 ; hlt",
+  );
   withGuest(code, ({ vcpu }) => {
     assertEquals(vcpu.run(), ExitKind.Hypercall);
     const e = vcpu.exit;
@@ -400,35 +359,18 @@ kvmTest("kvm: clear errors for a missing device, overlapping RAM and bad registe
 });
 
 kvmTest("kvm: the in-kernel irqchip delivers a PIC interrupt raised with KVM_IRQ_LINE", () => {
-  const code = [
-    0xb0,
-    0x11,
-    0xe6,
-    0x20, // ICW1
-    0xb0,
-    0x08,
-    0xe6,
-    0x21, // ICW2: vectors 8-15
-    0xb0,
-    0x04,
-    0xe6,
-    0x21, // ICW3
-    0xb0,
-    0x01,
-    0xe6,
-    0x21, // ICW4
-    0xb0,
-    0xfe,
-    0xe6,
-    0x21, // mask all but IRQ 0
-    0xe6,
-    0x12, //             out 0x12, al: ready
-    0xfb, //                   sti
-    0xf4, //                   hlt
-    0xe6,
-    0x13, //             out 0x13, al: woken
-    0xf4,
-  ];
+  const code = x86(
+    "b0 11 e6 20 ; ICW1",
+    "b0 08 e6 21 ; ICW2: vectors 8-15",
+    "b0 04 e6 21 ; ICW3",
+    "b0 01 e6 21 ; ICW4",
+    "b0 fe e6 21 ; mask all but IRQ 0",
+    "e6 12 ; out 0x12, al: ready",
+    "fb ; sti",
+    "f4 ; hlt",
+    "e6 13 ; out 0x13, al: woken",
+    "f4",
+  );
   withGuest(code, ({ port, ram, vcpu }) => {
     // Vector 8 -> 0000:1100: mov bl, 0x77; mov al, 0x20; out 0x20, al (EOI); iret
     ram.set([0x00, 0x11, 0x00, 0x00], 8 * 4);
