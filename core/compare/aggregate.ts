@@ -151,8 +151,10 @@ function runsOf(
  * Aggregates the runs of every workload and variant. Per-op counters are
  * `(median(measured) - median(baseline)) / ((n - baseN) * opsPerN)`, which removes boot,
  * program start and power-off; without a baseline they are `median(measured) / (n * opsPerN)`.
- * Wall and guest time per op divide the median marker window (or guest `time:`) by
- * `n * opsPerN`. A cell without a successful measured run is left out.
+ * Host wall time per op is the median over repeats of (measured - baseline machine time) divided
+ * the same way, or without a baseline the median marker window over `n * opsPerN`; guest time
+ * per op is the median guest `time:` over `n * opsPerN`. A cell without a successful measured
+ * run is left out.
  *
  * @param runs Every recorded run.
  * @param matrix The workloads and variants, which fix the order of the cells.
@@ -186,6 +188,17 @@ export function summarize(
       const windows = measured.flatMap((r) => r.windowMs !== undefined ? [r.windowMs] : []);
       const guest = measured.flatMap((r) => r.guestMs !== undefined ? [r.guestMs] : []);
       const windowMsMedian = windows.length > 0 ? median(windows) : undefined;
+      // Wall time: measured minus baseline machine time of the same repeat (console output may
+      // reach the monitor late, so the marker window is only the fallback).
+      const diffs = measured.flatMap((r) => {
+        const b = baseline.find((x) => x.repeat === r.repeat);
+        return b !== undefined ? [r.machineMs - b.machineMs] : [];
+      });
+      const wall = diffs.length > 0
+        ? { wallUsPerOp: median(diffs) * 1000 / ops, wallMethod: "baseline" as const }
+        : windowMsMedian !== undefined
+        ? { wallUsPerOp: windowMsMedian * 1000 / allOps, wallMethod: "window" as const }
+        : {};
       out.push({
         workload: w.name,
         variant: v.id,
@@ -196,9 +209,9 @@ export function summarize(
         ops,
         op: w.op,
         repeats: measured.length,
-        ...(windowMsMedian !== undefined
-          ? { windowMsMedian, wallUsPerOp: windowMsMedian * 1000 / allOps }
-          : {}),
+        machineMsMedian: median(measured.map((r) => r.machineMs)),
+        ...(windowMsMedian !== undefined ? { windowMsMedian } : {}),
+        ...wall,
         ...(guest.length > 0 ? { guestUsPerOp: median(guest) * 1000 / allOps } : {}),
         perOp,
         totals,

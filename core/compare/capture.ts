@@ -3,7 +3,8 @@
  * `vmon-bench: begin <name> <args>` before and `vmon-bench: end <name> status <N>` after the
  * workload; in between come the result line(s) and a `time: <name> <ms> ms` line. Kernel
  * messages (`[    1.234567] ...`) that interleave are dropped. The host time at which each marker
- * line arrives is recorded, which gives the workload's wall-time window.
+ * line arrives is recorded, which gives the workload's wall-time window (only when the markers
+ * arrived in different console chunks: output buffered on its way says nothing about time).
  *
  * @module
  */
@@ -24,7 +25,7 @@ export interface BenchOutput {
   readonly timeLine?: string;
   /** Its milliseconds. */
   readonly guestMs?: number;
-  /** Host ms between the markers' arrival. */
+  /** Host ms between the markers' arrival (absent when both arrived in one chunk). */
   readonly windowMs?: number;
   /** The last console lines (for messages when markers are missing). */
   readonly tail: string[];
@@ -47,10 +48,10 @@ const TAIL_LINES = 20;
  * const cap = new BenchCapture({ now: () => t += 10 });
  * const text = "boot\nvmon-bench: begin forkwait 2\nresult: forkwait n=2 checksum=1\n" +
  *   "time: forkwait 3.5 ms\nvmon-bench: end forkwait status 0\n";
- * cap.write(new TextEncoder().encode(text));
+ * for (const line of text.split(/(?<=\n)/)) cap.write(new TextEncoder().encode(line));
  * const out = cap.finish();
  * if (out.result[0] !== "result: forkwait n=2 checksum=1" || out.guestMs !== 3.5) throw new Error();
- * if (out.endStatus !== 0 || out.windowMs !== 30) throw new Error(String(out.windowMs));
+ * if (out.endStatus !== 0 || out.windowMs !== 10) throw new Error(String(out.windowMs));
  * ```
  */
 export class BenchCapture {
@@ -64,6 +65,9 @@ export class BenchCapture {
   #endAt?: number;
   #endStatus?: number;
   #output: string[] = [];
+  #chunk = 0;
+  #beginChunk = -1;
+  #endChunk = -1;
   #timeLine?: string;
   #tail: string[] = [];
 
@@ -74,6 +78,7 @@ export class BenchCapture {
 
   /** Feeds console bytes (any chunking). */
   write(bytes: Uint8Array): void {
+    this.#chunk++;
     const text = this.#partial + this.#decoder.decode(bytes, { stream: true });
     const lines = text.split("\n");
     this.#partial = lines.pop() ?? "";
@@ -89,6 +94,7 @@ export class BenchCapture {
         this.#state = "inside";
         this.#begin = line;
         this.#beginAt = this.#now();
+        this.#beginChunk = this.#chunk;
       }
       return;
     }
@@ -98,6 +104,7 @@ export class BenchCapture {
       this.#state = "after";
       this.#end = line;
       this.#endAt = this.#now();
+      this.#endChunk = this.#chunk;
       this.#endStatus = Number(end[2]);
       return;
     }
@@ -124,7 +131,10 @@ export class BenchCapture {
       result: results.length > 0 ? results : [...this.#output],
       ...(this.#timeLine !== undefined ? { timeLine: this.#timeLine } : {}),
       ...(time ? { guestMs: Number(time[1]) } : {}),
-      ...(this.#beginAt !== undefined && this.#endAt !== undefined
+      // Markers that arrived in the same console chunk were buffered together on the way: the
+      // time between them says nothing about the workload.
+      ...(this.#beginAt !== undefined && this.#endAt !== undefined &&
+          this.#beginChunk !== this.#endChunk
         ? { windowMs: this.#endAt - this.#beginAt }
         : {}),
       tail: [...this.#tail],

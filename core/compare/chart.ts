@@ -136,7 +136,8 @@ export function chartSpec(
  *
  * const svg = await renderChart([{
  *   workload: "forkwait", variant: "shadow", strategy: "shadow", n: 8, ops: 7, op: "fork",
- *   repeats: 1, perOp: { "paging.traps": 40, "hostport.instructions": 9000 }, totals: {},
+ *   repeats: 1, machineMsMedian: 900, perOp: { "paging.traps": 40, "hostport.instructions": 9000 },
+ *   totals: {},
  *   deterministic: true,
  * }]);
  * if (!svg.startsWith("<svg") || !svg.includes("shadow")) throw new Error("no chart");

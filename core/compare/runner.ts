@@ -37,9 +37,10 @@ export interface PlannedRun {
 }
 
 /**
- * Orders the runs: every baseline first (once per workload and variant: its counters are
- * deterministic), then the measured runs with the repeat as the outer loop, so that slow drift
- * of the host spreads over all strategies instead of favouring one.
+ * Orders the runs: the repeat is the outer loop, so that slow drift of the host spreads over all
+ * strategies instead of favouring one; inside it, each workload and variant runs its baseline
+ * (when it has one) right before the measured run. Baselines repeat too: their counters are
+ * checked for determinism like the rest, and their wall time is subtracted repeat by repeat.
  *
  * @param matrix The workloads, variants and number of repeats.
  * @returns The runs in the order to run them.
@@ -51,9 +52,8 @@ export interface PlannedRun {
  * const w = { name: "forkwait", n: 16, baseN: 2, opsPerN: 1, op: "fork", args: (n: number) => [String(n)] };
  * const v = { id: "wired", strategy: "wired", options: {} };
  * const runs = planRuns({ workloads: [w], variants: [v], repeat: 2 });
- * if (runs.map((r) => `${r.phase}:${r.n}`).join() !== "baseline:2,measure:16,measure:16") {
- *   throw new Error("bad plan");
- * }
+ * const got = runs.map((r) => `${r.phase}:${r.n}#${r.repeat}`).join();
+ * if (got !== "baseline:2#0,measure:16#0,baseline:2#1,measure:16#1") throw new Error(got);
  * ```
  */
 export function planRuns(
@@ -64,15 +64,12 @@ export function planRuns(
   },
 ): PlannedRun[] {
   const out: PlannedRun[] = [];
-  for (const workload of matrix.workloads) {
-    if (workload.baseN === undefined) continue;
-    for (const variant of matrix.variants) {
-      out.push({ workload, variant, phase: "baseline", n: workload.baseN, repeat: 0 });
-    }
-  }
   for (let repeat = 0; repeat < matrix.repeat; repeat++) {
     for (const workload of matrix.workloads) {
       for (const variant of matrix.variants) {
+        if (workload.baseN !== undefined) {
+          out.push({ workload, variant, phase: "baseline", n: workload.baseN, repeat });
+        }
         out.push({ workload, variant, phase: "measure", n: workload.n, repeat });
       }
     }

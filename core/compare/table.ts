@@ -44,7 +44,8 @@ const KNOWN_KEYS = new Set(KNOWN_COUNTERS.map((c) => counterKey(c.source, c.name
 
 /**
  * Renders one table per workload. Known counters always have a row; any other counter a
- * strategy reports has a row when it is non-zero somewhere; `-` marks a counter a strategy does
+ * strategy reports has a row when it is non-zero somewhere (other host port counters are only in
+ * results.json); `-` marks a counter a strategy does
  * not report. Cells without a successful run show `failed`; a column whose counters differed between repeats is marked in the
  * `deterministic` row.
  *
@@ -80,7 +81,8 @@ export function formatTables(
     line("guest clock µs", (c) => formatValue(c.guestUsPerOp ?? NaN));
     const keys = orderCounterKeys(new Set(present.flatMap((c) => Object.keys(c.perOp))));
     for (const key of keys) {
-      const show = KNOWN_KEYS.has(key) || present.some((c) => (c.perOp[key] ?? 0) !== 0);
+      const show = KNOWN_KEYS.has(key) ||
+        (key.startsWith("paging.") && present.some((c) => (c.perOp[key] ?? 0) !== 0));
       if (!show) continue;
       line(counterLabel(key), (c) => key in c.perOp ? formatValue(c.perOp[key]!) : "-");
     }

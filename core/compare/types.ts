@@ -50,7 +50,7 @@ export interface RunRecord {
   readonly phase: RunPhase;
   /** N of this run. */
   readonly n: number;
-  /** The repeat index, from 0 (always 0 for baselines). */
+  /** The repeat index, from 0. */
   readonly repeat: number;
   /** The command the guest ran. */
   readonly command: string;
@@ -140,10 +140,18 @@ export interface CellSummary {
   readonly op: string;
   /** Successful measured runs aggregated. */
   readonly repeats: number;
-  /** Median host milliseconds between the markers. */
+  /** Median host milliseconds the measured machines ran (boot to power-off). */
+  readonly machineMsMedian: number;
+  /** Median host milliseconds between the markers' arrival at the monitor's console. */
   readonly windowMsMedian?: number;
-  /** Median host microseconds per operation (the marker window divided by `n * opsPerN`). */
+  /**
+   * Host microseconds per operation: with a baseline, the median of (measured machine time -
+   * baseline machine time of the same repeat) divided by `ops`; without one, the median marker
+   * window divided by `n * opsPerN`.
+   */
   readonly wallUsPerOp?: number;
+  /** How `wallUsPerOp` was measured. */
+  readonly wallMethod?: "baseline" | "window";
   /** Median guest-clock microseconds per operation, from the guest's `time:` line. */
   readonly guestUsPerOp?: number;
   /** Counters per operation (median over repeats, baseline subtracted), by counter key. */
