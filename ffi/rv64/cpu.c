@@ -753,6 +753,10 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     h->halted = 0;
   }
   h->fvpage = ~0ULL;
+  if (unlikely(h->pc & 1)) { /* only the monitor can set an odd pc */
+    rv64_trap(h, EXC_INSN_MISALIGNED, h->pc);
+    if (h->exit.kind) return (int)h->exit.kind;
+  }
   uint64_t remaining = budget;
   int k = EXIT_NONE;
   while (remaining) {

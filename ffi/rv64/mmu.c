@@ -169,14 +169,29 @@ void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page) {
   r->flags[page] &= (uint8_t)~PAGE_CODE;
 }
 
-/* Makes page `gpa` writable for a store: drops its decoded code. Returns 1 if protected. */
-static int store_prepare(rv64_hart *h, rv64_region *r, uint64_t gpa) {
+/*
+ * Prepares a guest store of `size` bytes at `gpa` in region `r`: returns 1 if the page is
+ * write-protected. On a page with decoded code, the slots the store may overlap are forgotten;
+ * after many stores the page stops being a code page (its decoded code is dropped and the store
+ * TLB may map it again), so data pages that once held code become fast again.
+ */
+static int store_prepare(rv64_hart *h, rv64_region *r, uint64_t gpa, int size) {
   uint64_t page = (gpa - r->gpa) >> 12;
   uint8_t f = r->flags[page];
   if (f & PAGE_WP) return 1;
   if (f & PAGE_CODE) {
-    rv64_decode_page_clear(h->m, r, page);
     h->counters[CNT_DECODE_FLUSHES]++;
+    if ((f >> 2) >= 63 || !r->dec[page]) {
+      rv64_decode_page_clear(h->m, r, page);
+      r->flags[page] &= (uint8_t)~0xfc;
+      return 0;
+    }
+    r->flags[page] = (uint8_t)(f + 4);
+    int off = (int)(gpa & 0xfff);
+    int first = off >= 2 ? (off - 2) >> 1 : 0;
+    int last = (off + size - 1) >> 1;
+    if (last > DEC_SLOTS - 1) last = DEC_SLOTS - 1;
+    for (int k = first; k <= last; k++) r->dec[page][k].op = OP_UNDECODED;
   }
   return 0;
 }
@@ -226,8 +241,8 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
     if (!p1 || !p2 || r1->readonly || r2->readonly) { rv64_trap(h, EXC_STORE_ACCESS, va); return MEM_TRAP; }
     if (r1->flags[(gpa - r1->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa, size, val); return MEM_EXIT; }
     if (r2->flags[(gpa2 - r2->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa2, size, val); return MEM_EXIT; }
-    store_prepare(h, r1, gpa);
-    store_prepare(h, r2, gpa2);
+    store_prepare(h, r1, gpa, n1);
+    store_prepare(h, r2, gpa2 & ~0xfffULL, size - n1);
     uint8_t b[8];
     memcpy(b, &val, 8);
     memcpy(p1, b, (size_t)n1);
@@ -241,8 +256,8 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
   }
   rv64_region *r = rv64_find_region(h->m, gpa);
   if (r && !r->readonly && gpa - r->gpa + (uint64_t)size <= r->size) {
-    if (store_prepare(h, r, gpa)) { wp_exit(h, gpa, size, val); return MEM_EXIT; }
-    if (dirty) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
+    if (store_prepare(h, r, gpa, size)) { wp_exit(h, gpa, size, val); return MEM_EXIT; }
+    if (dirty && !(r->flags[(gpa - r->gpa) >> 12] & PAGE_CODE)) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
     memcpy(r->host + (gpa - r->gpa), &val, (size_t)size);
     return MEM_OK;
   }
@@ -267,8 +282,8 @@ uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size) {
     rv64_trap(h, EXC_STORE_ACCESS, va);
     return NULL;
   }
-  if (store_prepare(h, r, gpa)) { wp_exit(h, gpa, size, 0); return NULL; }
-  if (dirty) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
+  if (store_prepare(h, r, gpa, size)) { wp_exit(h, gpa, size, 0); return NULL; }
+  if (dirty && !(r->flags[(gpa - r->gpa) >> 12] & PAGE_CODE)) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
   return r->host + (gpa - r->gpa);
 }
 

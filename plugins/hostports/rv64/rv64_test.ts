@@ -551,12 +551,16 @@ test("paging mechanisms: write-protect exits, skip, sfence and satp exits", () =
   }
 });
 
-test("self-modifying code is re-decoded", () => {
+test("self-modifying code is re-decoded (also after many stores to the code page)", () => {
   const b = boot(`
     li a0, 1
     la t0, patch
     li t1, 0x02a00513
+    li t2, 100
+  1:
     sw t1, 0(t0)
+    addi t2, t2, -1
+    bnez t2, 1b
     fence.i
     .option norvc
   patch:
@@ -611,4 +615,34 @@ Deno.test("rv64 plugin definition", () => {
   h1.setCsr(0x140, 0x1234n);
   assertEquals(h1.getCsr(0x140), 0x1234n);
   assertEquals(h1.getCsr(0xf14), 1n);
+});
+
+Deno.test("rv64: random guest code never crashes the monitor", () => {
+  let seed = 0x2545f491;
+  const next = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const kinds = new Map<number, number>();
+  for (let round = 0; round < 6; round++) {
+    using port = new Rv64Port({ harts: 1, slice: 20_000 });
+    const ram = new Uint32Array(port.addMemoryRegion(BASE, 1 << 16, { readonly: false }));
+    for (let i = 0; i < ram.length; i++) ram[i] = next();
+    const h = port.createVcpu(0);
+    h.setPc(BigInt(BASE + (next() & 0xfffc)));
+    h.setCsr(0x105, BigInt(BASE + (next() & 0xfffc))); // stvec
+    h.setCsr(0x100, 0x6000n); // FS on, so FP code runs too
+    for (let i = 0; i < 100; i++) {
+      const k = h.run();
+      kinds.set(k, (kinds.get(k) ?? 0) + 1);
+      if (k === ExitKind.Mmio && !h.exit.isWrite) h.exit.data.setBigUint64(0, BigInt(next()), true);
+      else if (k === ExitKind.Hypercall) h.completeHypercall({ error: -2, value: 0 });
+      else if (k === ExitKind.Halt) h.setInterrupt("ssip", true);
+      else if (k === ExitKind.Shutdown) break;
+    }
+    assert(h.instret > 0n);
+  }
+  assert(kinds.size > 1, `exit kinds seen: ${[...kinds.keys()]}`);
 });
