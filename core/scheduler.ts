@@ -78,6 +78,8 @@ export class Scheduler {
   #outcome: RunOutcome | undefined;
   #wake: (() => void) | undefined;
   #wakeTimer: number | undefined;
+  /** Set when a vCPU's exit woke another vCPU: the running slice ends after that exit. */
+  #preempt = false;
 
   /**
    * @param vcpus The vCPUs, in id order.
@@ -106,8 +108,13 @@ export class Scheduler {
     this.wake();
   }
 
-  /** Wakes the loop if it sleeps because every vCPU is halted. */
+  /**
+   * Wakes the loop if it sleeps because every vCPU is halted, and ends the running slice after
+   * the current exit, so that a vCPU woken by another (an IPI) runs soon instead of after the
+   * sender's whole slice.
+   */
   wake(): void {
+    this.#preempt = true;
     const w = this.#wake;
     if (w !== undefined) {
       this.#wake = undefined;
@@ -201,6 +208,10 @@ export class Scheduler {
           return;
       }
       if (this.#outcome !== undefined) return;
+      if (this.#preempt) {
+        this.#preempt = false;
+        if (this.#vcpus.length > 1) return;
+      }
       // A vCPU that exits constantly (port I/O loops) must still share the thread.
       if ((++n & 1023) === 0 && performance.now() - sliceStart >= YIELD_MS) return;
     }

@@ -50,7 +50,7 @@ export interface VmIo {
 const DEFAULT_MEMORY = 64 * 1024 * 1024;
 
 /** Instruction budget (rv64) or microseconds (kvm) per scheduler slice. */
-const DEFAULT_SLICE: Record<string, number> = { x86_64: 5000, riscv64: 1_000_000 };
+const DEFAULT_SLICE: Record<string, number> = { x86_64: 5000, riscv64: 200_000 };
 
 /**
  * One machine, assembled and ready to run. Create with {@linkcode Vm.build}.
