@@ -37,7 +37,7 @@ import { join } from "node:path";
 import { cacheDir } from "../cache.ts";
 import { VmonError } from "../errors.ts";
 import { listBuiltinPlugins } from "../loader.ts";
-import { buildImage } from "../../images/mod.ts";
+import { buildImage, type BuiltImage } from "../../images/mod.ts";
 import { checkFlags } from "../cli/run_manifest.ts";
 import { tableStyle } from "../cli/listing_format.ts";
 import { checkDeterminism, findMismatches, summarize } from "./aggregate.ts";
@@ -163,6 +163,16 @@ function describeMismatch(m: ResultMismatch): string {
   } printed "${show(m.expected.output)}"`;
 }
 
+/** Most lines printed per kind of problem; results.json has them all. */
+const MAX_PROBLEM_LINES = 20;
+
+function printLimited(lines: readonly string[], where: string): void {
+  for (const line of lines.slice(0, MAX_PROBLEM_LINES)) console.error(`  ${line}`);
+  if (lines.length > MAX_PROBLEM_LINES) {
+    console.error(`  ... and ${lines.length - MAX_PROBLEM_LINES} more in ${where}`);
+  }
+}
+
 function describeDifference(d: CounterDifference): string {
   return `${d.workload} under ${d.variant} (${d.phase}): ${d.counter} was ${
     d.values.join(", ")
@@ -220,7 +230,9 @@ class Progress {
  * table.txt to the output folder.
  *
  * @param flags The command-line flags.
- * @param options `commandLine`: what to record in results.json (default: rebuilt from `flags`).
+ * @param options `commandLine`: what to record in results.json (default: rebuilt from `flags`);
+ *   `image`: an already built image to boot instead of building `--image` (recorded under its
+ *   name).
  * @returns 0 when every run succeeded, printed the same result and had deterministic counters.
  * @throws {VmonError} For bad flags (before anything runs), a machine that cannot be built, and
  *   at the end (after writing the outputs) for failed runs, result mismatches and counters that
@@ -228,7 +240,7 @@ class Progress {
  */
 export async function compareCommand(
   flags: CompareFlags,
-  options: { commandLine?: readonly string[] } = {},
+  options: { commandLine?: readonly string[]; image?: BuiltImage } = {},
 ): Promise<number> {
   const date = new Date();
   const checked = checkFlags({ cpus: flags.cpus, mem: flags.mem });
@@ -246,13 +258,13 @@ export async function compareCommand(
     available: await availableStrategies(),
     ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
   });
-  const imageName = flags.image ?? BENCH_IMAGE;
+  const imageName = options.image?.name ?? flags.image ?? BENCH_IMAGE;
   if (flags.out !== undefined && flags.out.trim() === "") {
     throw new VmonError(`Invalid --out "": the folder name is empty`);
   }
   const outDir = flags.out ?? join(cacheDir("compare"), timestamp(date));
 
-  const image = await buildImage(imageName, {
+  const image = options.image ?? await buildImage(imageName, {
     onProgress: (line) => console.error(`vmon: image ${imageName}: ${line}`),
   });
   const runs = planRuns({ workloads, variants, repeat });
@@ -313,23 +325,26 @@ export async function compareCommand(
   const problems: string[] = [];
   if (results.failures.length > 0) {
     console.error(`vmon: compare: ${results.failures.length} run(s) failed:`);
-    for (const f of results.failures) {
-      console.error(`  ${f.workload} ${f.variant} ${f.phase} #${f.repeat + 1}: ${f.error}`);
-    }
+    printLimited(
+      results.failures.map((f) =>
+        `${f.workload} ${f.variant} ${f.phase} #${f.repeat + 1}: ${f.error}`
+      ),
+      files.json,
+    );
     problems.push(`${results.failures.length} run(s) failed`);
   }
   if (mismatches.length > 0) {
     console.error(
       `vmon: compare: results differ between runs (a correctness bug in a strategy or the port):`,
     );
-    for (const m of mismatches) console.error(`  ${describeMismatch(m)}`);
+    printLimited(mismatches.map(describeMismatch), files.json);
     problems.push(`${mismatches.length} result mismatch(es)`);
   }
   if (differences.length > 0) {
     console.error(
       `vmon: compare: counters differ between repeats (the icount clock should make them identical):`,
     );
-    for (const d of differences) console.error(`  ${describeDifference(d)}`);
+    printLimited(differences.map(describeDifference), files.json);
     problems.push(`${differences.length} counter(s) differ between repeats`);
   }
   if (problems.length > 0) {
