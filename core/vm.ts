@@ -87,7 +87,8 @@ export class Vm {
     manifest: MachineManifest,
     options: { io: VmIo; trace?: readonly string[] },
   ): Promise<Vm> {
-    const vm = new Vm(options.io, new Tracer(options.trace ?? []));
+    const io = options.io;
+    const vm = new Vm(io, new Tracer(options.trace ?? [], { write: (line) => io.log(line) }));
     try {
       await vm.#build(manifest);
     } catch (err) {
