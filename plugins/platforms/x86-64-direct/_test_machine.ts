@@ -167,17 +167,23 @@ export async function runGuest(
       }
       let ran = false;
       for (const vcpu of vcpus) {
-        if (test.exits.length > 0 || !vcpu.runnable()) continue;
-        ran = true;
-        const kind = vcpu.run();
-        const exit = vcpu.exit;
-        if (kind === ExitKind.Io) {
-          ioExits++;
-          handleIo(test, exit);
-        } else if (kind === ExitKind.Interrupted || kind === ExitKind.Halt) {
-          continue;
-        } else if (!platform.onExit?.(vcpu, exit)) {
-          failure = { status: -2, reason: `exit kind ${kind} at ${exit.pc}: ${exit.detail}` };
+        if (failure !== undefined) break;
+        // A vCPU keeps its turn across I/O exits until its 10 ms slice ends (as core's
+        // scheduler does), so a vCPU holding the guest's print lock is not starved.
+        const turnEnd = performance.now() + 10;
+        while (test.exits.length === 0 && vcpu.runnable()) {
+          ran = true;
+          const kind = vcpu.run();
+          const exit = vcpu.exit;
+          if (kind === ExitKind.Io) {
+            ioExits++;
+            handleIo(test, exit);
+            if (performance.now() < turnEnd) continue;
+          } else if (kind !== ExitKind.Interrupted && kind !== ExitKind.Halt) {
+            if (!platform.onExit?.(vcpu, exit)) {
+              failure = { status: -2, reason: `exit kind ${kind} at ${exit.pc}: ${exit.detail}` };
+            }
+          }
           break;
         }
       }
