@@ -134,6 +134,17 @@ VMON_EXPORT struct vmon_kvm_vcpu *vmon_kvm_vcpu_create(struct vmon_kvm_vm *vm, u
     goto fail;
   }
   if (set_cpuid(v) < 0) goto fail;
+  if (vm->irqchip) {
+    /*
+     * With the in-kernel LAPIC, vCPUs other than 0 start waiting for INIT/SIPI. vmon boots every
+     * vCPU directly (the platform sets its registers), so all of them start runnable.
+     */
+    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0) {
+      vmon_kvm__fail("KVM_SET_MP_STATE", errno);
+      goto fail;
+    }
+  }
   pthread_mutex_lock(&table_lock);
   for (int i = 0; i < VMON_KVM_MAX_VCPUS; i++) {
     if (atomic_load(&vcpu_table[i]) == NULL) {

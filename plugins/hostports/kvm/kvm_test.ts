@@ -406,3 +406,16 @@ kvmTest("kvm: the plugin definition builds a host port with its options", async 
     port.dispose();
   }
 });
+
+kvmTest("kvm: with the irqchip, every vCPU starts runnable (no wait for INIT/SIPI)", () => {
+  withGuest(x86("e6 14 ; out 0x14, al", "f4 ; hlt"), ({ port }) => {
+    const ap = port.createVcpu(1);
+    const s = ap.getSpecialRegisters();
+    s.cs = { ...s.cs, base: 0n, selector: 0 };
+    ap.setSpecialRegisters(s);
+    ap.setRegisters({ rip: 0x1000n, rflags: 2n });
+    ap.setSlice(500_000);
+    assertEquals(ap.run(), ExitKind.Io, "vCPU 1 ran guest code");
+    assertEquals(ap.exit.address, 0x14);
+  }, { irqchip: true });
+});
