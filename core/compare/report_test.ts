@@ -1,7 +1,8 @@
 import { deepStrictEqual as assertEquals, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
 import { chartRows, chartSpec, renderChart } from "./chart.ts";
-import { counterLabel, orderCounterKeys, trapCause } from "./counters.ts";
+import { counterLabel, KNOWN_COUNTERS, orderCounterKeys, trapCause } from "./counters.ts";
+import { WORKLOADS as KNOWN_WORKLOADS } from "./workloads.ts";
 import { buildResults, RESULTS_SCHEMA, writeOutputs } from "./results.ts";
 import { formatTables, formatValue } from "./table.ts";
 import { summarize } from "./aggregate.ts";
@@ -322,4 +323,20 @@ Deno.test("writeOutputs writes the three files into a new folder", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("docs/paging.md documents every known counter and workload", () => {
+  const doc = Deno.readTextFileSync(new URL("../../docs/paging.md", import.meta.url));
+  for (const c of KNOWN_COUNTERS) {
+    ok(doc.includes(`| \`${c.name}\``), `docs/paging.md lacks counter ${c.name}`);
+    ok(doc.includes(c.label), `docs/paging.md lacks label "${c.label}"`);
+  }
+  for (const w of KNOWN_WORKLOADS) {
+    ok(doc.includes(`| \`${w.name}\``), `docs/paging.md lacks workload ${w.name}`);
+    ok(
+      new RegExp(`\\| \`${w.name}\` *\\|[^|]*\\| *${w.n} *\\|`).test(doc),
+      `default N of ${w.name}`,
+    );
+  }
+  ok(/## Results[\s\S]*No results yet/.test(doc));
 });
