@@ -272,6 +272,11 @@ export class Vm {
     this.#scheduler?.wake();
   }
 
+  /** The vCPUs, in id order (for benchmarks and debugging tools; the scheduler drives them). */
+  get vcpus(): readonly Vcpu[] {
+    return this.#vcpus;
+  }
+
   /** Delivers user input to the device that owns the console. */
   input(bytes: Uint8Array): void {
     this.#inputOwner?.(bytes);
