@@ -85,7 +85,7 @@ Deno.test("vmon compare rejects unknown names with one line listing the known on
   const workload = await runCli(["compare", "--workloads", "forkwait,nosuch"]);
   strictEqual(workload.status, 1);
   assertEquals(workload.stderr.trim().split("\n"), [
-    'vmon: Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn',
+    'vmon: Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn, lua, sqlite3',
   ]);
   const strategy = await runCli(["compare", "--workloads", "forkwait", "--strategies", "nosuch"]);
   strictEqual(strategy.status, 1);

@@ -106,6 +106,24 @@ export const WORKLOADS: readonly WorkloadInfo[] = [
     args: (n) => [String(CHURN_SEED), String(n)],
     description: "fixed-seed mix of fork, mmap, munmap, mprotect, madvise, touch and checksum",
   },
+  {
+    name: "lua",
+    n: 1000,
+    unit: "rounds",
+    op: "round",
+    opsPerN: 1,
+    args: single,
+    description: "Lua 5.4 (built from Debian's source) churning tables, strings and coroutines",
+  },
+  {
+    name: "sqlite3",
+    n: 1000,
+    unit: "rows",
+    op: "row",
+    opsPerN: 1,
+    args: single,
+    description: "SQLite (built from Debian's source) inserting, indexing and querying N rows",
+  },
 ];
 
 /** The fraction of N the baseline run uses (its counters are subtracted from the measured run). */

@@ -44,7 +44,7 @@ Deno.test("baselineN is an eighth of N, at least 1, and absent when not below N"
 Deno.test("workload errors are one clear line listing the known names", () => {
   throwsVmon(
     () => resolveWorkloads("forkwait,nosuch"),
-    /^Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn$/,
+    /^Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn, lua, sqlite3$/,
   );
   throwsVmon(() => resolveWorkloads(" , "), /^Invalid --workloads " , ": the list is empty$/);
   throwsVmon(() => resolveWorkloads("cpuloop,cpuloop"), /"cpuloop" is given twice/);
