@@ -464,3 +464,41 @@ kvmTest("kvm: a device that is not KVM gives a clear error", () => {
     /^VmonError: Cannot open \/dev\/null: KVM_GET_API_VERSION: Inappropriate ioctl for device$/,
   );
 });
+
+kvmTest("kvm: a 64-bit long-mode guest (paging on) does port I/O and stores to RAM", () => {
+  const code = x86(
+    "b8 78 56 34 12 ; mov eax, 0x12345678",
+    "e7 10 ; out 0x10, eax",
+    "48 b8 88 77 66 55 44 33 22 11 ; mov rax, 0x1122334455667788",
+    "48 89 04 25 00 30 00 00 ; mov [0x3000], rax",
+    "f4 ; hlt",
+  );
+  withGuest(code, ({ ram, vcpu }) => {
+    const dv = new DataView(ram.buffer);
+    dv.setBigUint64(0x4000, 0x5003n, true); // PML4[0] -> PDPT
+    dv.setBigUint64(0x5000, 0x6003n, true); // PDPT[0] -> PD
+    dv.setBigUint64(0x6000, 0x0083n, true); // PD[0]: 2 MiB identity page
+    const s = vcpu.getSpecialRegisters();
+    const flat = { base: 0n, limit: 0xffff_ffff, present: true, dpl: 0, s: true, g: true };
+    s.cs = { ...s.cs, ...flat, selector: 8, type: 11, l: true, db: false };
+    for (const seg of ["ds", "es", "ss"] as const) {
+      s[seg] = { ...s[seg], ...flat, selector: 0x10, type: 3, l: false, db: true };
+    }
+    s.cr3 = 0x4000n;
+    s.cr4 = 1n << 5n;
+    s.cr0 = 0x8000_0011n;
+    s.efer = 0x500n;
+    vcpu.setSpecialRegisters(s);
+    assertEquals(vcpu.getSpecialRegisters().efer & 0x500n, 0x500n);
+    assertEquals(vcpu.run(), ExitKind.Io);
+    assertEquals([vcpu.exit.address, vcpu.exit.size, vcpu.exit.data.getUint32(0, true)], [
+      0x10,
+      4,
+      0x12345678,
+    ]);
+    assertEquals(vcpu.run(), ExitKind.Halt);
+    assertEquals(dv.getBigUint64(0x3000, true), 0x1122334455667788n);
+    assertEquals(vcpu.readVirtual(0x3000n, 2), new Uint8Array([0x88, 0x77]));
+    assertEquals(vcpu.getRegisters().rip, BigInt(0x1000 + code.length));
+  });
+});
