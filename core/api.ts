@@ -336,8 +336,17 @@ export interface DeviceHost extends PluginHost {
   readonly platform: PlatformServices;
   /** The terminal. */
   readonly console: ConsolePort;
-  /** Ends the machine with an exit status (the guest asked, e.g. through debug-exit). */
-  requestExit(status: number, reason?: string): void;
+  /**
+   * Ends the machine with an exit status (the guest asked, e.g. through debug-exit). With
+   * `failed`, the machine failed (a guest crash or panic) and the CLI prints `reason`.
+   */
+  requestExit(status: number, reason?: string, options?: ExitRequestOptions): void;
+}
+
+/** Options of `requestExit`. */
+export interface ExitRequestOptions {
+  /** The machine failed (guest crash, kernel panic, guest fault) rather than exited. */
+  readonly failed?: boolean;
 }
 
 /** Every plugin instance can be disposed; dispose must be idempotent. */
@@ -505,7 +514,7 @@ export interface PlatformHost extends PluginHost {
   /** The vCPUs; empty during `setup`, filled before `boot`. */
   readonly vcpus: readonly Vcpu[];
   /** Ends the machine with an exit status (poweroff, reset, guest panic). */
-  requestExit(status: number, reason?: string): void;
+  requestExit(status: number, reason?: string, options?: ExitRequestOptions): void;
   /** Wakes the scheduler (after raising an interrupt from a timer or input). */
   wake(vcpu?: number): void;
 }

@@ -171,6 +171,8 @@ export interface ExitRequest {
   readonly status: number;
   /** The reason given, if any. */
   readonly reason?: string;
+  /** True when the plugin reported a failure. */
+  readonly failed?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,8 +492,12 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     bus,
     platform,
     console: consolePort,
-    requestExit(status: number, reason?: string): void {
-      exits.push(reason === undefined ? { status } : { status, reason });
+    requestExit(status: number, reason?: string, options?: { failed?: boolean }): void {
+      exits.push({
+        status,
+        ...(reason === undefined ? {} : { reason }),
+        ...(options?.failed ? { failed: true } : {}),
+      });
     },
     pioRead: (port, size) => read(pio, port, size),
     pioWrite: (port, size, value) => write(pio, port, size, value),

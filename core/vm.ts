@@ -143,7 +143,8 @@ export class Vm {
         const buf = hostport.addMemoryRegion(gpa, size, { readonly: ro });
         memory.addRegion(gpa, buf, { readonly: ro, name: o.name ?? (ro ? "rom" : "ram") });
       },
-      requestExit: (status, reason) => this.#requestExit(status, reason ?? "platform exit"),
+      requestExit: (status, reason, o) =>
+        this.#requestExit(status, reason ?? "platform exit", o?.failed ?? false),
       wake: (id) => this.#wake(id),
     };
     const platform = await plDef.setup(platformHost, plOpts);
@@ -178,7 +179,8 @@ export class Vm {
         bus: this.#bus.forPlugin(def.name),
         platform: platform.services,
         console: this.#console(def.name),
-        requestExit: (status, reason) => this.#requestExit(status, reason ?? "guest exit"),
+        requestExit: (status, reason, o) =>
+          this.#requestExit(status, reason ?? "guest exit", o?.failed ?? false),
       };
       const instance = await def.setup(host, devOpts[i]);
       this.#instances.push({ name: def.name, instance });
@@ -261,8 +263,8 @@ export class Vm {
     };
   }
 
-  #requestExit(status: number, reason: string): void {
-    const outcome = { status, reason, failed: false };
+  #requestExit(status: number, reason: string, failed: boolean): void {
+    const outcome = { status, reason, failed };
     if (this.#scheduler === undefined) this.#pendingOutcome ??= outcome;
     else this.#scheduler.requestExit(outcome);
   }

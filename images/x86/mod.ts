@@ -78,6 +78,17 @@ const GUESTS: readonly GuestSpec[] = [
     },
   },
   {
+    name: "crash",
+    description: "x86-64: fails on purpose (arg 1 triple fault, 2 internal error, 3 page fault)",
+    defaults: {
+      hostport: "kvm",
+      platform: "x86-64-direct",
+      devices: DEVICES,
+      memory: "16M",
+      platformOptions: { ring: 0 },
+    },
+  },
+  {
     name: "memtest",
     description: "x86-64: writes and checks patterns over free RAM, prints a checksum",
     defaults: { hostport: "kvm", platform: "x86-64-direct", devices: DEVICES, memory: "64M" },

@@ -187,7 +187,7 @@ const plugin = definePlugin({
       harts,
       memory: host.memory,
       console: host.console,
-      requestExit: (status, reason) => host.requestExit(status, reason),
+      requestExit: (status, reason, options) => host.requestExit(status, reason, options),
       wake: (id) => host.wake(id),
       log: host.log,
       metrics: host.metrics,

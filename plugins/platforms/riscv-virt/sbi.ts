@@ -104,7 +104,7 @@ export interface SbiEnvironment {
   /** The terminal (debug console). */
   readonly console: ConsolePort;
   /** Ends the machine (SRST, legacy shutdown). */
-  requestExit(status: number, reason?: string): void;
+  requestExit(status: number, reason?: string, options?: { failed?: boolean }): void;
   /** Makes a halted or newly started hart runnable. */
   wake(hart: number): void;
   /** Log output. */
@@ -346,8 +346,9 @@ export class Sbi {
     const reason = this.#arg(call, 1);
     if (type > 2n || reason > 1n) return err(SbiError.InvalidParam);
     const kind = type === 0n ? "poweroff" : "reset";
-    if (reason === 1n) this.#env.requestExit(FAILURE_STATUS, `${kind}: system failure`);
-    else this.#env.requestExit(type === 0n ? 0 : RESET_STATUS, kind);
+    if (reason === 1n) {
+      this.#env.requestExit(FAILURE_STATUS, `${kind}: system failure`, { failed: true });
+    } else this.#env.requestExit(type === 0n ? 0 : RESET_STATUS, kind);
     return ok();
   }
 

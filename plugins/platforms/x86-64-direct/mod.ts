@@ -342,7 +342,7 @@ const plugin = definePlugin({
               cs: r.cs,
             });
             reports.delete(vcpu);
-            host.requestExit(128 + (v & 0x7f), text);
+            host.requestExit(128 + (v & 0x7f), text, { failed: true });
             break;
           }
           default:
@@ -463,6 +463,7 @@ const plugin = definePlugin({
           `Guest triple fault on vCPU ${vcpu.id} at rip ${hex(exit.pc)}${
             exit.detail ? `: ${exit.detail}` : ""
           }`,
+          { failed: true },
         );
         return true;
       }
