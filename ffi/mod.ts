@@ -40,7 +40,7 @@ export function libraryPath(backend: string, options: LoadOptions = {}): string 
   if (override !== undefined && override !== "") {
     return isAbsolute(override) ? override : resolve(override);
   }
-  return buildLibrary(backend, options);
+  return resolve(buildLibrary(backend, options));
 }
 
 /**
