@@ -19,7 +19,7 @@
  * Write a device plugin:
  *
  * ```ts
- * import { definePlugin, setupTestDevice } from "./mod.ts";
+ * import { createTestDeviceHost, definePlugin, setupTestDevice } from "./mod.ts";
  *
  * const counter = definePlugin({
  *   name: "counter",
@@ -37,7 +37,8 @@
  *   },
  * });
  *
- * const { host } = await setupTestDevice(counter, { port: 0x600 });
+ * const host = createTestDeviceHost();
+ * await setupTestDevice(counter, host, { port: 0x600 });
  * host.pioWrite(0x600, 1, 7);
  * if (host.pioRead(0x600, 1) !== 1) throw new Error("the write was not counted");
  * ```
