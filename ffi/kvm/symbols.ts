@@ -119,7 +119,7 @@ export const REGISTER_NAMES = [
 export const SEGMENT_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
 
 /** Number of u64 words in the flat special-register buffer. */
-export const SREGS_WORDS = 8 * 12 + 4 + 7;
+export const SREGS_WORDS: number = 8 * 12 + 4 + 7;
 
 /** KVM capability numbers used by the host port (from linux/kvm.h). */
 export const KVM_CAP = {

@@ -15,7 +15,9 @@ import type {
   ExitRecord,
   HostPortCapabilities,
   HostPortHost,
+  HostPortPluginDefinition,
   HypercallResult,
+  OptionsSchema,
   RegisterSet,
   X86DescriptorTable,
   X86HostPort,
@@ -79,7 +81,7 @@ function byteList(bytes: Uint8Array): string {
 }
 
 /** The exit record of one vCPU: getters over the C record and the kvm_run area. */
-class KvmExitRecord implements ExitRecord {
+export class KvmExitRecord implements ExitRecord {
   readonly #u32: Uint32Array;
   readonly #u64: BigUint64Array;
   readonly #run: ArrayBuffer;
@@ -93,6 +95,7 @@ class KvmExitRecord implements ExitRecord {
   /** 0 on x86. */
   readonly fid = 0;
 
+  /** Made by {@linkcode KvmVcpu} over its C exit record and `kvm_run` mapping. */
   constructor(record: ArrayBuffer, run: ArrayBuffer, mmioOffset: number) {
     this.#u32 = new Uint32Array(record, 0, EXIT_RECORD_SIZE / 4);
     this.#u64 = new BigUint64Array(record, 0, EXIT_RECORD_SIZE / 8);
@@ -701,34 +704,37 @@ export class KvmHostPort implements X86HostPort {
   }
 }
 
+/** The options schema of the kvm host port. */
+export const KVM_OPTIONS = {
+  device: {
+    type: "path",
+    description: "KVM device node",
+    default: "/dev/kvm",
+  },
+  "slice-us": {
+    type: "integer",
+    description: "time slice of each vCPU run in microseconds (0 = unbounded)",
+    default: 5000,
+    min: 0,
+    max: 10_000_000,
+  },
+  "doorbell-port": {
+    type: "integer",
+    description: "I/O port whose OUTs are hypercalls (rax = nr, rbx..r8 = args; 0 = none)",
+    default: 0,
+    min: 0,
+    max: 0xffff,
+  },
+} as const satisfies OptionsSchema;
+
 /** The kvm host port plugin. */
-export default definePlugin({
+const plugin: HostPortPluginDefinition<typeof KVM_OPTIONS> = definePlugin({
   name: "kvm",
   kind: "hostport",
   arch: "x86_64",
   apiVersion: PLUGIN_API_VERSION,
   description: "x86-64 guests on Linux /dev/kvm (C layer with time-sliced KVM_RUN)",
-  options: {
-    device: {
-      type: "path",
-      description: "KVM device node",
-      default: "/dev/kvm",
-    },
-    "slice-us": {
-      type: "integer",
-      description: "time slice of each vCPU run in microseconds (0 = unbounded)",
-      default: 5000,
-      min: 0,
-      max: 10_000_000,
-    },
-    "doorbell-port": {
-      type: "integer",
-      description: "I/O port whose OUTs are hypercalls (rax = nr, rbx..r8 = args; 0 = none)",
-      default: 0,
-      min: 0,
-      max: 0xffff,
-    },
-  },
+  options: KVM_OPTIONS,
   setup(_host: HostPortHost, options) {
     return new KvmHostPort({
       device: options.device,
@@ -737,3 +743,5 @@ export default definePlugin({
     });
   },
 });
+
+export default plugin;
