@@ -13,7 +13,7 @@ Deno.test("buildImage refuses unknown names and lists the known ones", async () 
   await rejects(buildImage("nope"), (e: unknown) => {
     ok(e instanceof VmonError);
     ok(e.message.startsWith('Cannot build image "nope": unknown image (known: '), e.message);
-    ok(e.message.includes("hello, exits, smp, memtest"), e.message);
+    ok(e.message.includes("hello, exits, smp, crash, memtest"), e.message);
     return true;
   });
 });
