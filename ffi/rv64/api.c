@@ -78,6 +78,7 @@ EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
     memset(h, 0, sizeof *h);
     h->m = m;
     h->id = i;
+    h->sh_as = -1;
     h->started = i == 0;
     m->harts[i] = h;
     hart_reset(h);
@@ -89,6 +90,7 @@ EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
 /* Frees the machine and everything it owns (RAM included). Idempotent for NULL. */
 EXPORT void rv64_destroy(rv64_machine *m) {
   if (!m) return;
+  rv64_shadow_free(m);
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];
     uint64_t pages = r->size >> 12;
@@ -118,7 +120,12 @@ EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int r
   if (p == MAP_FAILED) return NULL;
   uint64_t pages = size >> 12;
   rv64_region r = {gpa, size, p, calloc(pages, 1), calloc(pages, sizeof(insn_t *)),
-                   calloc(pages, sizeof(uint32_t)), readonly};
+                   calloc(pages, sizeof(uint32_t)), readonly, NULL, NULL, NULL};
+  if (m->paging_mode && rv64_region_pages_init(m, &r) < 0) {
+    free(r.flags); free(r.dec); free(r.dec_gen);
+    munmap(p, size);
+    return NULL;
+  }
   if (!r.flags || !r.dec || !r.dec_gen) {
     free(r.flags); free(r.dec); free(r.dec_gen);
     munmap(p, size);
@@ -285,12 +292,16 @@ EXPORT int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int 
   return n;
 }
 
-/* Enables exits after sfence.vma (bit 0 of `which`) and after satp writes (bit 1). */
+/*
+ * Enables exits after sfence.vma (bit 0 of `which`) and after satp writes (bit 1); with bit 2
+ * they happen only while page-table pages are queued (queued strategy).
+ */
 EXPORT void rv64_set_paging_exits(rv64_machine *m, int i, int which) {
   rv64_hart *h = hart(m, i);
   if (!h) return;
-  h->exit_on_sfence = which & 1;
-  h->exit_on_satp = (which >> 1) & 1;
+  int how = (which & 4) ? 2 : 1;
+  h->exit_on_sfence = (which & 1) ? how : 0;
+  h->exit_on_satp = (which & 2) ? how : 0;
 }
 
 /*

@@ -40,6 +40,7 @@ void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval) {
   uint64_t code = cause & ~(1ULL << 63);
   uint64_t deleg = irq ? h->mideleg : h->medeleg;
   h->counters[irq ? CNT_INTERRUPTS : CNT_TRAPS]++;
+  h->pt_bypass = 0; /* an approved store that did not run yet is asked for again */
   if (h->priv <= 1 && code < 64 && ((deleg >> code) & 1)) {
     uint64_t s = h->mstatus;
     h->sepc = h->pc;
@@ -216,6 +217,7 @@ int rv64_csr_write(rv64_hart *h, int csr, uint64_t v, int check) {
       if (check && h->priv == 1 && (h->mstatus & MS_TVM)) return -1;
       if (mode != 0 && mode != 8 && mode != 9) break; /* unsupported mode: no effect */
       h->satp = v & ~(0xffffULL << 44);               /* no ASID bits */
+      h->sh_as = -1;
       rv64_tlb_flush(h);
       rv64_update_modes(h);
       break;
@@ -353,6 +355,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
     int32_t a; uint32_t b = (uint32_t)X[d->rs2];                                             \
     memcpy(&a, p, 4);                                                                        \
     uint32_t r = (expr);                                                                     \
+    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = EXIT_PAGING; goto out; } \
     memcpy(p, &r, 4);                                                                        \
     X[d->rd] = (uint64_t)(int64_t)a;                                                         \
     NEXT();                                                                                  \
@@ -366,6 +369,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
     int64_t a; uint64_t b = X[d->rs2];                                                       \
     memcpy(&a, p, 8);                                                                        \
     uint64_t r = (expr);                                                                     \
+    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = EXIT_PAGING; goto out; } \
     memcpy(p, &r, 8);                                                                        \
     X[d->rd] = (uint64_t)a;                                                                  \
     NEXT();                                                                                  \
@@ -542,6 +546,12 @@ L_SC_D: {
       SAVE();
       uint8_t *p = rv64_amo_ptr(h, va, size);
       if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); }
+      if (unlikely(h->pt_hold)) {
+        h->pt_hold = 0;
+        h->exit.data = size == 4 ? (uint32_t)X[d->rs2] : X[d->rs2];
+        ret = EXIT_PAGING;
+        goto out;
+      }
       memcpy(p, &X[d->rs2], (size_t)size);
       X[d->rd] = 0;
     } else {
@@ -694,7 +704,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       if (d->rs1 == 0) rv64_tlb_flush(h);
       else rv64_tlb_flush_va(h, h->x[d->rs1]);
       h->pc = pc + 4;
-      if (h->exit_on_sfence) {
+      if (h->exit_on_sfence == 1 || (h->exit_on_sfence && h->m->pq_len)) {
         h->exit.kind = EXIT_PAGING;
         h->exit.code = PAGING_SFENCE;
         h->exit.addr = d->rs1 ? h->x[d->rs1] : 0;
@@ -726,7 +736,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       }
       h->x[d->rd] = old;
       h->pc = pc + 4;
-      if (do_write && csr == 0x180 && h->exit_on_satp) {
+      if (do_write && csr == 0x180 && (h->exit_on_satp == 1 || (h->exit_on_satp && h->m->pq_len))) {
         h->exit.kind = EXIT_PAGING;
         h->exit.code = PAGING_SATP;
         h->exit.addr = satp_before;
@@ -779,7 +789,7 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     remaining -= done < remaining ? done : remaining;
     if (k) break;
   }
-  h->res_valid = 0;
+  if (k != EXIT_PAGING) h->res_valid = 0; /* an SC that exited re-executes with its reservation */
   if (!k) k = EXIT_INTERRUPTED;
   h->exit.kind = (uint32_t)k;
   h->exit.pc = h->pc;

@@ -77,8 +77,47 @@ static int access_cause(int acc) {
   return acc == ACC_FETCH ? EXC_INSN_ACCESS : acc == ACC_LOAD ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS;
 }
 
-/* Page-table walk. Returns 0 (gpa set, *dirty set when the PTE's D bit is set) or cause + 1. */
-static int walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *dirty) {
+/* Leaf permission check of `pte` for an access. Returns 0 or the page-fault cause + 1. */
+int rv64_leaf_check(rv64_hart *h, uint64_t pte, int acc, int mode) {
+  int r = (pte >> 1) & 1, w = (pte >> 2) & 1, x = (pte >> 3) & 1, u = (pte >> 4) & 1;
+  if (mode == TM_U && !u) return fault_cause(acc) + 1;
+  if (mode != TM_U && u && (acc == ACC_FETCH || mode != TM_SSUM)) return fault_cause(acc) + 1;
+  if (acc == ACC_FETCH && !x) return fault_cause(acc) + 1;
+  if (acc == ACC_LOAD && !(r || ((h->mstatus & MS_MXR) && x))) return fault_cause(acc) + 1;
+  if (acc == ACC_STORE && !w) return fault_cause(acc) + 1;
+  return 0;
+}
+
+/*
+ * The PTE at guest physical `pa` as the walker must see it: in the queued strategy a queued
+ * page-table page is read from its snapshot (its live contents are not validated yet), and
+ * *live then points at the guest's copy. Returns NULL when `pa` is not RAM.
+ */
+static uint8_t *pte_ptr(rv64_machine *m, uint64_t pa, uint8_t **live) {
+  *live = NULL;
+  rv64_region *r = rv64_find_region(m, pa);
+  if (!r || pa - r->gpa + 8 > r->size) return NULL;
+  uint8_t *p = r->host + (pa - r->gpa);
+  if (unlikely(m->pq_len) && r->pt_queue) {
+    uint8_t q = r->pt_queue[(pa - r->gpa) >> 12];
+    if (q) {
+      *live = p;
+      return m->pq_snap + (size_t)(q - 1) * 4096 + (pa & 0xfff);
+    }
+  }
+  return p;
+}
+
+/* 1 when [pa, pa + len) lies inside a range the paging strategy allows leaves to map. */
+static int leaf_range_ok(rv64_machine *m, uint64_t pa, uint64_t len) {
+  if (!m->npv) return 1;
+  for (int i = 0; i < m->npv; i++)
+    if (pa >= m->pv_lo[i] && pa + len <= m->pv_hi[i] && pa + len >= pa) return 1;
+  return 0;
+}
+
+int rv64_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *dirty,
+              uint64_t *slots, int *nlev, uint64_t *leaf) {
   int smode = (int)(h->satp >> 60), levels;
   if (smode == 8) levels = 3;
   else if (smode == 9) levels = 4;
@@ -90,8 +129,10 @@ static int walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int
   uint64_t a = (h->satp & ((1ULL << 44) - 1)) << 12;
   for (int i = levels - 1; i >= 0; i--) {
     uint64_t vpn = (va >> (12 + 9 * i)) & 0x1ff;
-    uint8_t *p = ram_ptr(h->m, a + vpn * 8, 8);
+    uint8_t *live;
+    uint8_t *p = pte_ptr(h->m, a + vpn * 8, &live);
     if (!p) return access_cause(acc) + 1;
+    if (slots) slots[levels - 1 - i] = a + vpn * 8;
     uint64_t pte;
     memcpy(&pte, p, 8);
     if (!(pte & 1) || ((pte & 6) == 4) || (pte >> 54)) return fault_cause(acc) + 1;
@@ -102,25 +143,38 @@ static int walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int
       continue;
     }
     /* leaf */
-    int r = (pte >> 1) & 1, w = (pte >> 2) & 1, x = (pte >> 3) & 1, u = (pte >> 4) & 1;
-    if (mode == TM_U && !u) return fault_cause(acc) + 1;
-    if (mode != TM_U && u && (acc == ACC_FETCH || mode != TM_SSUM)) return fault_cause(acc) + 1;
-    if (acc == ACC_FETCH && !x) return fault_cause(acc) + 1;
-    if (acc == ACC_LOAD && !(r || ((h->mstatus & MS_MXR) && x))) return fault_cause(acc) + 1;
-    if (acc == ACC_STORE && !w) return fault_cause(acc) + 1;
+    int c = rv64_leaf_check(h, pte, acc, mode);
+    if (c) return c;
     if (i > 0 && (ppn & ((1ULL << (9 * i)) - 1))) return fault_cause(acc) + 1;
+    uint64_t mask = (1ULL << (12 + 9 * i)) - 1;
+    if (unlikely(h->m->npv) && !leaf_range_ok(h->m, (ppn << 12) & ~mask, mask + 1))
+      return access_cause(acc) + 1;
     uint64_t want = (1ULL << 6) | (acc == ACC_STORE ? (1ULL << 7) : 0);
     if ((pte & want) != want) { /* hardware A/D update */
+      uint64_t before = pte;
       pte |= want;
       memcpy(p, &pte, 8);
+      if (live) { /* queued page: the guest's copy gets the bits too if it still agrees */
+        uint64_t lv;
+        memcpy(&lv, live, 8);
+        if ((lv & ~0xc0ULL) == (before & ~0xc0ULL)) { lv |= want; memcpy(live, &lv, 8); }
+      }
     }
     *dirty = (pte >> 7) & 1;
-    uint64_t mask = (1ULL << (12 + 9 * i)) - 1;
     *gpa = ((ppn << 12) & ~mask) | (va & mask);
+    if (nlev) *nlev = levels - i;
+    if (leaf) *leaf = pte;
     return 0;
   }
   return fault_cause(acc) + 1;
 }
+
+/* Translation on a TLB miss: the guest's tables (wired) or the shadow tables. */
+static inline int xlate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *dirty) {
+  if (likely(!h->m->paging_mode)) return rv64_walk(h, va, acc, mode, gpa, dirty, NULL, NULL, NULL);
+  return rv64_shadow_translate(h, va, acc, mode, gpa, dirty);
+}
+#define walk(h, va, acc, mode, gpa, dirty) xlate(h, va, acc, mode, gpa, dirty)
 
 int rv64_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa) {
   int dirty;
@@ -153,9 +207,9 @@ static void mmio_exit(rv64_hart *h, uint64_t gpa, int size, int write, uint64_t 
   h->counters[CNT_MMIO]++;
 }
 
-static void wp_exit(rv64_hart *h, uint64_t gpa, int size, uint64_t val) {
+static void wp_exit(rv64_hart *h, uint64_t gpa, int size, uint64_t val, int code) {
   h->exit.kind = EXIT_PAGING;
-  h->exit.code = PAGING_WRITE_PROTECTED;
+  h->exit.code = (uint32_t)code;
   h->exit.addr = gpa;
   h->exit.size = (uint32_t)size;
   h->exit.is_write = 1;
@@ -171,7 +225,7 @@ void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page) {
 
 /*
  * Prepares a guest store of `size` bytes at `gpa` in region `r`: returns 1 if the page is
- * write-protected. On a page with decoded code, the slots the store may overlap are forgotten;
+ * write-protected, 2 if it is a shadowed page-table page (the store needs the strategy). On a page with decoded code, the slots the store may overlap are forgotten;
  * after many stores the page stops being a code page (its decoded code is dropped and the store
  * TLB may map it again), so data pages that once held code become fast again.
  */
@@ -179,6 +233,13 @@ static int store_prepare(rv64_hart *h, rv64_region *r, uint64_t gpa, int size) {
   uint64_t page = (gpa - r->gpa) >> 12;
   uint8_t f = r->flags[page];
   if (f & PAGE_WP) return 1;
+  if (unlikely(r->pt_count != NULL) && rv64_pt_protected(r, page)) {
+    /* a shadowed page-table page: only the store the strategy approved goes through, and the
+       shadow entries derived from the PTEs it overwrites are dropped */
+    if (h->pt_bypass != gpa + 1) return 2;
+    h->pt_bypass = 0;
+    rv64_shadow_invalidate_range(h->m, gpa, (uint64_t)size);
+  }
   if (f & PAGE_CODE) {
     h->counters[CNT_DECODE_FLUSHES]++;
     if ((f >> 2) >= 63 || !r->dec[page]) {
@@ -239,8 +300,15 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
     rv64_region *r1 = rv64_find_region(h->m, gpa), *r2 = rv64_find_region(h->m, gpa2);
     uint8_t *p1 = ram_ptr(h->m, gpa, n1), *p2 = ram_ptr(h->m, gpa2, size - n1);
     if (!p1 || !p2 || r1->readonly || r2->readonly) { rv64_trap(h, EXC_STORE_ACCESS, va); return MEM_TRAP; }
-    if (r1->flags[(gpa - r1->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa, size, val); return MEM_EXIT; }
-    if (r2->flags[(gpa2 - r2->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa2, size, val); return MEM_EXIT; }
+    if (r1->flags[(gpa - r1->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa, size, val, PAGING_WRITE_PROTECTED); return MEM_EXIT; }
+    if (r2->flags[(gpa2 - r2->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa2, size, val, PAGING_WRITE_PROTECTED); return MEM_EXIT; }
+    if (unlikely(r1->pt_count != NULL) && (rv64_pt_protected(r1, (gpa - r1->gpa) >> 12) ||
+                                          rv64_pt_protected(r2, (gpa2 - r2->gpa) >> 12))) {
+      if (h->pt_bypass != gpa + 1) { wp_exit(h, gpa, size, val, PAGING_PT_WRITE); return MEM_EXIT; }
+      h->pt_bypass = 0;
+      rv64_shadow_invalidate_range(h->m, gpa, (uint64_t)n1);
+      rv64_shadow_invalidate_range(h->m, gpa2, (uint64_t)(size - n1));
+    }
     store_prepare(h, r1, gpa, n1);
     store_prepare(h, r2, gpa2 & ~0xfffULL, size - n1);
     uint8_t b[8];
@@ -256,8 +324,11 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
   }
   rv64_region *r = rv64_find_region(h->m, gpa);
   if (r && !r->readonly && gpa - r->gpa + (uint64_t)size <= r->size) {
-    if (store_prepare(h, r, gpa, size)) { wp_exit(h, gpa, size, val); return MEM_EXIT; }
-    if (dirty && !(r->flags[(gpa - r->gpa) >> 12] & PAGE_CODE)) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
+    int k = store_prepare(h, r, gpa, size);
+    if (k) { wp_exit(h, gpa, size, val, k == 1 ? PAGING_WRITE_PROTECTED : PAGING_PT_WRITE); return MEM_EXIT; }
+    uint64_t page = (gpa - r->gpa) >> 12;
+    if (dirty && !(r->flags[page] & PAGE_CODE) && !(r->pt_count && rv64_pt_protected(r, page)))
+      tlb_fill(h, h->tlb_store[mode], va, gpa, r);
     memcpy(r->host + (gpa - r->gpa), &val, (size_t)size);
     return MEM_OK;
   }
@@ -282,8 +353,17 @@ uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size) {
     rv64_trap(h, EXC_STORE_ACCESS, va);
     return NULL;
   }
-  if (store_prepare(h, r, gpa, size)) { wp_exit(h, gpa, size, 0); return NULL; }
-  if (dirty && !(r->flags[(gpa - r->gpa) >> 12] & PAGE_CODE)) tlb_fill(h, h->tlb_store[mode], va, gpa, r);
+  int k = store_prepare(h, r, gpa, size);
+  if (k == 1) { wp_exit(h, gpa, size, 0, PAGING_WRITE_PROTECTED); return NULL; }
+  if (k == 2) {
+    /* the caller computes the value it would store, puts it in exit.data and exits */
+    wp_exit(h, gpa, size, 0, PAGING_PT_WRITE);
+    h->pt_hold = 1;
+    return r->host + (gpa - r->gpa);
+  }
+  uint64_t page = (gpa - r->gpa) >> 12;
+  if (dirty && !(r->flags[page] & PAGE_CODE) && !(r->pt_count && rv64_pt_protected(r, page)))
+    tlb_fill(h, h->tlb_store[mode], va, gpa, r);
   return r->host + (gpa - r->gpa);
 }
 

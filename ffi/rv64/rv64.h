@@ -37,7 +37,12 @@ enum {
   PAGING_WRITE_PROTECTED = 1, /* store to a write-protected guest page; not performed */
   PAGING_SFENCE = 2,          /* sfence.vma executed (addr = va, data = asid) */
   PAGING_SATP = 3,            /* satp written (data = new satp) */
+  PAGING_PT_WRITE = 4,        /* store/AMO to a shadowed page-table page; not performed
+                                 (addr = gpa, size, data = the bytes it would store) */
 };
+
+/* Paging modes (rv64_paging_mode): how translations are kept. */
+enum { PMODE_WIRED = 0, PMODE_SHADOW = 1, PMODE_QUEUED = 2 };
 
 /* Exit record, read from TypeScript through typed arrays; layout is fixed (see symbols.ts). */
 typedef struct rv64_exit {
@@ -67,6 +72,7 @@ enum {
   CNT_MMIO,
   CNT_SBI,
   CNT_PAGING_EXITS,
+  CNT_SHADOW_HITS,  /* TLB misses answered from the shadow tables (no walk) */
   CNT_COUNT
 };
 
@@ -104,7 +110,32 @@ typedef struct rv64_region {
   insn_t **dec;    /* decode page per 4 KiB page (NULL until executed); owned */
   uint32_t *dec_gen;
   int readonly;
+  /* shadow paging (NULL in wired mode; owned): per 4 KiB page, the head of the list of shadow
+     nodes derived from PTEs in the page (~0 = none), their number, and queue slot + 1 */
+  uint32_t *pt_head;
+  uint32_t *pt_count;
+  uint8_t *pt_queue;
 } rv64_region;
+
+/* Shadow translations (shadow.c): SH_AS address spaces of SH_PER_AS direct-mapped entries. */
+#define SH_AS 16
+#define SH_PER_AS 1024
+#define SH_LEVELS 4
+#define SH_NONE 0xffffffffu
+typedef struct sh_entry {
+  uint64_t tag;            /* virtual page address, or ~0 when empty */
+  uint64_t pte;            /* the leaf PTE as walked (A/D included) */
+  uint64_t gpage;          /* guest physical 4 KiB page the virtual page maps to */
+  uint64_t slot[SH_LEVELS]; /* guest physical address of the PTE read at each level */
+  uint32_t next[SH_LEVELS], prev[SH_LEVELS]; /* reverse-map links, node = index * 4 + level */
+  uint8_t nlev;
+} sh_entry;
+
+/* The page-table page queue of the queued strategy. */
+#define PQ_SLOTS 64
+
+/* Machine-level paging counters (rv64_paging_counters), read from TypeScript. */
+enum { PC_SHADOW_FILLS, PC_SHADOW_DROPS, PC_AS_EVICTIONS, PC_PT_PAGES, PC_QUEUED, PC_COUNT };
 
 #define MAX_REGIONS 8
 
@@ -139,8 +170,13 @@ typedef struct rv64_hart {
   int pend_load;
   uint8_t pend_rd, pend_size, pend_signed, pend_fp, pend_len;
 
-  /* exits on sfence.vma / satp writes */
+  /* exits on sfence.vma / satp writes (2 = only while page-table pages are queued) */
   int exit_on_sfence, exit_on_satp;
+  /* shadow paging: current address space (-1 = look up at the next miss), an approved store
+     (gpa + 1, 0 = none) and an AMO/SC that found a protected page-table page */
+  int sh_as;
+  uint64_t pt_bypass;
+  int pt_hold;
 
   /* translation state derived from priv/mstatus/satp */
   int fetch_mode, ls_mode;
@@ -165,6 +201,18 @@ typedef struct rv64_machine {
   uint32_t dec_gen;       /* bumped by fence.i: decode pages of older generations are stale */
   uint64_t dec_bytes;
   rv64_hart **harts;
+  /* shadow paging (shadow.c); everything NULL/0 in wired mode; owned by the machine */
+  int paging_mode;
+  sh_entry *sh;                 /* SH_AS * SH_PER_AS entries */
+  uint64_t sh_root[SH_AS];      /* satp of each address space (0 = free) */
+  uint64_t sh_used[SH_AS];      /* LRU stamps */
+  uint64_t sh_clock;
+  uint64_t pv_lo[8], pv_hi[8];  /* physical ranges a leaf may map (set by the strategy) */
+  int npv;
+  uint8_t *pq_snap;             /* PQ_SLOTS * 4096 bytes of snapshots */
+  uint64_t pq_gpa[PQ_SLOTS];
+  int pq_len;
+  uint64_t pcounters[PC_COUNT];
 } rv64_machine;
 
 /* mstatus bits */
@@ -234,6 +282,23 @@ RV64_INTERNAL uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size);
 RV64_INTERNAL int rv64_fetch_page(rv64_hart *h, uint64_t pc);
 RV64_INTERNAL int rv64_fetch_cross(rv64_hart *h, uint64_t pc, uint32_t *raw);
 RV64_INTERNAL void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page);
+/* Page-table walk; `slots` (or NULL) receives the gpa of the PTE read at each level, `nlev`
+   their number. Returns 0 (gpa, dirty set) or the exception cause + 1. */
+RV64_INTERNAL int rv64_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
+                            int *dirty, uint64_t *slots, int *nlev, uint64_t *leaf);
+RV64_INTERNAL int rv64_leaf_check(rv64_hart *h, uint64_t pte, int acc, int mode);
+
+/* ---- shadow.c ---- */
+/* Translates va in shadow/queued mode: shadow lookup, else a walk that fills the shadow. */
+RV64_INTERNAL int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode,
+                                        uint64_t *gpa, int *dirty);
+RV64_INTERNAL int rv64_region_pages_init(rv64_machine *m, rv64_region *r);
+RV64_INTERNAL void rv64_shadow_free(rv64_machine *m);
+RV64_INTERNAL int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size);
+/* 1 when a guest store to page `page` of region r must exit for the paging strategy */
+static inline int rv64_pt_protected(const rv64_region *r, uint64_t page) {
+  return r->pt_count && r->pt_count[page] && !r->pt_queue[page];
+}
 
 /* ---- cpu.c ---- */
 RV64_INTERNAL void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval);

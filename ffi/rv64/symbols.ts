@@ -53,6 +53,33 @@ export const RV64_SYMBOLS = {
   rv64_skip_instruction: { parameters: ["pointer", "i32"], result: "i32" },
   /** `void rv64_invalidate_code(rv64_machine *m)` */
   rv64_invalidate_code: { parameters: ["pointer"], result: "void" },
+  /** `int rv64_paging_mode(rv64_machine *m, int mode)`: 0 wired, 1 shadow, 2 queued. */
+  rv64_paging_mode: { parameters: ["pointer", "i32"], result: "i32" },
+  /**
+   * `int rv64_paging_set_ranges(rv64_machine *m, const uint64_t *ranges, int n)`: [lo, hi)
+   * pairs a leaf may map; `ranges` is caller-owned and read during the call only.
+   */
+  rv64_paging_set_ranges: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  /** `int rv64_paging_approve(rv64_machine *m, int hart, int approve)` */
+  rv64_paging_approve: { parameters: ["pointer", "i32", "i32"], result: "i32" },
+  /** `int rv64_shadow_invalidate(rv64_machine *m, uint64_t gpa, uint64_t size)` */
+  rv64_shadow_invalidate: { parameters: ["pointer", "u64", "u64"], result: "i32" },
+  /** `void rv64_shadow_flush(rv64_machine *m)` */
+  rv64_shadow_flush: { parameters: ["pointer"], result: "void" },
+  /** `int rv64_is_pt_page(rv64_machine *m, uint64_t gpa)` */
+  rv64_is_pt_page: { parameters: ["pointer", "u64"], result: "i32" },
+  /** `int rv64_queue_page(rv64_machine *m, uint64_t gpa)`: slot, -1 not shadowed, -2 full. */
+  rv64_queue_page: { parameters: ["pointer", "u64"], result: "i32" },
+  /** `uint8_t *rv64_queue_snapshots(rv64_machine *m)`: machine-owned, QUEUE_SLOTS pages. */
+  rv64_queue_snapshots: { parameters: ["pointer"], result: "pointer" },
+  /** `uint64_t rv64_queue_gpa(rv64_machine *m, int slot)` */
+  rv64_queue_gpa: { parameters: ["pointer", "i32"], result: "u64" },
+  /** `int rv64_queue_length(rv64_machine *m)` */
+  rv64_queue_length: { parameters: ["pointer"], result: "i32" },
+  /** `int rv64_queue_release(rv64_machine *m)` */
+  rv64_queue_release: { parameters: ["pointer"], result: "i32" },
+  /** `uint64_t *rv64_paging_counters(rv64_machine *m)`: machine-owned, PAGING_COUNTER_NAMES. */
+  rv64_paging_counters: { parameters: ["pointer"], result: "pointer" },
   /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */
   rv64_disasm: { parameters: ["u32", "buffer", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -93,7 +120,23 @@ export const COUNTER_NAMES = [
   "mmioExits",
   "sbiCalls",
   "pagingExits",
+  "shadowHits",
 ] as const;
 
+/** Machine-level paging counters in the order of the C array (`PC_*` in rv64.h). */
+export const PAGING_COUNTER_NAMES = [
+  "shadowFills",
+  "shadowDrops",
+  "addressSpaceEvictions",
+  "ptPages",
+  "queuedPages",
+] as const;
+
+/** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h). */
+export const QUEUE_SLOTS = 64;
+
+/** Paging modes of `rv64_paging_mode`. */
+export const PagingMode = { wired: 0, shadow: 1, queued: 2 } as const;
+
 /** Paging exit codes (exit `code` of an `ExitKind.Paging` exit). */
-export const PagingExitCode = { WriteProtected: 1, Sfence: 2, Satp: 3 } as const;
+export const PagingExitCode = { WriteProtected: 1, Sfence: 2, Satp: 3, PtWrite: 4 } as const;

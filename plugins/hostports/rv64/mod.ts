@@ -13,6 +13,7 @@ import type {
   HostPortCapabilities,
   HostPortHost,
   HypercallResult,
+  PagingMechanisms,
   RegisterSet,
   Rv64Hart,
   Rv64HostPort,
@@ -23,7 +24,14 @@ import { PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { hex, VmonError } from "../../../core/errors.ts";
 import { loadRv64, type Rv64Library } from "../../../ffi/rv64/load.ts";
-import { COUNTER_NAMES, EXIT_LAYOUT, REG_LAYOUT } from "../../../ffi/rv64/symbols.ts";
+import {
+  COUNTER_NAMES,
+  EXIT_LAYOUT,
+  PAGING_COUNTER_NAMES,
+  PagingMode,
+  QUEUE_SLOTS,
+  REG_LAYOUT,
+} from "../../../ffi/rv64/symbols.ts";
 
 /** Frequency of the `time` CSR: 10 MHz, as on QEMU's virt machine. */
 export const TIMEBASE_HZ = 10_000_000;
@@ -307,8 +315,10 @@ export class Rv64Port implements Rv64HostPort {
     exitCounts: true,
     instructionCounts: true,
     tlbStats: true,
-    pagingStrategies: ["wired"],
+    pagingStrategies: ["wired", "shadow", "queued"],
   };
+  /** Mechanisms for the shadow and queued paging strategies (C shadow tables and page queue). */
+  readonly paging: PagingMechanisms;
   readonly timebaseHz: number = TIMEBASE_HZ;
   #lib: Rv64Library["symbols"];
   #m: Deno.PointerObject | null;
@@ -329,6 +339,104 @@ export class Rv64Port implements Rv64HostPort {
     if (!this.#m) throw new VmonError("Cannot create the rv64 machine: out of host memory");
     this.#harts = harts;
     this.#slice = Math.max(1, Math.min(options.slice ?? 1_000_000, 0xffff_ffff));
+    this.paging = this.#mechanisms();
+  }
+
+  #mechanisms(): PagingMechanisms {
+    const lib = this.#lib;
+    const m = () => this.#machine();
+    let snapshots: Uint8Array | undefined;
+    let counters: BigUint64Array | undefined;
+    const checkVcpu = (vcpu: number, what: string) => {
+      if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.#harts) {
+        throw new VmonError(`Cannot ${what} of hart ${vcpu}: the machine has ${this.#harts} harts`);
+      }
+    };
+    return {
+      setMode(mode) {
+        const code = PagingMode[mode];
+        if (code === undefined || lib.rv64_paging_mode(m(), code) !== 0) {
+          throw new VmonError(`Cannot select paging mode "${mode}": unknown mode or out of memory`);
+        }
+        snapshots = undefined;
+        counters = undefined;
+      },
+      setLeafRanges(ranges) {
+        if (ranges.length > 8) {
+          throw new VmonError(`Cannot set ${ranges.length} leaf ranges: at most 8 are supported`);
+        }
+        const buf = new BigUint64Array(Math.max(2, ranges.length * 2));
+        ranges.forEach(([lo, hi], i) => {
+          buf[2 * i] = BigInt(lo);
+          buf[2 * i + 1] = BigInt(hi);
+        });
+        if (lib.rv64_paging_set_ranges(m(), buf, ranges.length) !== 0) {
+          throw new VmonError(`Cannot set leaf ranges: each range must have start < end`);
+        }
+      },
+      setExits(vcpu, exits) {
+        checkVcpu(vcpu, "set the paging exits");
+        lib.rv64_set_paging_exits(
+          m(),
+          vcpu,
+          (exits.sfence ? 1 : 0) | (exits.satp ? 2 : 0) | (exits.whileQueued ? 4 : 0),
+        );
+      },
+      approve(vcpu, approve) {
+        checkVcpu(vcpu, "answer the page-table write");
+        if (lib.rv64_paging_approve(m(), vcpu, approve ? 1 : 0) !== 0) {
+          throw new VmonError(
+            `Cannot answer the page-table write of hart ${vcpu}: its last exit was not one`,
+          );
+        }
+      },
+      invalidate(gpa, size) {
+        return lib.rv64_shadow_invalidate(m(), BigInt(gpa), BigInt(size));
+      },
+      flushShadow() {
+        lib.rv64_shadow_flush(m());
+      },
+      isPageTable(gpa) {
+        return lib.rv64_is_pt_page(m(), BigInt(gpa)) !== 0;
+      },
+      queuePage(gpa) {
+        return lib.rv64_queue_page(m(), BigInt(gpa));
+      },
+      queuedPages() {
+        const n = lib.rv64_queue_length(m());
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) out.push(Number(lib.rv64_queue_gpa(m(), i)));
+        return out;
+      },
+      snapshot(slot) {
+        if (!Number.isInteger(slot) || slot < 0 || slot >= QUEUE_SLOTS) {
+          throw new VmonError(`Cannot read queue slot ${slot}: slots are 0 to ${QUEUE_SLOTS - 1}`);
+        }
+        if (snapshots === undefined) {
+          const ptr = lib.rv64_queue_snapshots(m());
+          if (!ptr) throw new VmonError("Cannot read the page queue: paging mode is wired");
+          snapshots = new Uint8Array(
+            Deno.UnsafePointerView.getArrayBuffer(ptr, QUEUE_SLOTS * 4096),
+          );
+        }
+        return snapshots.subarray(slot * 4096, slot * 4096 + 4096);
+      },
+      releaseQueue() {
+        return lib.rv64_queue_release(m());
+      },
+      counters() {
+        if (counters === undefined) {
+          const ptr = lib.rv64_paging_counters(m());
+          if (!ptr) throw new VmonError("Cannot read the paging counters: no machine");
+          counters = new BigUint64Array(
+            Deno.UnsafePointerView.getArrayBuffer(ptr, PAGING_COUNTER_NAMES.length * 8),
+          );
+        }
+        const out: Record<string, number> = {};
+        PAGING_COUNTER_NAMES.forEach((name, i) => out[name] = Number(counters![i]!));
+        return out;
+      },
+    };
   }
 
   #machine(): Deno.PointerObject {
@@ -417,6 +525,10 @@ export class Rv64Port implements Rv64HostPort {
       if (!v) continue;
       for (const [k, n] of Object.entries(v.counters())) out[k] = (out[k] ?? 0) + n;
     }
+    // The names every host port uses for the paging comparison (core/api.ts).
+    out["tlb-fills"] = out.tlbFills ?? 0;
+    out["tlb-flushes"] = out.tlbFlushes ?? 0;
+    if (this.#m) Object.assign(out, this.paging.counters());
     return out;
   }
 

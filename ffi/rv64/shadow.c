@@ -1,0 +1,347 @@
+/*
+ * Mechanisms of the shadow and queued paging strategies (the policies live in TypeScript:
+ * plugins/paging/shadow, plugins/paging/queued).
+ *
+ * Shadow translations: SH_AS address spaces (keyed by satp, least recently used one evicted),
+ * each a direct-mapped table of SH_PER_AS entries from virtual page to guest physical page and
+ * leaf PTE. A TLB miss looks the current address space up first; a miss walks the guest's
+ * tables and fills an entry. Every entry is linked into a reverse map under each page-table page
+ * its walk read a PTE from; a page with at least one node is "shadowed" and write-protected
+ * (stores to it exit with PAGING_PT_WRITE), a page whose last node goes is unprotected again.
+ * Dropping the entries derived from a PTE (rv64_shadow_invalidate_pte) follows the reverse map.
+ *
+ * Queue (queued strategy): a shadowed page can be unhooked into one of PQ_SLOTS snapshot slots;
+ * the guest then writes it freely, the walker reads its snapshot (the last validated contents),
+ * and the strategy diffs, validates and releases the queue at the guest's next flush.
+ *
+ * Ownership: the shadow pool, the per-region arrays and the snapshot buffer are owned by the
+ * machine and freed by rv64_destroy (rv64_shadow_free). Pointers returned to TypeScript
+ * (rv64_queue_snapshots, rv64_paging_counters) stay valid until rv64_destroy.
+ */
+#include "rv64.h"
+#include <stdlib.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+static rv64_hart *hart_of(rv64_machine *m, int i) {
+  if (!m || i < 0 || i >= m->nharts) return NULL;
+  return m->harts[i];
+}
+
+/* Region and page index of guest physical `gpa`, or NULL when it is not RAM. */
+static rv64_region *page_of(rv64_machine *m, uint64_t gpa, uint64_t *page) {
+  rv64_region *r = rv64_find_region(m, gpa);
+  if (!r || !r->pt_count) return NULL;
+  *page = (gpa - r->gpa) >> 12;
+  return r;
+}
+
+int rv64_region_pages_init(rv64_machine *m, rv64_region *r) {
+  (void)m;
+  if (r->pt_count) return 0;
+  uint64_t pages = r->size >> 12;
+  r->pt_head = malloc(pages * sizeof(uint32_t));
+  r->pt_count = calloc(pages, sizeof(uint32_t));
+  r->pt_queue = calloc(pages, 1);
+  if (!r->pt_head || !r->pt_count || !r->pt_queue) {
+    free(r->pt_head); free(r->pt_count); free(r->pt_queue);
+    r->pt_head = NULL; r->pt_count = NULL; r->pt_queue = NULL;
+    return -1;
+  }
+  for (uint64_t k = 0; k < pages; k++) r->pt_head[k] = SH_NONE;
+  return 0;
+}
+
+void rv64_shadow_free(rv64_machine *m) {
+  for (int i = 0; i < m->nregions; i++) {
+    rv64_region *r = &m->regions[i];
+    free(r->pt_head); free(r->pt_count); free(r->pt_queue);
+    r->pt_head = NULL; r->pt_count = NULL; r->pt_queue = NULL;
+  }
+  free(m->sh);
+  free(m->pq_snap);
+  m->sh = NULL;
+  m->pq_snap = NULL;
+  m->pq_len = 0;
+  m->paging_mode = PMODE_WIRED;
+}
+
+/* Drops the TLB entries of virtual page `tag` in every hart whose current space is `as`. */
+static void tlb_drop_va(rv64_machine *m, int as, uint64_t tag) {
+  unsigned idx = (unsigned)(tag >> 12) & (TLB_SIZE - 1);
+  for (int i = 0; i < m->nharts; i++) {
+    rv64_hart *h = m->harts[i];
+    if (!h || (h->sh_as != as && h->sh_as != -1)) continue;
+    for (int mode = 0; mode < TM_COUNT; mode++) {
+      if (h->tlb_fetch[mode][idx].tag == tag) h->tlb_fetch[mode][idx].tag = ~0ULL;
+      if (h->tlb_load[mode][idx].tag == tag) h->tlb_load[mode][idx].tag = ~0ULL;
+      if (h->tlb_store[mode][idx].tag == tag) h->tlb_store[mode][idx].tag = ~0ULL;
+    }
+    if ((h->fvpage & ~0xfffULL) == tag) h->fvpage = ~0ULL;
+  }
+}
+
+static void link_node(rv64_machine *m, uint32_t idx, int l) {
+  sh_entry *e = &m->sh[idx];
+  uint64_t page;
+  rv64_region *r = page_of(m, e->slot[l], &page);
+  uint32_t node = idx * SH_LEVELS + (uint32_t)l;
+  e->prev[l] = SH_NONE;
+  if (!r) { e->next[l] = SH_NONE; return; } /* the walker only reads PTEs from RAM */
+  uint32_t head = r->pt_head[page];
+  e->next[l] = head;
+  if (head != SH_NONE) m->sh[head / SH_LEVELS].prev[head % SH_LEVELS] = node;
+  r->pt_head[page] = node;
+  if (r->pt_count[page]++ == 0) {
+    /* newly shadowed: no store TLB may map it any more */
+    m->pcounters[PC_PT_PAGES]++;
+    rv64_store_tlb_drop_gpage(m, r->gpa + (page << 12));
+  }
+}
+
+static void unlink_node(rv64_machine *m, uint32_t idx, int l) {
+  sh_entry *e = &m->sh[idx];
+  uint64_t page;
+  rv64_region *r = page_of(m, e->slot[l], &page);
+  if (!r) return;
+  uint32_t next = e->next[l], prev = e->prev[l];
+  if (prev == SH_NONE) r->pt_head[page] = next;
+  else m->sh[prev / SH_LEVELS].next[prev % SH_LEVELS] = next;
+  if (next != SH_NONE) m->sh[next / SH_LEVELS].prev[next % SH_LEVELS] = prev;
+  if (--r->pt_count[page] == 0) m->pcounters[PC_PT_PAGES]--;
+}
+
+static void drop_entry(rv64_machine *m, uint32_t idx) {
+  sh_entry *e = &m->sh[idx];
+  if (e->tag == ~0ULL) return;
+  for (int l = 0; l < e->nlev; l++) unlink_node(m, idx, l);
+  tlb_drop_va(m, (int)(idx / SH_PER_AS), e->tag);
+  e->tag = ~0ULL;
+  e->nlev = 0;
+  m->pcounters[PC_SHADOW_DROPS]++;
+}
+
+static void drop_space(rv64_machine *m, int as) {
+  for (uint32_t k = 0; k < SH_PER_AS; k++) drop_entry(m, (uint32_t)as * SH_PER_AS + k);
+}
+
+/* The shadow address space of the hart's satp, allocated (LRU eviction) when new. */
+static int current_space(rv64_hart *h) {
+  rv64_machine *m = h->m;
+  uint64_t key = h->satp | 1; /* never 0: 0 marks a free slot */
+  int as = -1, victim = 0;
+  for (int i = 0; i < SH_AS; i++) {
+    if (m->sh_root[i] == key) { as = i; break; }
+    if (m->sh_used[i] < m->sh_used[victim]) victim = i;
+  }
+  if (as < 0) {
+    as = victim;
+    if (m->sh_root[as]) {
+      m->pcounters[PC_AS_EVICTIONS]++;
+      drop_space(m, as);
+    }
+    m->sh_root[as] = key;
+  }
+  m->sh_used[as] = ++m->sh_clock;
+  h->sh_as = as;
+  return as;
+}
+
+int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
+                          int *dirty) {
+  rv64_machine *m = h->m;
+  if ((h->satp >> 60) == 0) { *gpa = va; *dirty = 1; return 0; }
+  int as = h->sh_as >= 0 ? h->sh_as : current_space(h);
+  uint64_t tag = va & ~0xfffULL;
+  uint32_t idx = (uint32_t)as * SH_PER_AS + ((uint32_t)(va >> 12) & (SH_PER_AS - 1));
+  sh_entry *e = &m->sh[idx];
+  if (e->tag == tag && !rv64_leaf_check(h, e->pte, acc, mode) &&
+      (acc != ACC_STORE || (e->pte & (1ULL << 7)))) {
+    h->counters[CNT_SHADOW_HITS]++;
+    *gpa = e->gpage | (va & 0xfff);
+    *dirty = (e->pte >> 7) & 1;
+    return 0;
+  }
+  uint64_t slots[SH_LEVELS], leaf = 0;
+  int nlev = 0;
+  int c = rv64_walk(h, va, acc, mode, gpa, dirty, slots, &nlev, &leaf);
+  if (c) return c;
+  drop_entry(m, idx);
+  e->tag = tag;
+  e->pte = leaf;
+  e->gpage = *gpa & ~0xfffULL;
+  e->nlev = (uint8_t)nlev;
+  for (int l = 0; l < nlev; l++) {
+    e->slot[l] = slots[l];
+    link_node(m, idx, l);
+  }
+  m->pcounters[PC_SHADOW_FILLS]++;
+  return 0;
+}
+
+/* Drops the entries with a node under the page of `gpa` whose PTE slot overlaps [gpa, gpa+len). */
+static int invalidate(rv64_machine *m, uint64_t gpa, uint64_t len) {
+  uint64_t page;
+  rv64_region *r = page_of(m, gpa, &page);
+  if (!r) return 0;
+  uint64_t lo = gpa & ~7ULL, hi = gpa + len;
+  int n = 0;
+  /* restart after each drop: dropping an entry may unlink the node we would visit next */
+  for (;;) {
+    uint32_t node = r->pt_head[page], hit = SH_NONE;
+    while (node != SH_NONE) {
+      sh_entry *e = &m->sh[node / SH_LEVELS];
+      uint64_t s = e->slot[node % SH_LEVELS];
+      if (s >= lo && s < hi) { hit = node / SH_LEVELS; break; }
+      node = e->next[node % SH_LEVELS];
+    }
+    if (hit == SH_NONE) return n;
+    drop_entry(m, hit);
+    n++;
+  }
+}
+
+int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size) {
+  if (!m->sh || !size) return 0;
+  return invalidate(m, gpa, size);
+}
+
+/* ---- exported API (symbols.ts) ---- */
+
+/*
+ * Selects how translations are kept: 0 wired (walk the guest's tables on every TLB miss),
+ * 1 shadow, 2 queued. Switching drops every shadow entry and the queue. Returns 0, or -1 for a
+ * bad mode or when out of host memory.
+ */
+EXPORT int rv64_paging_mode(rv64_machine *m, int mode) {
+  if (!m || mode < PMODE_WIRED || mode > PMODE_QUEUED) return -1;
+  rv64_shadow_free(m);
+  for (int i = 0; i < m->nharts; i++) { m->harts[i]->sh_as = -1; rv64_tlb_flush(m->harts[i]); }
+  memset(m->sh_root, 0, sizeof m->sh_root);
+  memset(m->sh_used, 0, sizeof m->sh_used);
+  memset(m->pcounters, 0, sizeof m->pcounters);
+  if (mode == PMODE_WIRED) return 0;
+  m->sh = malloc((size_t)SH_AS * SH_PER_AS * sizeof(sh_entry));
+  m->pq_snap = malloc((size_t)PQ_SLOTS * 4096);
+  if (!m->sh || !m->pq_snap) { rv64_shadow_free(m); return -1; }
+  for (size_t k = 0; k < (size_t)SH_AS * SH_PER_AS; k++) { m->sh[k].tag = ~0ULL; m->sh[k].nlev = 0; }
+  for (int i = 0; i < m->nregions; i++) {
+    if (rv64_region_pages_init(m, &m->regions[i]) < 0) { rv64_shadow_free(m); return -1; }
+  }
+  m->paging_mode = mode;
+  return 0;
+}
+
+/*
+ * Sets the physical ranges a leaf PTE may map in shadow/queued mode: `n` (0..8) pairs
+ * [lo, hi) in `ranges` (caller-owned, read during the call only). A walk that reaches a leaf
+ * outside them raises an access fault. n = 0 allows everything. Returns 0 or -1.
+ */
+EXPORT int rv64_paging_set_ranges(rv64_machine *m, const uint64_t *ranges, int n) {
+  if (!m || n < 0 || n > 8 || (n && !ranges)) return -1;
+  for (int i = 0; i < n; i++) {
+    if (ranges[2 * i + 1] <= ranges[2 * i]) return -1;
+    m->pv_lo[i] = ranges[2 * i];
+    m->pv_hi[i] = ranges[2 * i + 1];
+  }
+  m->npv = n;
+  return 0;
+}
+
+/*
+ * Answers a PAGING_PT_WRITE exit of hart `i`: approve = 1 lets the store (or AMO/SC) run once
+ * when the hart resumes (it then drops the shadow entries derived from the PTEs it overwrites);
+ * approve = 0 drops it: the hart steps over the instruction. Returns 0, or -1 when the hart's
+ * last exit was not a page-table write.
+ */
+EXPORT int rv64_paging_approve(rv64_machine *m, int i, int approve) {
+  rv64_hart *h = hart_of(m, i);
+  if (!h || h->exit.kind != EXIT_PAGING || h->exit.code != PAGING_PT_WRITE) return -1;
+  if (approve) {
+    h->pt_bypass = h->exit.addr + 1;
+    return 0;
+  }
+  uint64_t gpa;
+  if (rv64_translate(h, h->pc, ACC_FETCH, h->fetch_mode, &gpa)) return -1;
+  rv64_region *r = rv64_find_region(m, gpa);
+  if (!r || gpa - r->gpa + 2 > r->size) return -1;
+  h->pc += (r->host[gpa - r->gpa] & 3) == 3 ? 4 : 2;
+  h->res_valid = 0;
+  return 0;
+}
+
+/* Drops the shadow entries derived from the PTE(s) in [gpa, gpa + size). Returns how many. */
+EXPORT int rv64_shadow_invalidate(rv64_machine *m, uint64_t gpa, uint64_t size) {
+  if (!m || !m->sh || !size || size > 4096) return 0;
+  return invalidate(m, gpa, size);
+}
+
+/* Drops every shadow entry (all address spaces). */
+EXPORT void rv64_shadow_flush(rv64_machine *m) {
+  if (!m || !m->sh) return;
+  for (int as = 0; as < SH_AS; as++) drop_space(m, as);
+}
+
+/* 1 when the page of `gpa` is a shadowed page-table page, 0 otherwise. */
+EXPORT int rv64_is_pt_page(rv64_machine *m, uint64_t gpa) {
+  uint64_t page;
+  rv64_region *r = m ? page_of(m, gpa, &page) : NULL;
+  return r && r->pt_count[page] ? 1 : 0;
+}
+
+/*
+ * Unhooks the shadowed page-table page of `gpa` into the queue: its contents are copied into a
+ * snapshot slot and guest stores to it no longer exit. Returns the slot (0..PQ_SLOTS-1), -1 when
+ * the page is not a shadowed page-table page or is queued already, -2 when the queue is full.
+ */
+EXPORT int rv64_queue_page(rv64_machine *m, uint64_t gpa) {
+  uint64_t page;
+  rv64_region *r = m ? page_of(m, gpa, &page) : NULL;
+  if (!r || !r->pt_count[page] || r->pt_queue[page]) return -1;
+  if (m->pq_len >= PQ_SLOTS) return -2;
+  int slot = m->pq_len++;
+  memcpy(m->pq_snap + (size_t)slot * 4096, r->host + (page << 12), 4096);
+  m->pq_gpa[slot] = r->gpa + (page << 12);
+  r->pt_queue[page] = (uint8_t)(slot + 1);
+  m->pcounters[PC_QUEUED]++;
+  return slot;
+}
+
+/* The snapshot buffer: PQ_SLOTS pages of 4096 bytes, slot order (owned by the machine). */
+EXPORT uint8_t *rv64_queue_snapshots(rv64_machine *m) {
+  return m ? m->pq_snap : NULL;
+}
+
+/* The guest physical page of queue slot `slot`, or ~0 when the slot is not in use. */
+EXPORT uint64_t rv64_queue_gpa(rv64_machine *m, int slot) {
+  if (!m || slot < 0 || slot >= m->pq_len) return ~0ULL;
+  return m->pq_gpa[slot];
+}
+
+/* Number of queued pages. */
+EXPORT int rv64_queue_length(rv64_machine *m) {
+  return m ? m->pq_len : 0;
+}
+
+/*
+ * Empties the queue: every queued page is protected again if it is still shadowed (its store
+ * TLB entries are dropped). Returns the number of pages released.
+ */
+EXPORT int rv64_queue_release(rv64_machine *m) {
+  if (!m) return 0;
+  int n = m->pq_len;
+  for (int s = 0; s < n; s++) {
+    uint64_t page;
+    rv64_region *r = page_of(m, m->pq_gpa[s], &page);
+    if (!r) continue;
+    r->pt_queue[page] = 0;
+    rv64_store_tlb_drop_gpage(m, m->pq_gpa[s]);
+  }
+  m->pq_len = 0;
+  return n;
+}
+
+/* Machine paging counters (PC_* order in rv64.h), owned by the machine. */
+EXPORT uint64_t *rv64_paging_counters(rv64_machine *m) {
+  return m ? m->pcounters : NULL;
+}

@@ -1,0 +1,152 @@
+/**
+ * The `shadow` paging strategy: the host port keeps shadow translations per guest address space
+ * (cached across `satp` switches) and write-protects every guest page-table page a walk read;
+ * each guest store to one exits to this strategy (cause `pt-write`), which validates the new PTE
+ * and lets the store run (the port then drops the shadow entries derived from that PTE) or drops
+ * it. Mechanisms in C (ffi/rv64/shadow.c), policy here.
+ *
+ * @module
+ */
+
+import type {
+  Counter,
+  ExitRecord,
+  PagingHost,
+  PagingInstance,
+  PagingMechanisms,
+  PagingPluginDefinition,
+  Vcpu,
+} from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { definePlugin } from "../../../core/define_plugin.ts";
+import { hex, VmonError } from "../../../core/errors.ts";
+import { checkPte, leafRanges, mergeBytes, type PhysRange } from "./validate.ts";
+
+/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+export const STRATEGY = "shadow";
+
+/**
+ * The host port's paging mechanisms, or a clear error when the port does not support
+ * `strategy`.
+ */
+export function requireMechanisms(host: PagingHost, strategy: string): PagingMechanisms {
+  const supported = host.hostport.capabilities.pagingStrategies;
+  const mech = host.hostport.paging;
+  if (!supported.includes(strategy) || mech === undefined) {
+    throw new VmonError(
+      `Paging strategy "${strategy}" is not supported by host port "${host.machine.hostport}": it supports ${
+        supported.length > 0 ? supported.join(", ") : "no paging strategies"
+      }`,
+    );
+  }
+  return mech;
+}
+
+const options = {
+  "allow-mmio": {
+    type: "boolean",
+    description: "Leaves may map the device window below RAM (riscv-virt's MMIO)",
+    default: true,
+  },
+  "on-invalid": {
+    type: "string",
+    description:
+      "A store of an invalid PTE: unshadow (keep the guest's data, drop the page from the shadow) or drop (skip the store)",
+    enum: ["unshadow", "drop"],
+    default: "unshadow",
+  },
+} as const;
+
+/** The `shadow` paging strategy plugin. */
+const shadow: PagingPluginDefinition<typeof options> = definePlugin({
+  name: STRATEGY,
+  kind: "paging",
+  apiVersion: PLUGIN_API_VERSION,
+  description:
+    "Shadow translations per address space; every page-table write traps and is validated",
+  options,
+  setup(host, opts): PagingInstance {
+    const mech = requireMechanisms(host, STRATEGY);
+    const ranges: PhysRange[] = leafRanges(host.memory, opts["allow-mmio"]);
+    mech.setMode("shadow");
+    mech.setLeafRanges(ranges);
+    const c = {} as Record<(typeof PAGING_COUNTER_NAMES)[number], Counter>;
+    for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
+    let unexpected = 0;
+    let disposed = false;
+    let last: Record<string, number> = {};
+    return {
+      strategy: STRATEGY,
+      onTrap(vcpu: Vcpu, exit: ExitRecord): void {
+        if (exit.code !== PagingTrapCode.PtWrite) {
+          // This strategy enables no other paging exits; count and let the guest continue.
+          if (unexpected++ === 0) {
+            host.log.warn(`Unexpected paging exit on vcpu${vcpu.id} (code ${exit.code})`);
+          }
+          return;
+        }
+        c.traps.add();
+        c["traps.pt-write"].add();
+        const gpa = exit.address;
+        const size = exit.size;
+        const value = exit.data.getBigUint64(0, true);
+        // Validate every PTE the store touches (a misaligned store can touch two).
+        let ok = true;
+        for (let base = gpa - (gpa % 8); base < gpa + size; base += 8) {
+          if (!host.memory.contains(base, 8)) continue;
+          const old = host.memory.readU64(base);
+          const lo = Math.max(gpa, base);
+          const hi = Math.min(gpa + size, base + 8);
+          const part = (value >> BigInt((lo - gpa) * 8)) & ((1n << BigInt((hi - lo) * 8)) - 1n);
+          const pte = mergeBytes(old, lo - base, hi - lo, part);
+          c.validations.add();
+          const why = checkPte(pte, host.memory, ranges);
+          if (why !== undefined) {
+            ok = false;
+            host.log.debug(`Rejected PTE write at ${hex(base)} = ${hex(pte)}: ${why}`);
+          }
+        }
+        if (ok) {
+          mech.approve(vcpu.id, true);
+          c["updates-applied"].add();
+          return;
+        }
+        c.rejections.add();
+        if (opts["on-invalid"] === "drop") {
+          mech.approve(vcpu.id, false);
+          return;
+        }
+        // Unshadow: the page holds something other than page tables now (a freed table reused
+        // for data). Every translation derived from it is dropped, so it is no longer protected
+        // and the store re-executes unhindered; the walker refuses to map an invalid entry.
+        mech.invalidate(gpa - (gpa % 4096), 4096);
+        if (mech.isPageTable(gpa)) mech.approve(vcpu.id, false);
+      },
+      stats(): Record<string, number> {
+        const out: Record<string, number> = {};
+        for (const name of PAGING_COUNTER_NAMES) out[name] = c[name].value;
+        if (!disposed) {
+          try {
+            last = mech.counters();
+          } catch {
+            // the machine is gone: report the last values read
+          }
+        }
+        {
+          const m = last;
+          out["shadow-fills"] = m.shadowFills ?? 0;
+          out["shadow-flushes"] = m.shadowDrops ?? 0;
+          out["address-space-evictions"] = m.addressSpaceEvictions ?? 0;
+          out["pt-pages"] = m.ptPages ?? 0;
+        }
+        if (unexpected) out["unexpected-traps"] = unexpected;
+        return out;
+      },
+      dispose(): void {
+        disposed = true;
+      },
+    };
+  },
+});
+
+export default shadow;
