@@ -89,6 +89,9 @@ export const DBCN_MAX_WRITE = 65536;
 
 const CSR_SSTATUS = 0x100;
 const CSR_SATP = 0x180;
+const CSR_SCOUNTEREN = 0x106;
+/** scounteren.TM: user mode may read the `time` CSR. */
+const SCOUNTEREN_TM = 2n;
 const SSTATUS_SIE = 2n;
 const U64_MAX = 0xffffffffffffffffn;
 const PAGE = 4096n;
@@ -492,6 +495,11 @@ export class Sbi {
  * satp = 0 (no translation) and sstatus.SIE = 0. Its TLB is flushed. Whether it runs is up to
  * the caller (`setStarted`).
  *
+ * scounteren starts with TM set, so user programs can read `time` (the vDSO's clock_gettime
+ * does). The privileged spec leaves its reset value to the implementation; Linux 6.1 sets it
+ * only from its SBI PMU driver, which vmon's firmware does not offer, and otherwise user
+ * `rdtime` would raise SIGILL.
+ *
  * @param hart The hart.
  * @param entry The program counter and a1.
  */
@@ -501,6 +509,7 @@ export function enterSupervisor(
 ): void {
   hart.setPrivilege("supervisor");
   hart.setCsr(CSR_SATP, 0n);
+  hart.setCsr(CSR_SCOUNTEREN, SCOUNTEREN_TM);
   hart.setCsr(CSR_SSTATUS, hart.getCsr(CSR_SSTATUS) & ~SSTATUS_SIE);
   hart.flushTlb();
   hart.setRegisters({ x10: BigInt(hart.id), x11: entry.a1 });
