@@ -57,6 +57,7 @@ const io = {
     flush();
     post({ type: "log", line });
   },
+  flush,
 };
 
 async function run(): Promise<void> {

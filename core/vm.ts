@@ -44,6 +44,8 @@ export interface VmIo {
   write(bytes: Uint8Array): void;
   /** A log line for stderr. */
   log(line: string): void;
+  /** Sends buffered console output on (called between slices and when the machine sleeps). */
+  flush?(): void;
 }
 
 /** Default RAM size when the manifest gives none. */
@@ -193,6 +195,7 @@ export class Vm {
       paging,
       tracer: this.#tracer,
       slice: DEFAULT_SLICE[info.arch],
+      onYield: () => this.#io.flush?.(),
     });
     if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
   }
