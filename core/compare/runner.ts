@@ -110,6 +110,9 @@ export function runManifest(
   }, { image: options.image });
   return {
     ...base,
+    // No random /chosen/rng-seed: the guest's entropy (and so its address-space layout and
+    // instruction counts) must be the same in every repeat.
+    platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
     paging: { use: run.variant.strategy, options: { ...run.variant.options } },
   };
 }
