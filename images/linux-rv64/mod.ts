@@ -70,7 +70,7 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
     defaults: {
       hostport: "rv64",
       platform: "riscv-virt",
-      devices: ["uart16550", "debug-exit"],
+      devices: ["uart16550", "debug-exit", "pvpanic"],
       cpus: 1,
       memory: "256M",
     },
