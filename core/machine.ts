@@ -149,6 +149,16 @@ export class Machine {
     this.#post({ type: "input", bytes: copy }, [copy.buffer]);
   }
 
+  /** Pauses the vCPUs after their current exit; devices, timers and input keep working. */
+  pause(): void {
+    if (!this.#ended) this.#post({ type: "pause" });
+  }
+
+  /** Resumes paused vCPUs. */
+  resume(): void {
+    if (!this.#ended) this.#post({ type: "resume" });
+  }
+
   /** Ends the machine; `run()` then resolves with `status` (default 130) and `reason`. */
   stop(reason = "stopped by the user", status = 130): void {
     if (this.#ended) return;

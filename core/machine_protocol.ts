@@ -12,6 +12,8 @@ export type ToWorker =
   | { type: "run" }
   | { type: "input"; bytes: Uint8Array }
   | { type: "stop"; reason: string; status: number }
+  | { type: "pause" }
+  | { type: "resume" }
   | { type: "stats"; id: number };
 
 /** Worker to main thread. */

@@ -87,6 +87,12 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     case "input":
       vm?.input(msg.bytes);
       break;
+    case "pause":
+      vm?.pause();
+      break;
+    case "resume":
+      vm?.resume();
+      break;
     case "stop":
       vm?.stop(msg.reason, msg.status);
       break;

@@ -80,6 +80,7 @@ export class Scheduler {
   #wakeTimer: number | undefined;
   /** Set when a vCPU's exit woke another vCPU: the running slice ends after that exit. */
   #preempt = false;
+  #paused: { promise: Promise<void>; resolve: () => void } | undefined;
 
   /**
    * @param vcpus The vCPUs, in id order.
@@ -102,9 +103,32 @@ export class Scheduler {
     return this.#outcome !== undefined;
   }
 
+  /** True while paused. */
+  get paused(): boolean {
+    return this.#paused !== undefined;
+  }
+
+  /** Stops running vCPUs after the current exit until `resume()`. Idempotent. */
+  pause(): void {
+    if (this.#paused !== undefined) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => resolve = r);
+    this.#paused = { promise, resolve };
+    this.#preempt = true;
+    this.wake();
+  }
+
+  /** Lets a paused machine run again. Idempotent. */
+  resume(): void {
+    const p = this.#paused;
+    this.#paused = undefined;
+    p?.resolve();
+  }
+
   /** Ends the run after the current exit. The first request wins. */
   requestExit(outcome: RunOutcome): void {
     if (this.#outcome === undefined) this.#outcome = outcome;
+    this.resume();
     this.wake();
   }
 
@@ -129,9 +153,19 @@ export class Scheduler {
     const vcpus = this.#vcpus;
     let lastYield = performance.now();
     while (this.#outcome === undefined) {
+      if (this.#paused !== undefined) {
+        this.#onYield();
+        await this.#paused.promise;
+        lastYield = performance.now();
+        continue;
+      }
       let ran = false;
       const now = performance.now();
-      for (let i = 0; i < vcpus.length && this.#outcome === undefined; i++) {
+      for (
+        let i = 0;
+        i < vcpus.length && this.#outcome === undefined && this.#paused === undefined;
+        i++
+      ) {
         const v = vcpus[i]!;
         // A halted vCPU whose timer is due runs too: its port raises the interrupt in run().
         if (!v.runnable() && v.wakeDeadline() > now) continue;
@@ -210,7 +244,7 @@ export class Scheduler {
       if (this.#outcome !== undefined) return;
       if (this.#preempt) {
         this.#preempt = false;
-        if (this.#vcpus.length > 1) return;
+        if (this.#vcpus.length > 1 || this.#paused !== undefined) return;
       }
       // A vCPU that exits constantly (port I/O loops) must still share the thread.
       if ((++n & 1023) === 0 && performance.now() - sliceStart >= YIELD_MS) return;

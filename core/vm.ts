@@ -297,6 +297,16 @@ export class Vm {
     return await this.#scheduler.run();
   }
 
+  /** Pauses the vCPUs after their current exit (devices and timers keep running). */
+  pause(): void {
+    this.#scheduler?.pause();
+  }
+
+  /** Resumes paused vCPUs. */
+  resume(): void {
+    this.#scheduler?.resume();
+  }
+
   /** Ends the run (user stop). */
   stop(reason: string, status = 130): void {
     this.#scheduler?.requestExit({ status, reason, failed: false });

@@ -120,3 +120,26 @@ Deno.test("machine: --trace prints one line per exit and per I/O access to the l
   assert.match(logs, /\[vcpu0\] io out 0x3f8 size 1 = 0x41 -> uart16550/);
   assert.match(logs, /\[vcpu0\] exit io write 0x501 size 1/);
 });
+
+Deno.test("machine: pause stops the vCPUs until resume; stats work while paused", async () => {
+  // A guest that spins forever (every step is an interrupted slice) until debug-exit.
+  const spin = Array(400_000).fill("spin").join(";");
+  const machine = await createMachine({
+    hostport: { use: HOSTPORT, options: { script: `${spin};out:0x501:1:4` } },
+    platform: { use: PLATFORM },
+    devices: [{ use: "debug-exit" }],
+    memory: "1M",
+  }, { log: () => {} });
+  const done = machine.run();
+  await new Promise((r) => setTimeout(r, 30));
+  machine.pause();
+  await new Promise((r) => setTimeout(r, 30));
+  const a = (await machine.stats()).exits.interrupted ?? 0;
+  await new Promise((r) => setTimeout(r, 100));
+  const b = (await machine.stats()).exits.interrupted ?? 0;
+  assert.equal(b, a, "no vCPU ran while paused");
+  machine.resume();
+  const exit = await done;
+  assert.equal(exit.status, 4);
+  assert.equal(exit.stats.exits.interrupted, 400_000);
+});
