@@ -1,14 +1,15 @@
 /*
  * churn SEED N: the differential test program. A fixed-seed mix of N operations on up to 12
  * anonymous mappings: map, unmap, touch (write new values), mprotect read-only/read-write,
- * madvise(MADV_DONTNEED) (pages must read back as zero), verify-and-checksum, fork and reap.
+ * zap (a page range replaced with fresh zero pages by mmap(MAP_FIXED)), verify-and-checksum,
+ * fork and reap.
  * Every page's expected contents are tracked outside the mappings, so every read is checked.
  * Forked children (up to 3 alive at once, while the parent keeps changing its own copy) run
  * their own fixed-seed operations on their copy-on-write view and report a checksum and an error
  * count over a pipe; the parent checks afterwards that the children's writes never reached it.
  *
  * The final checksum depends only on SEED and N; any correct MMU gives the same one. A wrong
- * translation, a lost copy-on-write, a stale TLB entry after munmap/mprotect/madvise shows up as
+ * translation, a lost copy-on-write, a stale TLB entry after munmap/mprotect/zap shows up as
  * errors=K > 0 (exit status 1) or as a different checksum.
  */
 #include <sys/mman.h>
@@ -25,7 +26,7 @@ struct slot {
   unsigned char *base; /* NULL when free */
   uint32_t pages;
   int writable;
-  uint64_t vals[MAX_PAGES]; /* expected word of each page (0 after MADV_DONTNEED) */
+  uint64_t vals[MAX_PAGES]; /* expected word of each page (0 when never written or zapped) */
 };
 
 struct kid {
@@ -133,15 +134,21 @@ static uint64_t op_protect(uint64_t *rng, uint64_t sum) {
   return slots[i].writable ? sum : verify(i, sum);
 }
 
-static void op_dontneed(uint64_t *rng) {
+/*
+ * Replaces a page range of a slot with fresh zero pages: mmap(MAP_FIXED) over it, which tears
+ * down the old translations like madvise(MADV_DONTNEED) does (madvise itself is left out of
+ * small kernels, CONFIG_ADVISE_SYSCALLS).
+ */
+static void op_zap(uint64_t *rng) {
   int i = pick(rng, 1);
   if (i < 0) return;
   struct slot *s = &slots[i];
   uint32_t first = (uint32_t)bench_below(rng, s->pages);
   uint32_t count = 1 + (uint32_t)bench_below(rng, s->pages - first);
-  if (madvise(s->base + (size_t)first * page, (size_t)count * page, MADV_DONTNEED) != 0) {
-    bench_die(who, "madvise failed: %s", strerror(errno));
-  }
+  int prot = s->writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  void *want = s->base + (size_t)first * page;
+  void *got = mmap(want, (size_t)count * page, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (got != want) bench_die(who, "mmap(MAP_FIXED) failed: %s", got == MAP_FAILED ? strerror(errno) : "moved");
   for (uint32_t p = first; p < first + count; p++) s->vals[p] = 0;
 }
 
@@ -219,7 +226,7 @@ static uint64_t step(uint64_t *rng, uint64_t sum, int may_fork) {
   else if (r < 35) op_map(rng);
   else if (r < 45) sum = op_unmap(rng, sum);
   else if (r < 60) sum = op_protect(rng, sum);
-  else if (r < 68) op_dontneed(rng);
+  else if (r < 68) op_zap(rng);
   else if (r < 78) sum = verify_all(sum);
   else if (r < 89) {
     if (may_fork) op_fork(rng);
