@@ -21,6 +21,7 @@ import { VmonError } from "../core/errors.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "./types.ts";
 import { X86_IMAGES } from "./x86/mod.ts";
 import { LINUX_RV64 } from "./linux-rv64/mod.ts";
+import { LINUX_RV64_BENCH } from "./workloads/mod.ts";
 
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "./types.ts";
 
@@ -28,6 +29,7 @@ export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "
 const IMAGES: readonly ImageRecipe[] = [
   ...X86_IMAGES,
   LINUX_RV64,
+  LINUX_RV64_BENCH,
 ];
 
 /** Returns every image recipe in the registry. */
