@@ -2,7 +2,8 @@
  * Cross-builds real programs from Debian source packages as static riscv64 executables, with
  * their plain upstream builds: Lua 5.4 (`lua5.4`, upstream `src/Makefile`, target `posix`) and
  * the sqlite3 shell (`sqlite3`: the amalgamation `sqlite3.c` + `shell.c`, generated natively by
- * the upstream `configure && make sqlite3.c shell.c`, then compiled directly). Sources come
+ * the upstream `configure && make sqlite3.c shell.c`, then compiled directly) and xz
+ * (`xz-utils`, upstream `configure --host=riscv64-linux-gnu --disable-shared`). Sources come
  * from {@linkcode debianSource}; builds land in `cacheDir("images", "workloads", <name>, <hash>)`
  * keyed by the package version, the compiler and this file.
  *
@@ -41,7 +42,7 @@ export interface DebianProgram {
   cached: boolean;
 }
 
-/** Options of {@linkcode buildLua} and {@linkcode buildSqlite3}. */
+/** Options of {@linkcode buildLua}, {@linkcode buildSqlite3} and {@linkcode buildXz}. */
 export interface DebianProgramOptions {
   /** Receives progress lines. */
   onProgress?: ProgressFn;
@@ -192,6 +193,47 @@ export async function buildSqlite3(options: DebianProgramOptions = {}): Promise<
         "-lm",
       ], { log, what: "compile sqlite3" });
       return out;
+    },
+  );
+}
+
+/**
+ * Builds (or finds in the cache) a static riscv64 `xz` from Debian's `xz-utils` source with the
+ * plain upstream build: `configure --host=riscv64-linux-gnu --disable-shared` (no NLS, docs,
+ * scripts or extra tools) and `make LDFLAGS=-all-static` (libtool's flag for a fully static
+ * executable).
+ *
+ * @param options Progress callback, make jobs and source refresh.
+ */
+export async function buildXz(options: DebianProgramOptions = {}): Promise<DebianProgram> {
+  const onProgress = options.onProgress ?? (() => {});
+  const src = await debianSource("xz-utils", { onProgress, refresh: options.refreshSources });
+  return await cachedBuild(
+    src,
+    { cacheName: "xz", binaryName: "xz" },
+    onProgress,
+    async (dir, log) => {
+      const work = join(dir, "work");
+      if (exists(work)) Deno.removeSync(work, { recursive: true });
+      Deno.mkdirSync(work, { recursive: true });
+      await run(join(src.tree, "configure"), [
+        "--host=riscv64-linux-gnu",
+        "--disable-shared",
+        "--disable-nls",
+        "--disable-doc",
+        "--disable-scripts",
+        "--disable-lzmadec",
+        "--disable-lzmainfo",
+        "--disable-xzdec",
+        "--disable-lzma-links",
+        "CFLAGS=-O2",
+      ], { log, cwd: work, what: "configure xz" });
+      await run("make", [`-j${options.jobs ?? 2}`, "LDFLAGS=-all-static"], {
+        log,
+        cwd: work,
+        what: "build xz",
+      });
+      return join(work, "src/xz/xz");
     },
   );
 }

@@ -4,8 +4,8 @@
  * which the kernel unpacks on top of the first):
  *
  * - `/bench/run.sh WORKLOAD [ARGS...]` runs one workload between marker lines;
- * - `/bench/bin/`: the workload programs written here (`src/*.c`), `timeit`, and `lua` and
- *   `sqlite3` cross-built from Debian source packages;
+ * - `/bench/bin/`: the workload programs written here (`src/*.c`), the helpers `timeit` and
+ *   `gendata`, and `lua`, `sqlite3` and `xz` cross-built from Debian source packages;
  * - `/bench/lua/bench.lua` and `/bench/sqlite3/bench.sql`: their committed scripts.
  *
  * Every step is cached under `cacheDir("images", "workloads")`; see README.md for the
@@ -29,18 +29,25 @@ import { VmonError } from "../../core/errors.ts";
 import { CpioWriter } from "../linux-rv64/cpio.ts";
 import { buildLinuxRv64, DEFAULT_CMDLINE } from "../linux-rv64/mod.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "../types.ts";
-import { buildLua, buildSqlite3 } from "./debian_programs.ts";
+import { buildLua, buildSqlite3, buildXz } from "./debian_programs.ts";
 import { buildPrograms, PROGRAMS } from "./programs.ts";
 import { exists, formatDuration, type ProgressFn, writeAtomic } from "./_util.ts";
 
 export { BEGIN_MARKER, type BenchRun, END_MARKER, parseBenchOutput } from "./results.ts";
 export { PROGRAMS } from "./programs.ts";
 
+/** Programs of {@linkcode PROGRAMS} that are helpers, not workloads. */
+const HELPERS: readonly string[] = ["timeit", "gendata"];
+
+/** Programs built from Debian source packages. */
+const DEBIAN_PROGRAMS: readonly string[] = ["lua", "sqlite3", "xz"];
+
 /** Every workload name `/bench/run.sh` accepts, in its order. */
 export const WORKLOADS: readonly string[] = [
-  ...PROGRAMS.filter((p) => p !== "timeit"),
+  ...PROGRAMS.filter((p) => !HELPERS.includes(p)),
   "lua",
   "sqlite3",
+  "xz",
 ];
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -80,8 +87,8 @@ export function benchCommand(workload: string, args: readonly (number | string)[
 /**
  * Builds the `/bench` cpio archive (uncompressed newc) from the built binaries.
  *
- * @param binaries Program name -> path, for every program of {@linkcode PROGRAMS} plus `lua`
- *   and `sqlite3`.
+ * @param binaries Program name -> path, for every program of {@linkcode PROGRAMS} plus `lua`,
+ *   `sqlite3` and `xz`.
  * @param options `assets`: archive path -> host file (default {@linkcode BENCH_ASSETS}).
  * @throws {VmonError} If a binary is missing from `binaries`.
  */
@@ -92,7 +99,7 @@ export function benchCpio(
   const w = new CpioWriter();
   w.dir("bench");
   w.dir("bench/bin");
-  for (const name of [...PROGRAMS, "lua", "sqlite3"]) {
+  for (const name of [...PROGRAMS, ...DEBIAN_PROGRAMS]) {
     const path = binaries[name];
     if (path === undefined) {
       throw new VmonError(`Cannot pack the /bench archive: no binary for "${name}"`);
@@ -131,7 +138,7 @@ export interface LinuxRv64BenchOptions extends BuildImageOptions {
 
 /**
  * Builds the image (or finds every step in the cache): the linux-rv64 image, the workload
- * programs, lua and sqlite3, and the combined initramfs. Quiet when everything is cached.
+ * programs, lua, sqlite3 and xz, and the combined initramfs. Quiet when everything is cached.
  *
  * @param options Progress callback and build options.
  */
@@ -156,7 +163,13 @@ export async function buildLinuxRv64Bench(
   const debianOptions = { onProgress: progress, jobs: options.jobs };
   const lua = await buildLua({ ...debianOptions, refreshSources: options.refreshSources });
   const sqlite3 = await buildSqlite3({ ...debianOptions, refreshSources: options.refreshSources });
-  const binaries = { ...programs.binaries, lua: lua.binary, sqlite3: sqlite3.binary };
+  const xz = await buildXz({ ...debianOptions, refreshSources: options.refreshSources });
+  const binaries = {
+    ...programs.binaries,
+    lua: lua.binary,
+    sqlite3: sqlite3.binary,
+    xz: xz.binary,
+  };
   const key = hashFiles(
     [base.initrd, ...Object.values(binaries), ...Object.values(BENCH_ASSETS), THIS_FILE],
     Object.keys(binaries),

@@ -31,8 +31,8 @@ export const CROSS_CC = "riscv64-linux-gnu-gcc";
 export const CFLAGS: readonly string[] = ["-static", "-O2", "-Wall", "-Wextra", "-std=gnu11"];
 
 /**
- * The workload programs, in the order `/bench/run.sh` lists them, plus `timeit`, the helper
- * that times the programs built from Debian sources.
+ * The workload programs, in the order `/bench/run.sh` lists them, plus two helpers: `timeit`,
+ * which times the programs built from Debian sources, and `gendata`, the xz workload's input.
  */
 export const PROGRAMS: readonly string[] = [
   "forkwait",
@@ -44,6 +44,7 @@ export const PROGRAMS: readonly string[] = [
   "cpuloop",
   "churn",
   "timeit",
+  "gendata",
 ];
 
 /** Returns the first line of `<compiler> --version`, used in cache keys. */
