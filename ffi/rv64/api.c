@@ -214,6 +214,11 @@ EXPORT void rv64_flush_tlb(rv64_machine *m, int i, int all, uint64_t va) {
   if (!h) return;
   if (all) rv64_tlb_flush(h);
   else rv64_tlb_flush_va(h, va);
+  /* a remote fence is a flush for the queued strategy too: exit before the next instruction */
+  if (h->exit_on_sfence == 1 || (h->exit_on_sfence && m->pq_len)) {
+    h->flush_pending = 1;
+    h->exit.addr = all ? 0 : va;
+  }
 }
 
 /* Starts (1) or stops (0) hart `i` (SBI HSM). Starting clears the halted state. */

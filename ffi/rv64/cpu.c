@@ -755,6 +755,17 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
   h->exit.kind = EXIT_NONE;
   h->exit.detail[0] = 0;
   complete_pending(h);
+  if (unlikely(h->flush_pending)) {
+    h->flush_pending = 0;
+    h->exit.kind = EXIT_PAGING;
+    h->exit.code = PAGING_SFENCE;
+    h->exit.size = 0;
+    h->exit.is_write = 0;
+    h->exit.data = 0;
+    h->exit.pc = h->pc;
+    h->counters[CNT_PAGING_EXITS]++;
+    return EXIT_PAGING;
+  }
   if (budget == 0) { h->exit.kind = EXIT_INTERRUPTED; return EXIT_INTERRUPTED; }
   if (!h->started) { h->exit.kind = EXIT_HALT; return EXIT_HALT; }
   if (h->halted) {

@@ -177,6 +177,7 @@ typedef struct rv64_hart {
   int sh_as;
   uint64_t pt_bypass;
   int pt_hold;
+  int flush_pending; /* the monitor flushed the TLB (SBI RFENCE): exit as after sfence.vma */
 
   /* translation state derived from priv/mstatus/satp */
   int fetch_mode, ls_mode;

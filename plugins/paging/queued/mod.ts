@@ -1,0 +1,280 @@
+/**
+ * The `queued` paging strategy (Xen-style batching of page-table updates), on top of the host
+ * port's shadow translations:
+ *
+ * - Unmodified guests (Xen's writable page tables): the first store to a shadowed page-table page
+ *   traps once (`pt-write`); the page is unhooked into the port's queue (snapshotted; the walker
+ *   keeps reading the snapshot) and later stores to it are free. At the guest's next `sfence.vma`
+ *   or `satp` write (exits enabled only while the queue is non-empty) every queued page is diffed
+ *   against its snapshot, each changed PTE validated, the affected shadow entries dropped, and
+ *   the pages protected again: one exit per batch.
+ * - Paravirtual guests (Xen's mmu_update): the SBI extension {@linkcode PV_EID} submits an array of
+ *   `{ptr, val}` updates in one call; see README.md for the calling convention.
+ *
+ * @module
+ */
+
+import type {
+  Counter,
+  ExitRecord,
+  HypercallRequest,
+  HypercallResult,
+  PagingHost,
+  PagingInstance,
+  PagingMechanisms,
+  PagingPluginDefinition,
+  Vcpu,
+} from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { definePlugin } from "../../../core/define_plugin.ts";
+import { hex, VmonError } from "../../../core/errors.ts";
+import { checkPte, leafRanges, type PhysRange } from "./validate.ts";
+
+/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+export const STRATEGY = "queued";
+
+/** vmon's SBI extension id for page-table updates (firmware-specific range): "\nVMN". */
+export const PV_EID = 0x0A564D4E;
+
+/** Function ids of {@linkcode PV_EID}. */
+export const PvFunction = {
+  /** a0 = gpa of `{ptr, val}` u64 pairs, a1 = count, a2 = gpa of a u64 status array or 0. */
+  MmuUpdate: 0,
+  /** Returns the largest batch the monitor accepts in `value`. */
+  MaxBatch: 1,
+} as const;
+
+/** SBI error codes used by the extension. */
+export const SbiError = {
+  Success: 0,
+  NotSupported: -2,
+  InvalidParam: -3,
+  InvalidAddress: -5,
+} as const;
+
+function requireMechanisms(host: PagingHost): PagingMechanisms {
+  const supported = host.hostport.capabilities.pagingStrategies;
+  const mech = host.hostport.paging;
+  if (!supported.includes(STRATEGY) || mech === undefined) {
+    throw new VmonError(
+      `Paging strategy "${STRATEGY}" is not supported by host port "${host.machine.hostport}": it supports ${
+        supported.length > 0 ? supported.join(", ") : "no paging strategies"
+      }`,
+    );
+  }
+  return mech;
+}
+
+const options = {
+  "allow-mmio": {
+    type: "boolean",
+    description: "Leaves may map the device window below RAM (riscv-virt's MMIO)",
+    default: true,
+  },
+  "on-invalid": {
+    type: "string",
+    description:
+      "An invalid PTE found in a queued page: unshadow (keep the guest's data, drop the page from the shadow) or revert (restore the old value)",
+    enum: ["unshadow", "revert"],
+    default: "unshadow",
+  },
+  "max-batch": {
+    type: "integer",
+    description: "Most updates one paravirtual call may submit",
+    default: 4096,
+    min: 1,
+    max: 65536,
+  },
+  paravirtual: {
+    type: "boolean",
+    description: "Offer the paravirtual update call (SBI extension 0x0A564D4E)",
+    default: true,
+  },
+} as const;
+
+/** The `queued` paging strategy plugin. */
+const queued: PagingPluginDefinition<typeof options> = definePlugin({
+  name: STRATEGY,
+  kind: "paging",
+  apiVersion: PLUGIN_API_VERSION,
+  description:
+    "Xen-style batching: page-table pages unhooked on first write, validated at the next flush; paravirtual update call",
+  options,
+  setup(host, opts): PagingInstance {
+    const mech = requireMechanisms(host);
+    const memory = host.memory;
+    const ranges: PhysRange[] = leafRanges(memory, opts["allow-mmio"]);
+    mech.setMode("queued");
+    mech.setLeafRanges(ranges);
+    for (let id = 0; id < host.machine.cpus; id++) {
+      mech.setExits(id, { sfence: true, satp: true, whileQueued: true });
+    }
+    const c = {} as Record<(typeof PAGING_COUNTER_NAMES)[number], Counter>;
+    for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
+    let unexpected = 0;
+    let disposed = false;
+    let last: Record<string, number> = {};
+
+    /** Validates and applies every queued page; returns the number of changed PTEs. */
+    function flushQueue(): number {
+      const pages = mech.queuedPages();
+      if (pages.length === 0) return 0;
+      c.batches.add();
+      let changed = 0;
+      pages.forEach((gpa, slot) => {
+        const snap = mech.snapshot(slot);
+        const live = memory.view(gpa, 4096);
+        const s32 = new Uint32Array(snap.buffer, snap.byteOffset, 1024);
+        const l32 = new Uint32Array(live.buffer, live.byteOffset, 1024);
+        const s64 = new BigUint64Array(snap.buffer, snap.byteOffset, 512);
+        const l64 = new BigUint64Array(live.buffer, live.byteOffset, 512);
+        let unshadow = false;
+        for (let k = 0; k < 512; k++) {
+          if (s32[2 * k] === l32[2 * k] && s32[2 * k + 1] === l32[2 * k + 1]) continue;
+          changed++;
+          c.validations.add();
+          const pte = l64[k]!;
+          const why = checkPte(pte, memory, ranges);
+          if (why === undefined) {
+            c["updates-applied"].add();
+            mech.invalidate(gpa + 8 * k, 8);
+            continue;
+          }
+          c.rejections.add();
+          host.log.debug(`Rejected PTE ${hex(pte)} at ${hex(gpa + 8 * k)}: ${why}`);
+          if (opts["on-invalid"] === "revert") l64[k] = s64[k]!;
+          else unshadow = true;
+        }
+        // A page holding invalid entries is no page table any more (a freed table reused for
+        // data): it leaves the shadow; the walker refuses to map an invalid entry anyway.
+        if (unshadow) mech.invalidate(gpa, 4096);
+      });
+      mech.releaseQueue();
+      return changed;
+    }
+
+    function onPtWrite(vcpu: Vcpu, exit: ExitRecord): void {
+      c.traps.add();
+      c["traps.pt-write"].add();
+      const page = exit.address - (exit.address % 4096);
+      let slot = mech.queuePage(page);
+      if (slot === -2) {
+        flushQueue();
+        slot = mech.queuePage(page);
+      }
+      // Queued: the store re-executes on an unhooked page. -1: the page stopped being shadowed
+      // (the flush above dropped its last translation), so it is not protected any more either.
+      if (slot === -1 && mech.isPageTable(page)) {
+        throw new VmonError(
+          `Cannot queue page-table page ${hex(page)} of vcpu${vcpu.id}: the host port refused it`,
+        );
+      }
+    }
+
+    function mmuUpdate(call: HypercallRequest): HypercallResult {
+      const list = Number(call.args[0] ?? 0n);
+      const count = Number(call.args[1] ?? 0n);
+      const results = Number(call.args[2] ?? 0n);
+      if (count < 0 || count > opts["max-batch"]) {
+        return { error: SbiError.InvalidParam, value: 0 };
+      }
+      if (count === 0) return { error: SbiError.Success, value: 0 };
+      if (!memory.contains(list, count * 16) || list % 8 !== 0) {
+        return { error: SbiError.InvalidAddress, value: 0 };
+      }
+      if (results !== 0 && (!memory.contains(results, count * 8) || results % 8 !== 0)) {
+        return { error: SbiError.InvalidAddress, value: 0 };
+      }
+      c.batches.add();
+      let applied = 0;
+      for (let i = 0; i < count; i++) {
+        const ptr = Number(memory.readU64(list + 16 * i));
+        const val = memory.readU64(list + 16 * i + 8);
+        c.validations.add();
+        let status: number = SbiError.Success;
+        if (ptr % 8 !== 0 || !Number.isSafeInteger(ptr) || !memory.contains(ptr, 8)) {
+          status = SbiError.InvalidAddress;
+        } else if (checkPte(val, memory, ranges) !== undefined) {
+          status = SbiError.InvalidParam;
+        } else if ((val & 0xfn) === 0x7n || (val & 0xfn) === 0xfn) {
+          // a writable leaf: it may not map a page-table page (the one written included)
+          const target = Number((val >> 10n) & ((1n << 44n) - 1n)) * 4096;
+          if (mech.isPageTable(target) || target === ptr - (ptr % 4096)) {
+            status = SbiError.InvalidParam;
+          }
+        }
+        if (status === SbiError.Success) {
+          memory.writeU64(ptr, val);
+          mech.invalidate(ptr, 8);
+          applied++;
+          c["updates-applied"].add();
+        } else {
+          c.rejections.add();
+        }
+        if (results !== 0) memory.writeU64(results + 8 * i, BigInt.asUintN(64, BigInt(status)));
+      }
+      return { error: SbiError.Success, value: applied };
+    }
+
+    const registration = opts.paravirtual
+      ? host.bus.registerHypercall(PV_EID, (call) => {
+        c.traps.add();
+        c["traps.hypercall"].add();
+        if (call.fid === PvFunction.MmuUpdate) return mmuUpdate(call);
+        if (call.fid === PvFunction.MaxBatch) {
+          return { error: SbiError.Success, value: opts["max-batch"] };
+        }
+        return { error: SbiError.NotSupported, value: 0 };
+      })
+      : undefined;
+
+    return {
+      strategy: STRATEGY,
+      onTrap(vcpu: Vcpu, exit: ExitRecord): void {
+        switch (exit.code) {
+          case PagingTrapCode.PtWrite:
+            onPtWrite(vcpu, exit);
+            return;
+          case PagingTrapCode.Sfence:
+            c.traps.add();
+            c["traps.flush"].add();
+            flushQueue();
+            return;
+          case PagingTrapCode.Satp:
+            c.traps.add();
+            c["traps.satp"].add();
+            flushQueue();
+            return;
+          default:
+            if (unexpected++ === 0) {
+              host.log.warn(`Unexpected paging exit on vcpu${vcpu.id} (code ${exit.code})`);
+            }
+        }
+      },
+      stats(): Record<string, number> {
+        const out: Record<string, number> = {};
+        for (const name of PAGING_COUNTER_NAMES) out[name] = c[name].value;
+        if (!disposed) {
+          try {
+            last = mech.counters();
+          } catch {
+            // the machine is gone: report the last values read
+          }
+        }
+        out["shadow-fills"] = last.shadowFills ?? 0;
+        out["shadow-flushes"] = last.shadowDrops ?? 0;
+        out["address-space-evictions"] = last.addressSpaceEvictions ?? 0;
+        out["pt-pages"] = last.ptPages ?? 0;
+        out["queued-pages"] = last.queuedPages ?? 0;
+        if (unexpected) out["unexpected-traps"] = unexpected;
+        return out;
+      },
+      dispose(): void {
+        disposed = true;
+        registration?.unregister();
+      },
+    };
+  },
+});
+
+export default queued;
