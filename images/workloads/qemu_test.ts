@@ -119,7 +119,7 @@ Deno.test({
   async fn() {
     const image = await buildLinuxRv64Bench({ onProgress: (l) => console.error(l) });
     const script = RUNS.map(([w, args]) => benchCommand(w, args)).join("; ");
-    const cmdline = image.cmdline ?? DEFAULT_CMDLINE;
+    const cmdline = `${image.cmdline ?? DEFAULT_CMDLINE} quiet`;
     const run = await runQemu(image, {
       append: `${cmdline} ${execCmdline(script, { base: cmdline })}`,
       timeoutMs: 240_000,

@@ -48,7 +48,8 @@ export interface BenchRun {
 
 /**
  * Cuts console output into workload runs. Lines outside begin/end markers are ignored, so
- * kernel messages and the init's own lines do not matter.
+ * the init's own lines do not matter, and so are kernel messages (`[    5.25] ...`) inside
+ * them. Boot with `quiet` to keep most kernel messages off the console.
  *
  * @param output Console text (`\n` or `\r\n` line ends).
  * @returns The runs in order; a run whose end marker is missing has `status` undefined.
@@ -81,6 +82,8 @@ export function parseBenchOutput(output: string): BenchRun[] {
       current.timeMs = Number(time[1]);
       continue;
     }
+    // Kernel messages (printk with timestamps) can land on the console between a run's lines.
+    if (/^\[\s*\d+\.\d+\] /.test(line)) continue;
     current.other.push(line);
   }
   return runs;

@@ -32,6 +32,7 @@ Deno.test("results: runs are cut at the markers, kernel lines and other output k
     "vmon: init ready",
     "vmon-bench: begin churn 1 300",
     "result: churn seed=1 n=300 errors=0 checksum=b0242c280bd322f7\r",
+    "[    5.255601] random: crng init done\r",
     "time: churn 378.258 ms\r",
     "vmon-bench: end churn status 0\r",
     "stray line between runs",
