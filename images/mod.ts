@@ -72,7 +72,8 @@ if (import.meta.main) {
   try {
     const names = Deno.args.length > 0 ? Deno.args : IMAGES.map((image) => image.name);
     for (const name of names) {
-      console.log(JSON.stringify(await buildImage(name, { onProgress: log })));
+      const onProgress = (line: string) => log(`${name}: ${line}`);
+      console.log(JSON.stringify(await buildImage(name, { onProgress })));
     }
   } catch (e) {
     if (!(e instanceof VmonError)) throw e;

@@ -52,7 +52,7 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
   let spoke = false;
   const progress: ProgressFn = (line) => {
     spoke = true;
-    options.onProgress?.(`linux-rv64 ${line}`);
+    options.onProgress?.(line);
   };
   await ensureHostPackages(progress);
   const kernel = await buildKernel(progress, { jobs: options.jobs });

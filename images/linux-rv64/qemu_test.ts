@@ -6,7 +6,7 @@ const reason = qemu ? "" : " (skipped: qemu-system-riscv64 is not installed)";
 
 async function image() {
   // Built once (with progress) and cached; tests/prepare.ts normally builds it before the suite.
-  return await buildLinuxRv64({ onProgress: (line) => console.error(line) });
+  return await buildLinuxRv64({ onProgress: (line) => console.error(`linux-rv64: ${line}`) });
 }
 
 function assertIncludes(text: string, part: string): void {
