@@ -21,6 +21,7 @@ import { VmonError } from "../core/errors.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "./types.ts";
 import { X86_IMAGES } from "./x86/mod.ts";
 import { LINUX_RV64 } from "./linux-rv64/mod.ts";
+import { PV_GUEST } from "./pv-guest/mod.ts";
 import { LINUX_RV64_BENCH } from "./workloads/mod.ts";
 
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "./types.ts";
@@ -30,6 +31,7 @@ const IMAGES: readonly ImageRecipe[] = [
   ...X86_IMAGES,
   LINUX_RV64,
   LINUX_RV64_BENCH,
+  PV_GUEST,
 ];
 
 /** Returns every image recipe in the registry. */
