@@ -23,6 +23,9 @@ import {
   writeAtomic,
 } from "./_util.ts";
 
+export type { ProgressFn } from "./_util.ts";
+export type { SourcesFile } from "../linux-rv64/busybox.ts";
+
 /** Reads the apt sources files the machine's apt reads (sources.list and sources.list.d). */
 export function machineSources(root = "/etc/apt"): SourcesFile[] {
   const files: SourcesFile[] = [];

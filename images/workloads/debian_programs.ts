@@ -28,6 +28,8 @@ import {
   writeAtomic,
 } from "./_util.ts";
 
+export type { ProgressFn } from "./_util.ts";
+
 const THIS_FILE = fileURLToPath(import.meta.url);
 
 /** A program built from a Debian source package. */

@@ -35,6 +35,9 @@ import { exists, formatDuration, type ProgressFn, writeAtomic } from "./_util.ts
 
 export { BEGIN_MARKER, type BenchRun, END_MARKER, parseBenchOutput } from "./results.ts";
 export { PROGRAMS } from "./programs.ts";
+export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "../types.ts";
+export type { GuestArch } from "../../core/api.ts";
+export type { ProgressFn } from "./_util.ts";
 
 /** Programs of {@linkcode PROGRAMS} that are helpers, not workloads. */
 const HELPERS: readonly string[] = ["timeit", "gendata"];

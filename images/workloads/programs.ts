@@ -21,6 +21,8 @@ import {
   writeAtomic,
 } from "./_util.ts";
 
+export type { ProgressFn } from "./_util.ts";
+
 /** The folder of the C sources. */
 export const SOURCE_DIR: string = fileURLToPath(new URL("./src", import.meta.url));
 
