@@ -152,10 +152,10 @@ export async function buildLinuxRv64Bench(
   let spoke = false;
   const progress: ProgressFn = (line) => {
     spoke = true;
-    options.onProgress?.(`linux-rv64-bench ${line}`);
+    options.onProgress?.(line);
   };
   const base = await buildLinuxRv64({
-    onProgress: options.onProgress,
+    onProgress: (line) => progress(`linux-rv64 ${line}`),
     jobs: options.jobs,
     refreshSources: options.refreshSources,
   });
