@@ -573,8 +573,9 @@ export interface PagingMechanisms {
   /** True when the page of `gpa` is a shadowed (write-protected) page-table page. */
   isPageTable(gpa: number): boolean;
   /**
-   * Unhooks the shadowed page-table page of `gpa` into the queue: its contents are snapshotted,
-   * guest stores to it stop exiting, and walks read the snapshot. Returns the slot, or -1 (not a
+   * Unhooks the shadowed page-table page of `gpa` into the queue: its contents are snapshotted
+   * and guest stores to it stop exiting (walks read it live and still map only the leaf
+   * ranges). Returns the slot, or -1 (not a
    * shadowed page-table page, or queued already) or -2 (queue full).
    */
   queuePage(gpa: number): number;

@@ -89,23 +89,16 @@ int rv64_leaf_check(rv64_hart *h, uint64_t pte, int acc, int mode) {
 }
 
 /*
- * The PTE at guest physical `pa` as the walker must see it: in the queued strategy a queued
- * page-table page is read from its snapshot (its live contents are not validated yet), and
- * *live then points at the guest's copy. Returns NULL when `pa` is not RAM.
+ * The PTE at guest physical `pa`, or NULL when `pa` is not RAM. Queued page-table pages (queued
+ * strategy) are read live too: what the guest wrote since the page was unhooked is visible at
+ * once, as on hardware, and a walk still maps only what leaf_range_ok allows; the strategy diffs
+ * the page against its snapshot at the next flush. *live is always NULL (kept for the A/D path).
  */
 static uint8_t *pte_ptr(rv64_machine *m, uint64_t pa, uint8_t **live) {
   *live = NULL;
   rv64_region *r = rv64_find_region(m, pa);
   if (!r || pa - r->gpa + 8 > r->size) return NULL;
-  uint8_t *p = r->host + (pa - r->gpa);
-  if (unlikely(m->pq_len) && r->pt_queue) {
-    uint8_t q = r->pt_queue[(pa - r->gpa) >> 12];
-    if (q) {
-      *live = p;
-      return m->pq_snap + (size_t)(q - 1) * 4096 + (pa & 0xfff);
-    }
-  }
-  return p;
+  return r->host + (pa - r->gpa);
 }
 
 /* 1 when [pa, pa + len) lies inside a range the paging strategy allows leaves to map. */

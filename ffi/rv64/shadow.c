@@ -11,8 +11,9 @@
  * Dropping the entries derived from a PTE (rv64_shadow_invalidate_pte) follows the reverse map.
  *
  * Queue (queued strategy): a shadowed page can be unhooked into one of PQ_SLOTS snapshot slots;
- * the guest then writes it freely, the walker reads its snapshot (the last validated contents),
- * and the strategy diffs, validates and releases the queue at the guest's next flush.
+ * the guest then writes it freely (the walker reads it live and still maps only the allowed
+ * ranges), and the strategy diffs it against the snapshot, validates, drops the affected shadow
+ * entries and releases the queue at the guest's next flush.
  *
  * Ownership: the shadow pool, the per-region arrays and the snapshot buffer are owned by the
  * machine and freed by rv64_destroy (rv64_shadow_free). Pointers returned to TypeScript

@@ -3,8 +3,8 @@
  * port's shadow translations:
  *
  * - Unmodified guests (Xen's writable page tables): the first store to a shadowed page-table page
- *   traps once (`pt-write`); the page is unhooked into the port's queue (snapshotted; the walker
- *   keeps reading the snapshot) and later stores to it are free. At the guest's next `sfence.vma`
+ *   traps once (`pt-write`); the page is unhooked into the port's queue (snapshotted) and later stores
+ *   to it are free (walks read it live; they map only the allowed ranges). At the guest's next `sfence.vma`
  *   or `satp` write (exits enabled only while the queue is non-empty) every queued page is diffed
  *   against its snapshot, each changed PTE validated, the affected shadow entries dropped, and
  *   the pages protected again: one exit per batch.
@@ -135,9 +135,10 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
           c.validations.add();
           const pte = l64[k]!;
           const why = checkPte(pte, memory, ranges);
+          // Translations derived from the old or the new value are dropped either way.
+          mech.invalidate(gpa + 8 * k, 8);
           if (why === undefined) {
             c["updates-applied"].add();
-            mech.invalidate(gpa + 8 * k, 8);
             continue;
           }
           c.rejections.add();

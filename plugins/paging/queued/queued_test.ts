@@ -1,0 +1,96 @@
+import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import type { PagingInstance } from "../../../core/api.ts";
+import { VmonError } from "../../../core/errors.ts";
+import queued, { PV_EID, PvFunction, SbiError } from "./mod.ts";
+import { fakeHost } from "./_fake_host.ts";
+
+const BASE = 0x8000_0000;
+const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);
+
+Deno.test("queued refuses a host port that does not list it", () => {
+  const { host } = fakeHost(["wired"], { hostport: "kvm", mechanisms: false });
+  throws(() => queued.setup(host, queued.options === undefined ? {} as never : defaults()), (e) => {
+    ok(e instanceof VmonError);
+    strictEqual(
+      e.message,
+      'Paging strategy "queued" is not supported by host port "kvm": it supports wired',
+    );
+    return true;
+  });
+});
+
+function defaults() {
+  return { "allow-mmio": true, "on-invalid": "unshadow", "max-batch": 16, paravirtual: true };
+}
+
+Deno.test("queued: the paravirtual update call validates, applies and reports each update", () => {
+  const f = fakeHost(["wired", "shadow", "queued"]);
+  const inst = queued.setup(f.host, defaults()) as PagingInstance;
+  const call = f.hypercalls.get(PV_EID);
+  ok(call !== undefined);
+  const list = BASE + 0x1000, status = BASE + 0x2000, table = BASE + 0x3000;
+  f.ptPages.add(table);
+  const updates: [number, bigint][] = [
+    [table, pte(BASE + 0x4000, 0xc7)], // valid RW leaf in RAM
+    [table + 8, pte(0x1000_0000_0000, 0xc7)], // leaf beyond RAM
+    [table + 16, pte(0x2000_0000_0000, 0x1)], // table pointer outside RAM
+    [table + 24, pte(table, 0xc7)], // writable leaf onto a page-table page
+    [table + 36, pte(BASE, 0xc3)], // misaligned ptr
+    [0x10, pte(BASE, 0xc3)], // ptr not RAM
+    [table + 48, pte(0x1000_0000, 0xc7)], // device window below RAM
+    [table + 56, 0n], // clearing an entry
+  ];
+  const mem = f.host.memory;
+  updates.forEach(([p, v], i) => {
+    mem.writeU64(list + 16 * i, BigInt(p));
+    mem.writeU64(list + 16 * i + 8, v);
+  });
+  const r = call({
+    nr: PV_EID,
+    fid: PvFunction.MmuUpdate,
+    args: [BigInt(list), BigInt(updates.length), BigInt(status), 0n, 0n, 0n],
+    vcpu: 0,
+  });
+  deepStrictEqual(r, { error: 0, value: 3 });
+  const statuses = updates.map((_, i) => BigInt.asIntN(64, mem.readU64(status + 8 * i)));
+  deepStrictEqual(statuses, [0n, -3n, -3n, -3n, -5n, -5n, 0n, 0n]);
+  strictEqual(mem.readU64(table), updates[0]![1]);
+  strictEqual(mem.readU64(table + 8), 0n, "a rejected update is not written");
+  deepStrictEqual(f.invalidated, [table, table + 48, table + 56]);
+  const s = inst.stats();
+  strictEqual(s["traps.hypercall"], 1);
+  strictEqual(s.traps, 1);
+  strictEqual(s.batches, 1);
+  strictEqual(s.validations, 8);
+  strictEqual(s["updates-applied"], 3);
+  strictEqual(s.rejections, 5);
+  inst.dispose();
+  ok(!f.hypercalls.has(PV_EID), "the call is unregistered on dispose");
+});
+
+Deno.test("queued: bad calls fail as a whole with SBI errors", () => {
+  const f = fakeHost(["queued"]);
+  queued.setup(f.host, defaults());
+  const call = f.hypercalls.get(PV_EID)!;
+  const go = (fid: number, ...a: number[]) =>
+    call({ nr: PV_EID, fid, args: [...a.map(BigInt), 0n, 0n, 0n, 0n].slice(0, 6), vcpu: 0 });
+  deepStrictEqual(go(PvFunction.MaxBatch), { error: 0, value: 16 });
+  deepStrictEqual(go(PvFunction.MmuUpdate, BASE, 17, 0), {
+    error: SbiError.InvalidParam,
+    value: 0,
+  });
+  deepStrictEqual(go(PvFunction.MmuUpdate, 0x1000, 2, 0), {
+    error: SbiError.InvalidAddress,
+    value: 0,
+  });
+  deepStrictEqual(go(PvFunction.MmuUpdate, BASE + 0xfff8, 2, 0), {
+    error: SbiError.InvalidAddress,
+    value: 0,
+  });
+  deepStrictEqual(go(PvFunction.MmuUpdate, BASE, 1, 0x20), {
+    error: SbiError.InvalidAddress,
+    value: 0,
+  });
+  deepStrictEqual(go(PvFunction.MmuUpdate, BASE, 0, 0), { error: 0, value: 0 });
+  deepStrictEqual(go(7), { error: SbiError.NotSupported, value: 0 });
+});

@@ -1,0 +1,146 @@
+// Integration: the three paging strategies on the rv64 port running the project's Linux image
+// (linux-rv64-bench: busybox plus the workload programs). Asserts on counters only, never on
+// times: wired has zero strategy traps; on the fork-heavy workload (forkwait) queued takes at most
+// a tenth of shadow's traps per fork; a CPU-bound control retires the same number of guest
+// instructions (within 5%) under every strategy; the guest's output is identical under all three.
+// Skips (visibly) without the riscv64 cross compiler, which the image build needs.
+
+import { ok } from "node:assert/strict";
+import { createMachine } from "../core/machine.ts";
+import type { MachineExit } from "../core/api.ts";
+import { buildImage } from "../images/mod.ts";
+import { DEFAULT_CMDLINE, execCmdline } from "../images/linux-rv64/protocol.ts";
+
+function haveCrossGcc(): boolean {
+  try {
+    return new Deno.Command("riscv64-linux-gnu-gcc", { args: ["--version"], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const skip = haveCrossGcc() ? undefined : "riscv64-linux-gnu-gcc is not installed";
+if (skip) console.warn(`paging Linux tests skipped: ${skip}`);
+
+interface Run {
+  /** Console output after the init marker, kernel log lines removed. */
+  output: string;
+  exit: MachineExit;
+  paging: Record<string, number>;
+  instructions: number;
+}
+
+async function runGuest(strategy: string, command: string): Promise<Run> {
+  const image = await buildImage("linux-rv64-bench");
+  const chunks: Uint8Array[] = [];
+  const machine = await createMachine({
+    cpus: 1,
+    memory: image.defaults.memory ?? "128M",
+    hostport: { use: "rv64" },
+    platform: { use: "riscv-virt", options: { "rng-seed": false } },
+    paging: { use: strategy },
+    devices: image.defaults.devices.map((use) => ({ use })),
+    boot: {
+      kernel: image.kernel,
+      ...(image.initrd === undefined ? {} : { initrd: image.initrd }),
+      cmdline: `${image.cmdline ?? DEFAULT_CMDLINE} ${
+        execCmdline(command, { base: image.cmdline ?? DEFAULT_CMDLINE })
+      }`,
+    },
+  }, { console: { write: (b) => chunks.push(b.slice()) }, log: () => {} });
+  const timer = setTimeout(() => machine.stop("test timeout", 124), 240_000);
+  let exit: MachineExit;
+  try {
+    exit = await machine.run();
+  } finally {
+    clearTimeout(timer);
+    await machine[Symbol.asyncDispose]();
+  }
+  const text = new TextDecoder().decode(
+    chunks.reduce((a, c) => {
+      const n = new Uint8Array(a.length + c.length);
+      n.set(a);
+      n.set(c, a.length);
+      return n;
+    }, new Uint8Array()),
+  );
+  const after = text.slice(text.indexOf("vmon: init ready"));
+  const output = after.split(/\r?\n/).filter((l) =>
+    !/^\[\s*\d+\.\d+\]/.test(l) && !l.startsWith("time:")
+  )
+    .join("\n");
+  ok(exit.status === 0 && !exit.failed, `${strategy}: ${exit.reason}\n${text.slice(-2000)}`);
+  return {
+    output,
+    exit,
+    paging: exit.stats.metrics[strategy] ?? {},
+    instructions: exit.stats.hostport.instructions ?? 0,
+  };
+}
+
+const FORKS = 200;
+
+Deno.test({
+  name: "paging: wired, shadow and queued on Linux (traps, forks, instructions, output)",
+  ignore: skip !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const runs: Record<string, { base: Run; forks: Run; control: Run }> = {};
+    for (const strategy of ["wired", "shadow", "queued"]) {
+      runs[strategy] = {
+        base: await runGuest(strategy, "/bench/bin/forkwait 1"),
+        forks: await runGuest(strategy, `/bench/bin/forkwait ${FORKS + 1}; echo forks done`),
+        control: await runGuest(strategy, "/bench/bin/cpuloop 2000000; echo control done"),
+      };
+    }
+    const r = (s: string) => runs[s]!;
+    const show = (s: string) =>
+      `${s}: base ${JSON.stringify(r(s).base.paging)}\nforks ${JSON.stringify(r(s).forks.paging)}`;
+
+    await t.step("wired has zero strategy traps", () => {
+      for (const run of [r("wired").base, r("wired").forks, r("wired").control]) {
+        ok(run.paging.traps === 0, show("wired"));
+        ok(run.exit.stats.exits.paging === undefined || run.exit.stats.exits.paging === 0);
+      }
+    });
+
+    await t.step("shadow and queued trap, validate and fill", () => {
+      for (const s of ["shadow", "queued"]) {
+        const p = r(s).forks.paging;
+        ok((p["traps.pt-write"] ?? 0) > 0, show(s));
+        ok((p.validations ?? 0) > 0 && (p["updates-applied"] ?? 0) > 0, show(s));
+        ok((p["shadow-fills"] ?? 0) > 0 && (p["shadow-flushes"] ?? 0) > 0, show(s));
+      }
+      ok((r("queued").forks.paging.batches ?? 0) > 0, show("queued"));
+      ok((r("queued").forks.paging["traps.flush"] ?? 0) > 0, show("queued"));
+    });
+
+    await t.step("queued takes at most a tenth of shadow's traps per fork", () => {
+      const perFork = (s: string) =>
+        ((r(s).forks.paging.traps ?? 0) - (r(s).base.paging.traps ?? 0)) / FORKS;
+      const shadow = perFork("shadow");
+      const queued = perFork("queued");
+      ok(shadow > 0, show("shadow"));
+      ok(queued <= shadow / 10, `queued ${queued} vs shadow ${shadow} traps per fork`);
+    });
+
+    await t.step("the CPU-bound control retires the same instructions (within 5%)", () => {
+      const counts = ["wired", "shadow", "queued"].map((s) => r(s).control.instructions);
+      const lo = Math.min(...counts);
+      const hi = Math.max(...counts);
+      ok(lo > 0 && (hi - lo) / lo < 0.05, `instructions ${counts.join(", ")}`);
+    });
+
+    await t.step("the guest's output is identical under every strategy", () => {
+      for (const kind of ["base", "forks", "control"] as const) {
+        const wired = r("wired")[kind].output;
+        ok(wired.includes("result:"), wired);
+        for (const s of ["shadow", "queued"]) {
+          ok(r(s)[kind].output === wired, `${kind} ${s}:\n${r(s)[kind].output}\nwired:\n${wired}`);
+        }
+      }
+    });
+  },
+});
