@@ -5,6 +5,7 @@
  * @module
  */
 
+import { execCmdline } from "../../images/linux-rv64/protocol.ts";
 import type { BootSpec, MachineManifest, PluginRef } from "../api.ts";
 import { VmonError } from "../errors.ts";
 import { parseSize } from "../schema.ts";
@@ -113,22 +114,15 @@ export function checkFlags(flags: RunFlags): CheckedFlags {
 }
 
 /**
- * Quotes `--exec`'s command for the kernel command line: `vmon.exec="..."`. The Linux images'
- * init runs it with `/bin/sh -c` and powers off with its exit status. Double quotes cannot be
- * escaped on a Linux command line, so they are refused.
+ * Encodes `--exec`'s command for the kernel command line: `vmon.exec=<base64 of the UTF-8 text>`
+ * (the Linux images' protocol, images/linux-rv64/README.md), so any characters and several lines
+ * pass. The Linux images' init runs it with `sh` and powers off with its exit status.
+ *
+ * @param command The shell command or script.
+ * @param base The rest of the command line, for the kernel's 1024-byte limit.
  */
-export function execCmdlineParam(command: string): string {
-  if (command.includes('"')) {
-    throw new VmonError(
-      `Invalid --exec ${
-        JSON.stringify(command)
-      }: double quotes cannot pass the kernel command line`,
-    );
-  }
-  if (/[\r\n\0]/.test(command)) {
-    throw new VmonError(`Invalid --exec ${JSON.stringify(command)}: the command must be one line`);
-  }
-  return `vmon.exec="${command}"`;
+export function execCmdlineParam(command: string, base = ""): string {
+  return execCmdline(command, { base });
 }
 
 /** Where the parts of a run manifest come from. */
@@ -152,7 +146,7 @@ function overrideRef(base: PluginRef | undefined, spec: string, flag: string): P
  * Builds the manifest `vmon run` starts: the image's defaults, overridden by the manifest file,
  * overridden by flags. `--device X,...` replaces the options of a device `X` that came from the
  * image or manifest (once per such device) and otherwise appends; `--disk F` appends
- * `virtio-blk,file=F`; `--append` extends the command line; `--exec` adds `vmon.exec="..."`.
+ * `virtio-blk,file=F`; `--append` extends the command line; `--exec` adds `vmon.exec=<base64>`.
  *
  * @param flags The command-line flags.
  * @param sources The image and manifest file, already loaded.
@@ -224,7 +218,9 @@ export function buildRunManifest(flags: RunFlags, sources: ManifestSources): Mac
   if (flags.initrd !== undefined) boot.initrd = flags.initrd;
   const extra: string[] = [];
   if (flags.append !== undefined && flags.append.trim() !== "") extra.push(flags.append.trim());
-  if (flags.exec !== undefined) extra.push(execCmdlineParam(flags.exec));
+  if (flags.exec !== undefined) {
+    extra.push(execCmdlineParam(flags.exec, [boot.cmdline, ...extra].filter((x) => x).join(" ")));
+  }
   if (extra.length > 0) boot.cmdline = [boot.cmdline, ...extra].filter((s) => s).join(" ");
 
   if (hostport === undefined) {
