@@ -597,7 +597,7 @@ Deno.test("rv64 plugin definition", () => {
   assertEquals(plugin.kind, "hostport");
   assertEquals(plugin.arch, "riscv64");
   using port = new Rv64Port({ harts: 2 });
-  assertEquals(port.capabilities.pagingStrategies, ["wired"]);
+  assertEquals(port.capabilities.pagingStrategies, ["wired", "shadow", "queued"]);
   assertEquals(port.timebaseHz, 10_000_000);
   port.addMemoryRegion(0x8000_0000, 0x10000, { readonly: false });
   let threw = false;
