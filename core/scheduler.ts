@@ -38,7 +38,7 @@ export interface SchedulerOptions {
   paging?: PagingInstance;
   /** Tracing (`--trace exits`). */
   tracer?: Tracer;
-  /** Slice length handed to `Vcpu.setSlice` when there are several vCPUs (host-port units). */
+  /** Slice length handed to every `Vcpu.setSlice` (host-port units); the port's default if unset. */
   slice?: number;
   /** Called between slices (flush console output, ...). */
   onYield?: () => void;
@@ -93,8 +93,8 @@ export class Scheduler {
     this.#paging = options.paging;
     this.#tracer = options.tracer ?? NO_TRACE;
     this.#onYield = options.onYield ?? (() => {});
-    if (vcpus.length > 1) {
-      for (const v of vcpus) v.setSlice(options.slice ?? 0);
+    if (options.slice !== undefined) {
+      for (const v of vcpus) v.setSlice(options.slice);
     }
   }
 
