@@ -129,7 +129,10 @@ static void drop_space(rv64_machine *m, int as) {
 /* The shadow address space of the hart's satp, allocated (LRU eviction) when new. */
 static int current_space(rv64_hart *h) {
   rv64_machine *m = h->m;
-  uint64_t key = h->satp | 1; /* never 0: 0 marks a free slot */
+  /* the key is satp itself: it is never 0 here (a bare satp translates without the shadow),
+     and 0 marks a free slot. (Tagging it, e.g. `satp | 1`, would make the roots of two
+     adjacent pages share one address space.) */
+  uint64_t key = h->satp;
   int as = -1, victim = 0;
   for (int i = 0; i < SH_AS; i++) {
     if (m->sh_root[i] == key) { as = i; break; }
@@ -148,10 +151,97 @@ static int current_space(rv64_hart *h) {
   return as;
 }
 
+#ifdef RV64_SHADOW_CHECK
+/*
+ * Coherence self-check (debug builds only: compile with -DRV64_SHADOW_CHECK and run with
+ * VMON_RV64_LIB=<that library>): every 64th shadow miss in shadow mode, each TLB entry and
+ * each shadow entry of the current address space is compared with a fresh walk of the guest's
+ * tables, and every mismatch is printed to stderr with the instruction count (runs with
+ * clock=icount are deterministic, so the count pins the failure down).
+ */
+#include <stdio.h>
+/* A walk without side effects. Returns 0 and fills gpa/leaf, or 1. */
+static int pure_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, uint64_t *leaf) {
+  int smode = (int)(h->satp >> 60), levels = smode == 8 ? 3 : smode == 9 ? 4 : 0;
+  if (!levels) { *gpa = va; *leaf = 0; return 0; }
+  uint64_t a = (h->satp & ((1ULL << 44) - 1)) << 12;
+  for (int i = levels - 1; i >= 0; i--) {
+    uint64_t vpn = (va >> (12 + 9 * i)) & 0x1ff, pa = a + vpn * 8;
+    rv64_region *r = rv64_find_region(h->m, pa);
+    if (!r) return 1;
+    uint64_t pte;
+    memcpy(&pte, r->host + (pa - r->gpa), 8);
+    if (!(pte & 1) || ((pte & 6) == 4)) return 1;
+    uint64_t ppn = (pte >> 10) & ((1ULL << 44) - 1);
+    if (!(pte & 0xa)) { a = ppn << 12; continue; }
+    if (rv64_leaf_check(h, pte, acc, mode)) return 1;
+    uint64_t mask = (1ULL << (12 + 9 * i)) - 1;
+    *gpa = ((ppn << 12) & ~mask) | (va & mask);
+    *leaf = pte;
+    return 0;
+  }
+  return 1;
+}
+
+static uint64_t check_calls;
+
+static void shadow_check(rv64_hart *h, const char *where) {
+  if (h->m->paging_mode != PMODE_SHADOW || (h->satp >> 60) == 0) return;
+  if (++check_calls % 64) return;
+  static const char *names[3] = {"fetch", "load", "store"};
+  for (int acc = 0; acc < 3; acc++) {
+    for (int mode = 0; mode < 3; mode++) {
+      tlb_entry *set = acc == 0 ? h->tlb_fetch[mode] : acc == 1 ? h->tlb_load[mode] : h->tlb_store[mode];
+      for (int k = 0; k < TLB_SIZE; k++) {
+        if (set[k].tag == ~0ULL) continue;
+        uint64_t gpa, leaf;
+        int bad = pure_walk(h, set[k].tag, acc, mode, &gpa, &leaf);
+        if (!bad && acc == 2 && !(leaf & 0x80)) bad = 2;
+        if (!bad && (gpa & ~0xfffULL) != set[k].gpage) bad = 3;
+        if (bad) {
+          fprintf(stderr, "SHCHECK %s: stale %s TLB mode %d va %llx -> %llx (%d) instret %llu satp %llx\n",
+                  where, names[acc], mode, (unsigned long long)set[k].tag,
+                  (unsigned long long)set[k].gpage, bad,
+                  (unsigned long long)h->counters[CNT_INSTRET], (unsigned long long)h->satp);
+          set[k].tag = ~0ULL;
+        }
+      }
+    }
+  }
+  /* shadow entries of the current space */
+  if (h->sh_as < 0) return;
+  for (uint32_t k = 0; k < SH_PER_AS; k++) {
+    sh_entry *e = &h->m->sh[(uint32_t)h->sh_as * SH_PER_AS + k];
+    if (e->tag == ~0ULL) continue;
+    uint64_t gpa, leaf;
+    int mode = (e->pte & 0x10) ? TM_U : TM_S;
+    int acc = (e->pte & 2) ? ACC_LOAD : ACC_FETCH;
+    int bad = pure_walk(h, e->tag, acc, mode, &gpa, &leaf);
+    if (!bad && (gpa & ~0xfffULL) != e->gpage) bad = 3;
+    if (!bad && ((leaf ^ e->pte) & ~0xc0ULL)) bad = 4;
+    if (bad) {
+      fprintf(stderr, "SHCHECK %s: stale shadow va %llx -> %llx pte %llx now %llx (%d) instret %llu\n",
+              where, (unsigned long long)e->tag, (unsigned long long)e->gpage,
+              (unsigned long long)e->pte, (unsigned long long)leaf, bad,
+              (unsigned long long)h->counters[CNT_INSTRET]);
+      for (int l = 0; l < e->nlev; l++) {
+        uint64_t pg, v = 0; rv64_region *r = page_of(h->m, e->slot[l], &pg);
+        if (r) memcpy(&v, r->host + (e->slot[l] - r->gpa), 8);
+        fprintf(stderr, "   L%d slot %llx = %llx count %u\n", l, (unsigned long long)e->slot[l],
+                (unsigned long long)v, r ? r->pt_count[pg] : 0);
+      }
+    }
+  }
+}
+#endif
+
 int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
                           int *dirty) {
   rv64_machine *m = h->m;
   if ((h->satp >> 60) == 0) { *gpa = va; *dirty = 1; return 0; }
+#ifdef RV64_SHADOW_CHECK
+  shadow_check(h, "miss");
+#endif
   int as = h->sh_as >= 0 ? h->sh_as : current_space(h);
   uint64_t tag = va & ~0xfffULL;
   uint32_t idx = (uint32_t)as * SH_PER_AS + ((uint32_t)(va >> 12) & (SH_PER_AS - 1));
