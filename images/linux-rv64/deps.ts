@@ -5,7 +5,7 @@
  */
 
 import { VmonError } from "../../core/errors.ts";
-import { capture, formatDuration, type ProgressFn } from "./_run.ts";
+import { capture, formatDuration, type ProgressFn } from "../_build.ts";
 
 /** Debian packages needed to build the kernel, busybox and the initramfs. */
 export const HOST_PACKAGES: readonly string[] = [

@@ -11,7 +11,7 @@ import { gzipSync } from "fflate";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { CpioWriter } from "./cpio.ts";
-import { exists, type ProgressFn, writeAtomic } from "./_run.ts";
+import { exists, type ProgressFn, writeAtomic } from "../_build.ts";
 
 /** The committed `/init` script. */
 export const INIT_SCRIPT: string = fileURLToPath(new URL("./init", import.meta.url));

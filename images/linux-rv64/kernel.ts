@@ -11,24 +11,13 @@ import { fileURLToPath } from "node:url";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { packageVersion } from "./deps.ts";
-import {
-  copyAtomic,
-  exists,
-  formatDuration,
-  type ProgressFn,
-  runLogged,
-  tempSibling,
-  withLock,
-  writeAtomic,
-} from "./_run.ts";
+import * as build from "../_build.ts";
 
 /** The committed kernel config fragment. */
 export const KERNEL_FRAGMENT: string = fileURLToPath(new URL("./kernel.config", import.meta.url));
 
 /** The Debian kernel source tarball the kernel is built from. */
 export const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
-
-const CROSS = "riscv64-linux-gnu-";
 
 /** Options of {@linkcode buildKernel}. */
 export interface KernelOptions {
@@ -81,29 +70,34 @@ export function configMismatches(fragment: string, finalConfig: string): string[
 }
 
 /** Extracts the kernel tarball into the cache once per package version; returns the tree. */
-async function kernelTree(onProgress: ProgressFn): Promise<{ tree: string; version: string }> {
+async function kernelTree(
+  onProgress: build.ProgressFn,
+): Promise<{ tree: string; version: string }> {
   const version = await packageVersion("linux-source-6.1");
-  if (!version || !exists(KERNEL_TARBALL)) {
+  if (!version || !build.exists(KERNEL_TARBALL)) {
     throw new VmonError(`Cannot build the kernel: ${KERNEL_TARBALL} is missing`);
   }
   const srcRoot = cacheDir("images", "linux-rv64", "src");
   const tree = join(srcRoot, `linux-source-6.1_${version}`);
-  if (exists(join(tree, "Makefile"))) return { tree, version };
-  await withLock(`${tree}.lock`, async () => {
-    if (exists(join(tree, "Makefile"))) return;
+  const extract = async () => {
     const start = performance.now();
     onProgress(`kernel: extracting ${KERNEL_TARBALL} (linux-source-6.1 ${version})`);
-    const tmp = tempSibling(tree);
+    const tmp = build.tempSibling(tree);
     Deno.mkdirSync(tmp, { recursive: true });
-    await runLogged("tar", ["-xJf", KERNEL_TARBALL, "-C", tmp], {
+    await build.runLogged("tar", ["-xJf", KERNEL_TARBALL, "-C", tmp], {
       log: join(srcRoot, "extract.log"),
       what: "extract the kernel source",
     });
     Deno.renameSync(join(tmp, "linux-source-6.1"), tree);
     Deno.removeSync(tmp, { recursive: true });
-    onProgress(`kernel: extracted in ${formatDuration(performance.now() - start)}`);
-  }, { onWait: () => onProgress("kernel: waiting for another process extracting the source") });
-  return { tree, version };
+    onProgress(`kernel: extracted in ${build.formatDuration(performance.now() - start)}`);
+    return { tree, version };
+  };
+  return await build.once(`${tree}.lock`, {
+    cached: () => build.exists(join(tree, "Makefile")) ? { tree, version } : undefined,
+    build: extract,
+    onWait: () => onProgress("kernel: waiting for another process extracting the source"),
+  });
 }
 
 /**
@@ -117,7 +111,7 @@ function latestBuild(root: string, inputs: string): string | undefined {
     try {
       if (!e.isDirectory || Deno.readTextFileSync(join(dir, "inputs.txt")) !== inputs) continue;
       const mtime = Deno.statSync(join(dir, "Image")).mtime?.getTime() ?? 0;
-      if (exists(join(dir, "obj", ".config")) && (!best || mtime > best.mtime)) {
+      if (build.exists(join(dir, "obj", ".config")) && (!best || mtime > best.mtime)) {
         best = { dir, mtime };
       }
     } catch { /* unfinished or removed build */ }
@@ -143,7 +137,7 @@ function countCompiled(log: string): number {
  * @param options Build options.
  */
 export async function buildKernel(
-  onProgress: ProgressFn,
+  onProgress: build.ProgressFn,
   options: KernelOptions = {},
 ): Promise<KernelBuild> {
   const fragment = options.fragment ?? KERNEL_FRAGMENT;
@@ -153,35 +147,31 @@ export async function buildKernel(
   const dir = cacheDir("images", "linux-rv64", "kernel", key);
   const image = join(dir, "Image");
   const config = join(dir, "config");
-  if (exists(image) && exists(config)) {
-    return { image, config, cached: true };
-  }
-  return await withLock(join(dir, ".lock"), async () => {
-    if (exists(image) && exists(config)) return { image, config, cached: true };
+  const compile = async (): Promise<KernelBuild> => {
     const obj = join(dir, "obj");
     const log = join(dir, "build.log");
-    const make = ["-C", tree, `O=${obj}`, "ARCH=riscv", `CROSS_COMPILE=${CROSS}`];
+    const make = ["-C", tree, `O=${obj}`, "ARCH=riscv", `CROSS_COMPILE=${build.CROSS_PREFIX}`];
     const start = performance.now();
     const inputs = `linux-source-6.1 ${version}\ngcc ${gccVersion}\n`;
-    if (!exists(obj)) {
+    if (!build.exists(obj)) {
       const seed = latestBuild(dirname(dir), inputs);
       if (seed) {
         // Kbuild rebuilds only what the changed options touch: minutes saved per fragment edit.
         onProgress(`kernel: starting from the objects of build ${basename(seed)} (incremental)`);
-        await runLogged("cp", ["-a", join(seed, "obj"), obj], {
+        await build.runLogged("cp", ["-a", join(seed, "obj"), obj], {
           log,
           what: "copy the previous kernel objects",
         });
       }
     }
     onProgress(`kernel: configuring (tinyconfig + ${fragment}), log ${log}`);
-    await runLogged("make", [...make, "tinyconfig"], { log, what: "configure the kernel" });
-    await runLogged(
+    await build.runLogged("make", [...make, "tinyconfig"], { log, what: "configure the kernel" });
+    await build.runLogged(
       join(tree, "scripts/kconfig/merge_config.sh"),
       ["-m", "-O", obj, join(obj, ".config"), fragment],
       { log, what: "merge the kernel config fragment", cwd: tree },
     );
-    await runLogged("make", [...make, "olddefconfig"], { log, what: "configure the kernel" });
+    await build.runLogged("make", [...make, "olddefconfig"], { log, what: "configure the kernel" });
     const bad = configMismatches(
       Deno.readTextFileSync(fragment),
       Deno.readTextFileSync(join(obj, ".config")),
@@ -193,21 +183,27 @@ export async function buildKernel(
     }
     const jobs = options.jobs ?? 2;
     onProgress(`kernel: compiling with -j${jobs} (takes minutes; log ${log})`);
-    await runLogged("make", [...make, `-j${jobs}`, "Image"], {
+    await build.runLogged("make", [...make, `-j${jobs}`, "Image"], {
       log,
       what: "build the kernel",
       heartbeat: (ms) =>
-        onProgress(`kernel: compiling, ${countCompiled(log)} steps, ${formatDuration(ms)}`),
+        onProgress(`kernel: compiling, ${countCompiled(log)} steps, ${build.formatDuration(ms)}`),
     });
-    copyAtomic(join(obj, ".config"), config);
-    copyAtomic(join(obj, "arch/riscv/boot/Image"), image);
-    writeAtomic(join(dir, "inputs.txt"), inputs);
+    build.copyAtomic(join(obj, ".config"), config);
+    build.copyAtomic(join(obj, "arch/riscv/boot/Image"), image);
+    build.writeAtomic(join(dir, "inputs.txt"), inputs);
     const size = Deno.statSync(image).size;
     onProgress(
       `kernel: built ${image} (${(size / 1048576).toFixed(1)} MiB) in ${
-        formatDuration(performance.now() - start)
+        build.formatDuration(performance.now() - start)
       }`,
     );
     return { image, config, cached: false };
-  }, { onWait: () => onProgress("kernel: waiting for another process building it") });
+  };
+  return await build.once(join(dir, ".lock"), {
+    cached: () =>
+      build.exists(image) && build.exists(config) ? { image, config, cached: true } : undefined,
+    build: compile,
+    onWait: () => onProgress("kernel: waiting for another process building it"),
+  });
 }

@@ -21,7 +21,7 @@ import { ensureHostPackages } from "./deps.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { buildKernel } from "./kernel.ts";
 import { DEFAULT_CMDLINE } from "./protocol.ts";
-import { formatDuration, type ProgressFn } from "./_run.ts";
+import { formatDuration, type ProgressFn } from "../_build.ts";
 
 export {
   COMMAND_LINE_SIZE,

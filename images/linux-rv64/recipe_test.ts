@@ -1,22 +1,11 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { VmonError } from "../../core/errors.ts";
-import { BUSYBOX_FRAGMENT, checkStaticRiscv, debSrcLines } from "./busybox.ts";
+import { assertVmonError } from "../_test_support.ts";
+import { BUSYBOX_FRAGMENT } from "./busybox.ts";
 import { readCpio, S_IFCHR, S_IFLNK, S_IFMT } from "./cpio.ts";
 import { INIT_SCRIPT, initramfsCpio } from "./initramfs.ts";
 import { missingPackages } from "./deps.ts";
 import { configMismatches, KERNEL_FRAGMENT, parseFragment } from "./kernel.ts";
 import { COMMAND_LINE_SIZE, execCmdline, parseExitStatus } from "./protocol.ts";
-
-function assertVmonError(fn: () => unknown, text: string): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof VmonError)) throw new Error(`expected VmonError, got ${e}`);
-    if (!e.message.includes(text)) throw new Error(`expected "${text}" in "${e.message}"`);
-    return;
-  }
-  throw new Error(`expected VmonError "${text}", nothing thrown`);
-}
 
 Deno.test("kernel config: fragments parse and mismatches are named", () => {
   const frag = "# comment\nCONFIG_SMP=y\nCONFIG_NR_CPUS=8\n# CONFIG_NET is not set\n";
@@ -59,54 +48,6 @@ Deno.test("kernel config: the committed fragments ask for what the image needs",
   assertEquals(Number(k.get("CONFIG_NR_CPUS")) >= 8, true);
   assertEquals(k.get("CONFIG_MODULES"), "n");
   assertEquals(parseFragment(Deno.readTextFileSync(BUSYBOX_FRAGMENT)).get("CONFIG_STATIC"), "y");
-});
-
-Deno.test("apt sources: deb entries become deb-src, in both formats", () => {
-  const lines = debSrcLines([
-    {
-      name: "sources.list",
-      text:
-        "# c\ndeb [arch=amd64] http://a/debian bookworm main contrib # x\ndeb-src http://b/ x y\n",
-    },
-    {
-      name: "debian.sources",
-      text: [
-        "Types: deb",
-        "# a comment",
-        "URIs: http://m/debian",
-        "Suites: bookworm bookworm-updates",
-        "Components: main",
-        "Signed-By: /usr/share/keyrings/k.gpg",
-        "",
-        "Types: deb",
-        "URIs: http://off/",
-        "Suites: s",
-        "Components: main",
-        "Enabled: no",
-        "",
-        "Types: deb-src",
-        "URIs: http://src-only/",
-        "Suites: s",
-        "Components: main",
-      ].join("\n"),
-    },
-  ]);
-  assertEquals(lines, [
-    "deb-src [arch=amd64] http://a/debian bookworm main contrib",
-    "deb-src [signed-by=/usr/share/keyrings/k.gpg] http://m/debian bookworm main",
-    "deb-src [signed-by=/usr/share/keyrings/k.gpg] http://m/debian bookworm-updates main",
-  ]);
-});
-
-Deno.test("busybox: a host binary is refused as the guest busybox", () => {
-  assertVmonError(() => checkStaticRiscv(Deno.execPath()), "not a RISC-V executable");
-  const tmp = Deno.makeTempFileSync({ prefix: "vmon-notelf-" });
-  try {
-    Deno.writeTextFileSync(tmp, "#!/bin/sh\n");
-    assertVmonError(() => checkStaticRiscv(tmp), "not an ELF file");
-  } finally {
-    Deno.removeSync(tmp);
-  }
 });
 
 Deno.test("initramfs: busybox, applet links, console node and an executable /init", () => {

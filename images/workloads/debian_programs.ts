@@ -4,7 +4,7 @@
  * the sqlite3 shell (`sqlite3`: the amalgamation `sqlite3.c` + `shell.c`, generated natively by
  * the upstream `configure && make sqlite3.c shell.c`, then compiled directly) and xz
  * (`xz-utils`, upstream `configure --host=riscv64-linux-gnu --disable-shared`). Sources come
- * from {@linkcode debianSource}; builds land in `cacheDir("images", "workloads", <name>, <hash>)`
+ * from {@linkcode workloadSource}; builds land in `cacheDir("images", "workloads", <name>, <hash>)`
  * keyed by the package version, the compiler and this file.
  *
  * @module
@@ -14,21 +14,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
-import { type DebianSource, debianSource } from "./debian.ts";
 import { compilerVersion, CROSS_CC } from "./programs.ts";
+import * as build from "../_build.ts";
 import {
   checkStaticRiscv,
-  copyAtomic,
-  exists,
-  formatDuration,
-  type ProgressFn,
-  run,
-  tempSibling,
-  withLock,
-  writeAtomic,
-} from "./_util.ts";
+  type DebianSource,
+  debianSource,
+  type DebianSourceOptions,
+} from "../_debian.ts";
 
-export type { ProgressFn } from "./_util.ts";
+export type { ProgressFn } from "../_build.ts";
+export type { DebianSource, DebianSourceOptions } from "../_debian.ts";
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 
@@ -47,28 +43,43 @@ export interface DebianProgram {
 /** Options of {@linkcode buildLua}, {@linkcode buildSqlite3} and {@linkcode buildXz}. */
 export interface DebianProgramOptions {
   /** Receives progress lines. */
-  onProgress?: ProgressFn;
+  onProgress?: build.ProgressFn;
   /** Parallel make jobs (default 2). */
   jobs?: number;
   /** Ask apt for a newer source package even if one is cached. */
   refreshSources?: boolean;
 }
 
+/**
+ * Fetches (or finds in `cacheDir("images", "workloads", "src", name)`) the unpacked Debian
+ * source package `name`.
+ *
+ * @param name A Debian source package name (`lua5.4`).
+ * @param options Progress callback and refresh flag.
+ * @throws {VmonError} If apt knows no such source package or the download fails.
+ */
+export function workloadSource(
+  name: string,
+  options: DebianSourceOptions = {},
+): Promise<DebianSource> {
+  return debianSource(name, cacheDir("images", "workloads", "src", name), options);
+}
+
 /** Copies a source tree into a fresh build folder (the cached tree is never modified). */
 async function copyTree(src: DebianSource, dest: string, log: string): Promise<void> {
-  if (exists(dest)) Deno.removeSync(dest, { recursive: true });
-  await run("cp", ["-a", src.tree, dest], { log, what: `copy the ${src.name} source` });
+  if (build.exists(dest)) Deno.removeSync(dest, { recursive: true });
+  await build.runLogged("cp", ["-a", src.tree, dest], { log, what: `copy the ${src.name} source` });
 }
 
 /**
  * Runs one cached build: finds `binary` under `cacheDir("images", "workloads", cacheName, key)`
- * or calls `build(dir, log)` (holding a lock) to produce `<dir>/<binaryName>.new`.
+ * or calls `make(dir, log)` (holding a lock) to produce `<dir>/<binaryName>.new`.
  */
 async function cachedBuild(
   src: DebianSource,
   names: { cacheName: string; binaryName: string },
-  onProgress: ProgressFn,
-  build: (dir: string, log: string) => Promise<string>,
+  onProgress: build.ProgressFn,
+  make: (dir: string, log: string) => Promise<string>,
 ): Promise<DebianProgram> {
   const cc = await compilerVersion();
   const key = hashFiles([THIS_FILE], [`${src.name}=${src.version}`, cc]);
@@ -80,25 +91,28 @@ async function cachedBuild(
     binary,
     cached,
   });
-  if (exists(binary)) return result(true);
-  return await withLock(join(dir, ".lock"), async () => {
-    if (exists(binary)) return result(true);
+  const run = async (): Promise<DebianProgram> => {
     const start = performance.now();
     const log = join(dir, "build.log");
     onProgress(`${names.cacheName}: building ${src.name} ${src.version} (log ${log})`);
-    const built = await build(dir, log);
+    const built = await make(dir, log);
     checkStaticRiscv(built);
-    writeAtomic(join(dir, "inputs.txt"), `${src.name} ${src.version}\n${cc}\n`);
-    copyAtomic(built, binary);
+    build.writeAtomic(join(dir, "inputs.txt"), `${src.name} ${src.version}\n${cc}\n`);
+    build.copyAtomic(built, binary);
     Deno.removeSync(join(dir, "work"), { recursive: true });
     const size = Deno.statSync(binary).size;
     onProgress(
       `${names.cacheName}: built ${binary} (${(size / 1048576).toFixed(1)} MiB) in ${
-        formatDuration(performance.now() - start)
+        build.formatDuration(performance.now() - start)
       }`,
     );
     return result(false);
-  }, { onWait: () => onProgress(`${names.cacheName}: waiting for another process building it`) });
+  };
+  return await build.once(join(dir, ".lock"), {
+    cached: () => build.exists(binary) ? result(true) : undefined,
+    build: run,
+    onWait: () => onProgress(`${names.cacheName}: waiting for another process building it`),
+  });
 }
 
 /**
@@ -112,7 +126,7 @@ async function cachedBuild(
  */
 export async function buildLua(options: DebianProgramOptions = {}): Promise<DebianProgram> {
   const onProgress = options.onProgress ?? (() => {});
-  const src = await debianSource("lua5.4", { onProgress, refresh: options.refreshSources });
+  const src = await workloadSource("lua5.4", { onProgress, refresh: options.refreshSources });
   return await cachedBuild(
     src,
     { cacheName: "lua", binaryName: "lua" },
@@ -121,12 +135,12 @@ export async function buildLua(options: DebianProgramOptions = {}): Promise<Debi
       const work = join(dir, "work");
       await copyTree(src, work, log);
       const buildPatch = join(work, "debian/patches/0001-build-system.patch");
-      if (!exists(buildPatch)) {
+      if (!build.exists(buildPatch)) {
         throw new VmonError(
           `Cannot build lua: the ${src.name} ${src.version} source has no 0001-build-system.patch`,
         );
       }
-      await run("patch", ["-R", "-p1", "-i", buildPatch], {
+      await build.runLogged("patch", ["-R", "-p1", "-i", buildPatch], {
         log,
         cwd: work,
         what: "restore lua's upstream Makefiles",
@@ -135,7 +149,7 @@ export async function buildLua(options: DebianProgramOptions = {}): Promise<Debi
         join(work, "src/lua5.4-deb-multiarch.h"),
         '#define DEB_HOST_MULTIARCH "riscv64-linux-gnu"\n',
       );
-      await run("make", [
+      await build.runLogged("make", [
         "-C",
         join(work, "src"),
         `-j${options.jobs ?? 2}`,
@@ -160,29 +174,29 @@ export async function buildLua(options: DebianProgramOptions = {}): Promise<Debi
  */
 export async function buildSqlite3(options: DebianProgramOptions = {}): Promise<DebianProgram> {
   const onProgress = options.onProgress ?? (() => {});
-  const src = await debianSource("sqlite3", { onProgress, refresh: options.refreshSources });
+  const src = await workloadSource("sqlite3", { onProgress, refresh: options.refreshSources });
   return await cachedBuild(
     src,
     { cacheName: "sqlite3", binaryName: "sqlite3" },
     onProgress,
     async (dir, log) => {
       const work = join(dir, "work");
-      if (exists(work)) Deno.removeSync(work, { recursive: true });
+      if (build.exists(work)) Deno.removeSync(work, { recursive: true });
       Deno.mkdirSync(work, { recursive: true });
       onProgress("sqlite3: generating the amalgamation (configure, make sqlite3.c shell.c)");
-      await run(join(src.tree, "configure"), ["--disable-tcl", "--disable-readline"], {
+      await build.runLogged(join(src.tree, "configure"), ["--disable-tcl", "--disable-readline"], {
         log,
         cwd: work,
         what: "configure sqlite3",
       });
-      await run("make", [`-j${options.jobs ?? 2}`, "sqlite3.c", "shell.c"], {
+      await build.runLogged("make", [`-j${options.jobs ?? 2}`, "sqlite3.c", "shell.c"], {
         log,
         cwd: work,
         what: "generate the sqlite3 amalgamation",
       });
       onProgress("sqlite3: compiling sqlite3.c + shell.c for riscv64 (about a minute)");
-      const out = tempSibling(join(work, "sqlite3"));
-      await run(CROSS_CC, [
+      const out = build.tempSibling(join(work, "sqlite3"));
+      await build.runLogged(CROSS_CC, [
         "-static",
         "-O2",
         "-DSQLITE_THREADSAFE=0",
@@ -209,16 +223,16 @@ export async function buildSqlite3(options: DebianProgramOptions = {}): Promise<
  */
 export async function buildXz(options: DebianProgramOptions = {}): Promise<DebianProgram> {
   const onProgress = options.onProgress ?? (() => {});
-  const src = await debianSource("xz-utils", { onProgress, refresh: options.refreshSources });
+  const src = await workloadSource("xz-utils", { onProgress, refresh: options.refreshSources });
   return await cachedBuild(
     src,
     { cacheName: "xz", binaryName: "xz" },
     onProgress,
     async (dir, log) => {
       const work = join(dir, "work");
-      if (exists(work)) Deno.removeSync(work, { recursive: true });
+      if (build.exists(work)) Deno.removeSync(work, { recursive: true });
       Deno.mkdirSync(work, { recursive: true });
-      await run(join(src.tree, "configure"), [
+      await build.runLogged(join(src.tree, "configure"), [
         "--host=riscv64-linux-gnu",
         "--disable-shared",
         "--disable-nls",
@@ -230,7 +244,7 @@ export async function buildXz(options: DebianProgramOptions = {}): Promise<Debia
         "--disable-lzma-links",
         "CFLAGS=-O2",
       ], { log, cwd: work, what: "configure xz" });
-      await run("make", [`-j${options.jobs ?? 2}`, "LDFLAGS=-all-static"], {
+      await build.runLogged("make", [`-j${options.jobs ?? 2}`, "LDFLAGS=-all-static"], {
         log,
         cwd: work,
         what: "build xz",

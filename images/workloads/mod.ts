@@ -31,13 +31,13 @@ import { buildLinuxRv64, DEFAULT_CMDLINE } from "../linux-rv64/mod.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "../types.ts";
 import { buildLua, buildSqlite3, buildXz } from "./debian_programs.ts";
 import { buildPrograms, PROGRAMS } from "./programs.ts";
-import { exists, formatDuration, type ProgressFn, writeAtomic } from "./_util.ts";
+import { exists, formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
 export { BEGIN_MARKER, type BenchRun, END_MARKER, parseBenchOutput } from "./results.ts";
 export { PROGRAMS } from "./programs.ts";
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "../types.ts";
 export type { GuestArch } from "../../core/api.ts";
-export type { ProgressFn } from "./_util.ts";
+export type { ProgressFn } from "../_build.ts";
 
 /** Programs of {@linkcode PROGRAMS} that are helpers, not workloads. */
 const HELPERS: readonly string[] = ["timeit", "gendata"];

@@ -9,25 +9,16 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { cacheDir, hashFiles, listFiles } from "../../core/cache.ts";
-import {
-  capture,
-  checkStaticRiscv,
-  copyAtomic,
-  exists,
-  formatDuration,
-  type ProgressFn,
-  run,
-  withLock,
-  writeAtomic,
-} from "./_util.ts";
+import * as build from "../_build.ts";
+import { checkStaticRiscv } from "../_debian.ts";
 
-export type { ProgressFn } from "./_util.ts";
+export type { ProgressFn } from "../_build.ts";
 
 /** The folder of the C sources. */
 export const SOURCE_DIR: string = fileURLToPath(new URL("./src", import.meta.url));
 
 /** The riscv64 cross compiler. */
-export const CROSS_CC = "riscv64-linux-gnu-gcc";
+export const CROSS_CC = `${build.CROSS_PREFIX}gcc`;
 
 /** Flags every workload program is compiled with. */
 export const CFLAGS: readonly string[] = ["-static", "-O2", "-Wall", "-Wextra", "-std=gnu11"];
@@ -51,7 +42,7 @@ export const PROGRAMS: readonly string[] = [
 
 /** Returns the first line of `<compiler> --version`, used in cache keys. */
 export async function compilerVersion(cc: string = CROSS_CC): Promise<string> {
-  const out = await capture(cc, ["--version"]);
+  const out = await build.capture(cc, ["--version"]);
   return out?.split("\n")[0]?.trim() || "unknown";
 }
 
@@ -72,31 +63,34 @@ export interface ProgramsBuild {
  * @param onProgress Receives progress lines.
  * @throws {VmonError} If the cross compiler is missing or a program does not compile.
  */
-export async function buildPrograms(onProgress: ProgressFn): Promise<ProgramsBuild> {
+export async function buildPrograms(onProgress: build.ProgressFn): Promise<ProgramsBuild> {
   const sources = listFiles(SOURCE_DIR, [".c", ".h"]);
   const cc = await compilerVersion();
   const key = hashFiles(sources, [cc, ...CFLAGS]);
   const dir = cacheDir("images", "workloads", "bin", key);
   const binaries = Object.fromEntries(PROGRAMS.map((p) => [p, join(dir, p)]));
   const done = join(dir, "inputs.txt");
-  if (exists(done)) return { dir, binaries, cached: true };
-  return await withLock(join(dir, ".lock"), async () => {
-    if (exists(done)) return { dir, binaries, cached: true };
+  const compile = async (): Promise<ProgramsBuild> => {
     const start = performance.now();
     const log = join(dir, "build.log");
     onProgress(`workloads: compiling ${PROGRAMS.length} programs with ${cc} (log ${log})`);
     for (const p of PROGRAMS) {
       const out = join(dir, `${p}.new`);
-      await run(CROSS_CC, [...CFLAGS, "-o", out, join(SOURCE_DIR, `${p}.c`)], {
+      await build.runLogged(CROSS_CC, [...CFLAGS, "-o", out, join(SOURCE_DIR, `${p}.c`)], {
         log,
         what: `compile the workload "${p}"`,
       });
       checkStaticRiscv(out);
-      copyAtomic(out, binaries[p]!);
+      build.copyAtomic(out, binaries[p]!);
       Deno.removeSync(out);
     }
-    writeAtomic(done, `${cc}\n${CFLAGS.join(" ")}\n`);
-    onProgress(`workloads: compiled in ${formatDuration(performance.now() - start)}`);
+    build.writeAtomic(done, `${cc}\n${CFLAGS.join(" ")}\n`);
+    onProgress(`workloads: compiled in ${build.formatDuration(performance.now() - start)}`);
     return { dir, binaries, cached: false };
-  }, { onWait: () => onProgress("workloads: waiting for another process compiling them") });
+  };
+  return await build.once(join(dir, ".lock"), {
+    cached: () => build.exists(done) ? { dir, binaries, cached: true } : undefined,
+    build: compile,
+    onWait: () => onProgress("workloads: waiting for another process compiling them"),
+  });
 }

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DEFAULT_CMDLINE, execCmdline, findQemu, runQemu } from "../linux-rv64/mod.ts";
 import { BENCH_ASSETS, benchCommand, buildLinuxRv64Bench, parseBenchOutput } from "./mod.ts";
-import { debianSource } from "./debian.ts";
+import { workloadSource } from "./debian_programs.ts";
 import { SOURCE_DIR } from "./programs.ts";
 
 const QEMU = findQemu();
@@ -100,7 +100,7 @@ async function hostResult(
     const [kib, level] = args as [number, number];
     const version = await host("xz", ["--version"]);
     // Compressed bytes are compared only with the same xz release as the guest's.
-    const guest = (await debianSource("xz-utils")).version.replace(/-[^-]*$/, "");
+    const guest = (await workloadSource("xz-utils")).version.replace(/-[^-]*$/, "");
     if (!version || !new TextDecoder().decode(version).includes(` ${guest}\n`)) return undefined;
     const text = new TextEncoder().encode(await nativeResult(dir, "gendata", [kib, 1]));
     const xz = (await host("xz", [`-${level}`, "-T1", "-c"], text))!;

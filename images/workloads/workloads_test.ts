@@ -1,10 +1,8 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { gunzipSync } from "fflate";
-import { VmonError } from "../../core/errors.ts";
 import { readCpio, S_IFMT, S_IFREG } from "../linux-rv64/cpio.ts";
-import { debSrcLines } from "../linux-rv64/busybox.ts";
-import { machineSources } from "./debian.ts";
+import { assertVmonError } from "../_test_support.ts";
 import {
   appendCpio,
   BENCH_ASSETS,
@@ -14,17 +12,6 @@ import {
   PROGRAMS,
   WORKLOADS,
 } from "./mod.ts";
-
-function assertThrows(fn: () => unknown, text: string): void {
-  try {
-    fn();
-  } catch (e) {
-    if (!(e instanceof VmonError)) throw new Error(`expected VmonError, got ${e}`);
-    if (!e.message.includes(text)) throw new Error(`expected "${text}" in "${e.message}"`);
-    return;
-  }
-  throw new Error(`expected VmonError "${text}", nothing thrown`);
-}
 
 Deno.test("results: runs are cut at the markers, kernel lines and other output kept apart", () => {
   const output = [
@@ -72,8 +59,8 @@ Deno.test("results: runs are cut at the markers, kernel lines and other output k
 Deno.test("benchCommand: known workloads with numeric arguments only", () => {
   assertEquals(benchCommand("churn", [1, "300"]), "/bench/run.sh churn 1 300");
   assertEquals(benchCommand("lua"), "/bench/run.sh lua");
-  assertThrows(() => benchCommand("rm", ["-rf"]), 'Cannot run workload "rm": unknown workload');
-  assertThrows(() => benchCommand("forkwait", ["1; reboot"]), "is not a number");
+  assertVmonError(() => benchCommand("rm", ["-rf"]), 'Cannot run workload "rm": unknown workload');
+  assertVmonError(() => benchCommand("forkwait", ["1; reboot"]), "is not a number");
   assertEquals(WORKLOADS.includes("timeit") || WORKLOADS.includes("gendata"), false);
   assertEquals(WORKLOADS.length, 11);
 });
@@ -116,30 +103,8 @@ Deno.test("benchCpio + appendCpio: a second gzip member with /bench after the ba
     ]);
 
     delete binaries.xz;
-    assertThrows(() => benchCpio(binaries), 'no binary for "xz"');
+    assertVmonError(() => benchCpio(binaries), 'no binary for "xz"');
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("machineSources: reads sources.list and sources.list.d in name order", async () => {
-  const root = await Deno.makeTempDir({ prefix: "vmon-apt-" });
-  try {
-    Deno.mkdirSync(join(root, "sources.list.d"));
-    Deno.writeTextFileSync(join(root, "sources.list"), "deb http://a/debian bookworm main\n");
-    Deno.writeTextFileSync(
-      join(root, "sources.list.d", "b.sources"),
-      "Types: deb\nURIs: http://b/debian\nSuites: bookworm\nComponents: main\n",
-    );
-    Deno.writeTextFileSync(join(root, "sources.list.d", "c.list.disabled"), "deb http://c/ x y\n");
-    const files = machineSources(root);
-    assertEquals(files.map((f) => f.name), ["sources.list", "b.sources"]);
-    assertEquals(debSrcLines(files), [
-      "deb-src http://a/debian bookworm main",
-      "deb-src http://b/debian bookworm main",
-    ]);
-    assertEquals(machineSources(join(root, "missing")), []);
-  } finally {
-    await Deno.remove(root, { recursive: true });
   }
 });
