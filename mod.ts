@@ -55,6 +55,7 @@ export { GuestMemory, GuestMemoryError } from "./core/memory.ts";
 export { formatSize, parseSize, validateOptions } from "./core/schema.ts";
 export { validateManifest } from "./core/manifest.ts";
 export { createMachine, Machine, type MachineOptions } from "./core/machine.ts";
+export * from "./core/paging.ts";
 export * from "./core/testing.ts";
 export * from "./core/virtio/mod.ts";
 

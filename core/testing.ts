@@ -53,6 +53,7 @@ import type {
   GuestArch,
   GuestMemoryAccess,
   HostFiles,
+  HostPortInstance,
   HypercallHandler,
   IrqLine,
   Logger,
@@ -60,6 +61,8 @@ import type {
   Metrics,
   OptionsSchema,
   OptionValues,
+  PagingHost,
+  PagingMechanisms,
   PlatformServices,
   PluginInstance,
   RangeHandler,
@@ -591,4 +594,166 @@ export async function setupTestDevice<S extends OptionsSchema>(
 ): Promise<PluginInstance> {
   const values = validateOptions(plugin.options, options, { plugin: plugin.name });
   return await plugin.setup(host, values as OptionValues<S>);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging strategies
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@linkcode createTestPagingHost}. */
+export interface TestPagingHostOptions {
+  /** Guest physical address of RAM (default 0x8000_0000). */
+  memoryBase?: number;
+  /** RAM size in bytes (default 64 KiB). */
+  memorySize?: number;
+  /** The host port's name, for messages (default `rv64`). */
+  hostport?: string;
+  /** Whether the host port offers paging mechanisms (default true). */
+  mechanisms?: boolean;
+  /** vCPUs (default 1). */
+  cpus?: number;
+}
+
+/** A paging plugin host for unit tests, with what it recorded. */
+export interface TestPagingHost {
+  /** The host to pass to a paging plugin's `setup`. */
+  readonly host: PagingHost;
+  /** Guest RAM (real {@linkcode GuestMemory}). */
+  readonly memory: GuestMemory;
+  /** Hypercall handlers registered by the plugin, by extension number. */
+  readonly hypercalls: Map<number, HypercallHandler>;
+  /** Guest physical addresses passed to `invalidate`, in call order. */
+  readonly invalidated: number[];
+  /** `approve` answers, in call order. */
+  readonly approvals: { vcpu: number; approve: boolean }[];
+  /** Pages the fake port treats as shadowed page-table pages (page addresses); tests add some. */
+  readonly ptPages: Set<number>;
+  /** Mode, leaf ranges and exits the plugin asked for. */
+  readonly state: {
+    mode?: string;
+    ranges: (readonly [number, number])[];
+    exits: Map<number, { sfence?: boolean; satp?: boolean; whileQueued?: boolean }>;
+  };
+  /** Log messages, by level. */
+  readonly logs: LogEntry[];
+}
+
+/**
+ * A paging plugin host over real guest RAM and a host port that lists `strategies`; its
+ * mechanisms behave like the rv64 port's as far as TypeScript can see them: `queuePage`
+ * snapshots a page of {@linkcode TestPagingHost.ptPages} into a slot (up to 4, then -2),
+ * `releaseQueue` empties the queue; `invalidate` and `approve` are recorded.
+ *
+ * @param strategies What the host port lists in `capabilities.pagingStrategies`.
+ * @param options RAM, host port name, mechanisms, vCPUs.
+ *
+ * @example
+ * ```ts
+ * import { createTestPagingHost } from "./testing.ts";
+ *
+ * const t = createTestPagingHost(["wired", "shadow"]);
+ * t.ptPages.add(0x8000_1000);
+ * if (!t.host.hostport.paging?.isPageTable(0x8000_1008)) throw new Error("not a table");
+ * ```
+ */
+export function createTestPagingHost(
+  strategies: readonly string[],
+  options: TestPagingHostOptions = {},
+): TestPagingHost {
+  const base = options.memoryBase ?? 0x8000_0000;
+  const size = options.memorySize ?? 0x10000;
+  const memory = new GuestMemory();
+  memory.addRegion(base, new ArrayBuffer(size));
+  const hypercalls = new Map<number, HypercallHandler>();
+  const invalidated: number[] = [];
+  const approvals: { vcpu: number; approve: boolean }[] = [];
+  const ptPages = new Set<number>();
+  const logs: LogEntry[] = [];
+  const state: TestPagingHost["state"] = { ranges: [], exits: new Map() };
+  const queue: { gpa: number; snap: Uint8Array }[] = [];
+  const pageOf = (gpa: number) => gpa - (gpa % 4096);
+  const mechanisms: PagingMechanisms = {
+    setMode: (mode) => void (state.mode = mode),
+    setLeafRanges: (ranges) => void (state.ranges = ranges.map(([a, b]) => [a, b] as const)),
+    setExits: (vcpu, exits) => void state.exits.set(vcpu, { ...exits }),
+    approve: (vcpu, approve) => void approvals.push({ vcpu, approve }),
+    invalidate(gpa, len) {
+      invalidated.push(gpa);
+      // a whole-page invalidation leaves the page unshadowed, as on the port
+      if (len >= 4096 && gpa % 4096 === 0) ptPages.delete(gpa);
+      return 1;
+    },
+    flushShadow: () => ptPages.clear(),
+    isPageTable: (gpa) => ptPages.has(pageOf(gpa)),
+    queuePage(gpa) {
+      const page = pageOf(gpa);
+      if (!ptPages.has(page) || queue.some((q) => q.gpa === page)) return -1;
+      if (queue.length >= 4) return -2;
+      queue.push({ gpa: page, snap: memory.read(page, 4096) });
+      return queue.length - 1;
+    },
+    queuedPages: () => queue.map((q) => q.gpa),
+    snapshot(slot) {
+      const q = queue[slot];
+      if (q === undefined) throw new VmonError(`Cannot read queue slot ${slot}: not in use`);
+      return q.snap;
+    },
+    releaseQueue: () => queue.splice(0).length,
+    counters: () => ({ shadowFills: 0, shadowDrops: 0, ptPages: ptPages.size }),
+  };
+  const hostport = {
+    arch: "riscv64",
+    capabilities: {
+      exitCounts: true,
+      instructionCounts: true,
+      tlbStats: true,
+      pagingStrategies: [...strategies],
+    },
+    ...(options.mechanisms === false ? {} : { paging: mechanisms }),
+  } as unknown as HostPortInstance;
+  const counters = new Map<string, { value: number }>();
+  const log = (level: LogEntry["level"]) => (message: string) => void logs.push({ level, message });
+  const host: PagingHost = {
+    name: "test-paging",
+    machine: {
+      cpus: options.cpus ?? 1,
+      memorySize: size,
+      arch: "riscv64",
+      hostport: options.hostport ?? "rv64",
+    } as MachineInfo,
+    log: { debug: log("debug"), info: log("info"), warn: log("warn") },
+    metrics: {
+      counter(name: string): Counter {
+        let c = counters.get(name);
+        if (c === undefined) counters.set(name, c = { value: 0 });
+        const cell = c;
+        return {
+          add: (n = 1) => void (cell.value += n),
+          get value() {
+            return cell.value;
+          },
+        };
+      },
+    },
+    timers: new FakeTimers(),
+    files: createHostFiles(),
+    hostport,
+    memory,
+    bus: {
+      registerPio: () => {
+        throw new VmonError("Cannot register PIO ranges on the test paging host: not offered");
+      },
+      registerMmio: () => {
+        throw new VmonError("Cannot register MMIO ranges on the test paging host: not offered");
+      },
+      registerHypercall(nr, handler) {
+        if (hypercalls.has(nr)) {
+          throw new VmonError(`Cannot register hypercall ${hex(nr)}: already registered`);
+        }
+        hypercalls.set(nr, handler);
+        return { unregister: () => void hypercalls.delete(nr) };
+      },
+    },
+  };
+  return { host, memory, hypercalls, invalidated, approvals, ptPages, state, logs };
 }

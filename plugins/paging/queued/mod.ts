@@ -19,16 +19,22 @@ import type {
   ExitRecord,
   HypercallRequest,
   HypercallResult,
-  PagingHost,
+  PagingCounterName,
   PagingInstance,
-  PagingMechanisms,
   PagingPluginDefinition,
   Vcpu,
 } from "../../../core/api.ts";
 import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { hex, VmonError } from "../../../core/errors.ts";
-import { checkPte, leafRanges, type PhysRange } from "./validate.ts";
+import {
+  checkPte,
+  isWritableLeaf,
+  leafRanges,
+  ptePage,
+  type PteRules,
+  requirePagingMechanisms,
+} from "../../../core/paging.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "queued";
@@ -51,19 +57,6 @@ export const SbiError = {
   InvalidParam: -3,
   InvalidAddress: -5,
 } as const;
-
-function requireMechanisms(host: PagingHost): PagingMechanisms {
-  const supported = host.hostport.capabilities.pagingStrategies;
-  const mech = host.hostport.paging;
-  if (!supported.includes(STRATEGY) || mech === undefined) {
-    throw new VmonError(
-      `Paging strategy "${STRATEGY}" is not supported by host port "${host.machine.hostport}": it supports ${
-        supported.length > 0 ? supported.join(", ") : "no paging strategies"
-      }`,
-    );
-  }
-  return mech;
-}
 
 const options = {
   "allow-mmio": {
@@ -101,15 +94,15 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     "Xen-style batching: page-table pages unhooked on first write, validated at the next flush; paravirtual update call",
   options,
   setup(host, opts): PagingInstance {
-    const mech = requireMechanisms(host);
+    const mech = requirePagingMechanisms(host, STRATEGY);
     const memory = host.memory;
-    const ranges: PhysRange[] = leafRanges(memory, opts["allow-mmio"]);
+    const rules: PteRules = { memory, ranges: leafRanges(memory, opts["allow-mmio"]) };
     mech.setMode("queued");
-    mech.setLeafRanges(ranges);
+    mech.setLeafRanges(rules.ranges);
     for (let id = 0; id < host.machine.cpus; id++) {
       mech.setExits(id, { sfence: true, satp: true, whileQueued: true });
     }
-    const c = {} as Record<(typeof PAGING_COUNTER_NAMES)[number], Counter>;
+    const c = {} as Record<PagingCounterName, Counter>;
     for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
     let unexpected = 0;
     let disposed = false;
@@ -134,7 +127,7 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
           changed++;
           c.validations.add();
           const pte = l64[k]!;
-          const why = checkPte(pte, memory, ranges);
+          const why = checkPte(pte, rules);
           // Translations derived from the old or the new value are dropped either way.
           mech.invalidate(gpa + 8 * k, 8);
           if (why === undefined) {
@@ -195,11 +188,11 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
         let status: number = SbiError.Success;
         if (ptr % 8 !== 0 || !Number.isSafeInteger(ptr) || !memory.contains(ptr, 8)) {
           status = SbiError.InvalidAddress;
-        } else if (checkPte(val, memory, ranges) !== undefined) {
+        } else if (checkPte(val, rules) !== undefined) {
           status = SbiError.InvalidParam;
-        } else if ((val & 0xfn) === 0x7n || (val & 0xfn) === 0xfn) {
+        } else if (isWritableLeaf(val)) {
           // a writable leaf: it may not map a page-table page (the one written included)
-          const target = Number((val >> 10n) & ((1n << 44n) - 1n)) * 4096;
+          const target = ptePage(val);
           if (mech.isPageTable(target) || target === ptr - (ptr % 4096)) {
             status = SbiError.InvalidParam;
           }

@@ -1,8 +1,9 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import type { PagingInstance } from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PagingTrapCode } from "../../../core/api.ts";
+import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api.ts";
 import { VmonError } from "../../../core/errors.ts";
+import { createTestPagingHost as fakeHost } from "../../../core/testing.ts";
 import queued, { PV_EID, PvFunction, SbiError } from "./mod.ts";
-import { fakeHost } from "./_fake_host.ts";
 
 const BASE = 0x8000_0000;
 const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);
@@ -93,4 +94,58 @@ Deno.test("queued: bad calls fail as a whole with SBI errors", () => {
   });
   deepStrictEqual(go(PvFunction.MmuUpdate, BASE, 0, 0), { error: 0, value: 0 });
   deepStrictEqual(go(7), { error: SbiError.NotSupported, value: 0 });
+});
+
+const VCPU = { id: 0 } as Vcpu;
+const exit = (code: number, address = 0) =>
+  ({
+    kind: 11,
+    code,
+    address,
+    size: 8,
+    data: new DataView(new ArrayBuffer(8)),
+  }) as unknown as ExitRecord;
+
+Deno.test("queued: one trap per page, the queue is validated and applied at the next flush", () => {
+  const f = fakeHost(["queued"]);
+  const inst = queued.setup(f.host, { ...defaults(), "on-invalid": "revert" }) as PagingInstance;
+  deepStrictEqual(f.state.exits.get(0), { sfence: true, satp: true, whileQueued: true });
+  const table = BASE + 0x3000;
+  f.ptPages.add(table);
+  f.memory.writeU64(table + 8, pte(BASE + 0x4000, 0xc3));
+  inst.onTrap!(VCPU, exit(PagingTrapCode.PtWrite, table + 8));
+  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [table]);
+  // the guest now writes the unhooked page freely: one valid change, one invalid one
+  f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0xc7));
+  f.memory.writeU64(table + 16, pte(0x4000_0000_0000, 0xc7));
+  inst.onTrap!(VCPU, exit(PagingTrapCode.Sfence));
+  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [], "the queue was released");
+  strictEqual(f.memory.readU64(table + 8), pte(BASE + 0x5000, 0xc7));
+  strictEqual(f.memory.readU64(table + 16), 0n, "the invalid entry was reverted");
+  deepStrictEqual(f.invalidated, [table + 8, table + 16]);
+  const s = inst.stats();
+  for (const name of PAGING_COUNTER_NAMES) ok(name in s, name);
+  strictEqual(s.traps, 2);
+  strictEqual(s["traps.pt-write"], 1);
+  strictEqual(s["traps.flush"], 1);
+  strictEqual(s.batches, 1);
+  strictEqual(s.validations, 2);
+  strictEqual(s["updates-applied"], 1);
+  strictEqual(s.rejections, 1);
+  inst.dispose();
+});
+
+Deno.test("queued: by default an invalid entry keeps the guest's data and unshadows the page", () => {
+  const f = fakeHost(["queued"]);
+  const inst = queued.setup(f.host, defaults()) as PagingInstance;
+  const table = BASE + 0x3000;
+  f.ptPages.add(table);
+  inst.onTrap!(VCPU, exit(PagingTrapCode.PtWrite, table));
+  f.memory.writeU64(table, 0xdead_beefn); // data in a freed table: bit 0 set, maps beyond RAM
+  inst.onTrap!(VCPU, exit(PagingTrapCode.Satp));
+  strictEqual(f.memory.readU64(table), 0xdead_beefn);
+  ok(!f.ptPages.has(table), "the page left the shadow");
+  strictEqual(inst.stats()["traps.satp"], 1);
+  strictEqual(inst.stats().rejections, 1);
+  inst.dispose();
 });

@@ -11,36 +11,24 @@
 import type {
   Counter,
   ExitRecord,
-  PagingHost,
+  PagingCounterName,
   PagingInstance,
-  PagingMechanisms,
   PagingPluginDefinition,
   Vcpu,
 } from "../../../core/api.ts";
 import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
-import { checkPte, leafRanges, mergeBytes, type PhysRange } from "./validate.ts";
+import { hex } from "../../../core/errors.ts";
+import {
+  checkPte,
+  leafRanges,
+  mergeBytes,
+  type PteRules,
+  requirePagingMechanisms,
+} from "../../../core/paging.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "shadow";
-
-/**
- * The host port's paging mechanisms, or a clear error when the port does not support
- * `strategy`.
- */
-export function requireMechanisms(host: PagingHost, strategy: string): PagingMechanisms {
-  const supported = host.hostport.capabilities.pagingStrategies;
-  const mech = host.hostport.paging;
-  if (!supported.includes(strategy) || mech === undefined) {
-    throw new VmonError(
-      `Paging strategy "${strategy}" is not supported by host port "${host.machine.hostport}": it supports ${
-        supported.length > 0 ? supported.join(", ") : "no paging strategies"
-      }`,
-    );
-  }
-  return mech;
-}
 
 const options = {
   "allow-mmio": {
@@ -66,11 +54,14 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
     "Shadow translations per address space; every page-table write traps and is validated",
   options,
   setup(host, opts): PagingInstance {
-    const mech = requireMechanisms(host, STRATEGY);
-    const ranges: PhysRange[] = leafRanges(host.memory, opts["allow-mmio"]);
+    const mech = requirePagingMechanisms(host, STRATEGY);
+    const rules: PteRules = {
+      memory: host.memory,
+      ranges: leafRanges(host.memory, opts["allow-mmio"]),
+    };
     mech.setMode("shadow");
-    mech.setLeafRanges(ranges);
-    const c = {} as Record<(typeof PAGING_COUNTER_NAMES)[number], Counter>;
+    mech.setLeafRanges(rules.ranges);
+    const c = {} as Record<PagingCounterName, Counter>;
     for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
     let unexpected = 0;
     let disposed = false;
@@ -98,9 +89,9 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
           const lo = Math.max(gpa, base);
           const hi = Math.min(gpa + size, base + 8);
           const part = (value >> BigInt((lo - gpa) * 8)) & ((1n << BigInt((hi - lo) * 8)) - 1n);
-          const pte = mergeBytes(old, lo - base, hi - lo, part);
+          const pte = mergeBytes(old, { offset: lo - base, size: hi - lo, value: part });
           c.validations.add();
-          const why = checkPte(pte, host.memory, ranges);
+          const why = checkPte(pte, rules);
           if (why !== undefined) {
             ok = false;
             host.log.debug(`Rejected PTE write at ${hex(base)} = ${hex(pte)}: ${why}`);

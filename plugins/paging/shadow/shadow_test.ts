@@ -1,10 +1,9 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
-import { PAGING_COUNTER_NAMES } from "../../../core/api.ts";
-import type { PagingInstance } from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PagingTrapCode } from "../../../core/api.ts";
+import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api.ts";
 import { VmonError } from "../../../core/errors.ts";
+import { createTestPagingHost as fakeHost } from "../../../core/testing.ts";
 import shadow from "./mod.ts";
-import { checkPte, leafRanges, mergeBytes } from "./validate.ts";
-import { fakeHost } from "./_fake_host.ts";
 
 const BASE = 0x8000_0000;
 const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);
@@ -30,16 +29,49 @@ Deno.test("shadow reports every paging counter, zero before any trap", () => {
   inst.dispose();
 });
 
-Deno.test("shadow validation: RAM, device window, table pointers", () => {
-  const { host } = fakeHost(["shadow"]);
-  const ranges = leafRanges(host.memory, true);
-  strictEqual(checkPte(0n, host.memory, ranges), undefined);
-  strictEqual(checkPte(pte(BASE + 0x1000, 0xc7), host.memory, ranges), undefined);
-  strictEqual(checkPte(pte(0x1000_0000, 0xc7), host.memory, ranges), undefined);
-  ok(checkPte(pte(0x1000_0000, 0xc7), host.memory, leafRanges(host.memory, false)));
-  ok(checkPte(pte(BASE + 0x10000, 0xc7), host.memory, ranges), "beyond RAM");
-  strictEqual(checkPte(pte(BASE, 0x1), host.memory, ranges), undefined);
-  ok(checkPte(pte(0x1000_0000, 0x1), host.memory, ranges), "table outside RAM");
-  strictEqual(mergeBytes(0x1122334455667788n, 2, 2, 0xaabbn), 0x11223344aabb7788n);
-  strictEqual(mergeBytes(0n, 0, 8, 0xffffn), 0xffffn);
+/** A pt-write exit of `size` bytes of `value` at `gpa`. */
+function ptWrite(gpa: number, size: number, value: bigint): ExitRecord {
+  const data = new DataView(new ArrayBuffer(8));
+  data.setBigUint64(0, value, true);
+  return {
+    kind: 11,
+    code: PagingTrapCode.PtWrite,
+    address: gpa,
+    size,
+    data,
+  } as unknown as ExitRecord;
+}
+
+const VCPU = { id: 0 } as Vcpu;
+
+Deno.test("shadow: a valid PTE store is approved, an invalid one unshadows the page", () => {
+  const f = fakeHost(["shadow"]);
+  const inst = shadow.setup(f.host, OPTS) as PagingInstance;
+  const table = BASE + 0x3000;
+  f.ptPages.add(table);
+  inst.onTrap!(VCPU, ptWrite(table + 8, 8, pte(BASE + 0x4000, 0xc7)));
+  // a 4-byte store into the high half: the merged entry maps beyond RAM
+  f.memory.writeU64(table + 16, pte(BASE + 0x5000, 0xc7));
+  inst.onTrap!(VCPU, ptWrite(table + 20, 4, 0x100n));
+  strictEqual(f.approvals.length, 1);
+  strictEqual(f.approvals[0]!.approve, true);
+  strictEqual(f.invalidated.at(-1), table, "the whole page left the shadow");
+  ok(!f.ptPages.has(table));
+  const s = inst.stats();
+  strictEqual(s.traps, 2);
+  strictEqual(s["traps.pt-write"], 2);
+  strictEqual(s.validations, 2);
+  strictEqual(s["updates-applied"], 1);
+  strictEqual(s.rejections, 1);
+});
+
+Deno.test("shadow: on-invalid=drop skips the invalid store", () => {
+  const f = fakeHost(["shadow"]);
+  const inst = shadow.setup(f.host, { ...OPTS, "on-invalid": "drop" }) as PagingInstance;
+  f.ptPages.add(BASE);
+  inst.onTrap!(VCPU, ptWrite(BASE, 8, pte(0x4000_0000_0000, 0xc7)));
+  strictEqual(f.approvals.length, 1);
+  strictEqual(f.approvals[0]!.approve, false);
+  ok(f.ptPages.has(BASE));
+  strictEqual(inst.stats().rejections, 1);
 });

@@ -14,23 +14,12 @@ import type {
   PagingPluginDefinition,
   Vcpu,
 } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { VmonError } from "../../../core/errors.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "wired";
-
-/** The counters every paging strategy reports (DESIGN.md, "Paging strategies"). */
-export const PAGING_COUNTERS = [
-  "traps",
-  "updates",
-  "batches",
-  "validations",
-  "rejections",
-  "fills",
-  "flushes",
-] as const;
 
 /** The `wired` paging strategy plugin. */
 const wired: PagingPluginDefinition<Record<never, never>> = definePlugin({
@@ -65,7 +54,8 @@ const wired: PagingPluginDefinition<Record<never, never>> = definePlugin({
       },
       stats(): Record<string, number> {
         const out: Record<string, number> = {};
-        for (const name of PAGING_COUNTERS) out[name] = 0;
+        for (const name of PAGING_COUNTER_NAMES) out[name] = 0;
+        // nothing is trapped on purpose: a trap a host port sent anyway is counted, not hidden
         out.traps = unexpected.value;
         return out;
       },

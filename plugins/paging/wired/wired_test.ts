@@ -1,4 +1,5 @@
-import wired, { PAGING_COUNTERS } from "./mod.ts";
+import { PAGING_COUNTER_NAMES } from "../../../core/api.ts";
+import wired from "./mod.ts";
 import type {
   Counter,
   DeviceBus,
@@ -62,7 +63,7 @@ Deno.test("wired sets up when the host port supports it and reports zero traps",
   const inst = await wired.setup(pagingHost(["wired", "shadow"], warnings), {}) as PagingInstance;
   if (inst.strategy !== "wired") throw new Error(inst.strategy);
   const stats = inst.stats();
-  if (JSON.stringify(Object.keys(stats)) !== JSON.stringify(PAGING_COUNTERS)) {
+  if (JSON.stringify(Object.keys(stats)) !== JSON.stringify(PAGING_COUNTER_NAMES)) {
     throw new Error(JSON.stringify(stats));
   }
   if (Object.values(stats).some((v) => v !== 0)) throw new Error(JSON.stringify(stats));
