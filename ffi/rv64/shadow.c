@@ -142,7 +142,11 @@ static int current_space(rv64_hart *h) {
     as = victim;
     if (m->sh_root[as]) {
       m->pcounters[PC_AS_EVICTIONS]++;
-      drop_space(m, as);
+      drop_space(m, as); /* drops the TLB entries of the harts using it too */
+      /* another hart still running on the evicted root must look its space up again, or its
+         next miss would be answered from the new root's translations */
+      for (int i = 0; i < m->nharts; i++)
+        if (m->harts[i] && m->harts[i]->sh_as == as) m->harts[i]->sh_as = -1;
     }
     m->sh_root[as] = key;
   }
