@@ -45,7 +45,7 @@ export interface SchedulerOptions {
 }
 
 /** Milliseconds of running after which the loop yields to the event loop. */
-const YIELD_MS = 4;
+const YIELD_MS = 10;
 
 /** Resolves on the next macrotask without timer clamping. */
 function nextTask(): Promise<void> {
