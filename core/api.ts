@@ -46,7 +46,8 @@ export interface OptionSpec {
 /** A plugin's options schema: option name to its spec. */
 export type OptionsSchema = Readonly<Record<string, OptionSpec>>;
 
-type ValueOf<T extends OptionType> = T extends "boolean" ? boolean
+/** The value type of an option of type `T`. */
+export type ValueOf<T extends OptionType> = T extends "boolean" ? boolean
   : T extends "string" | "path" ? string
   : number;
 
@@ -670,7 +671,8 @@ export interface PagingInstance extends PluginInstance {
 // Plugin definitions
 // ---------------------------------------------------------------------------------------------
 
-interface PluginCommon<S extends OptionsSchema> {
+/** What every plugin definition has. */
+export interface PluginCommon<S extends OptionsSchema> {
   /** The name users type (`--device uart16550`). Lowercase letters, digits and dashes. */
   readonly name: string;
   /** The plugin API version the plugin was written for. */

@@ -13,6 +13,8 @@ export class VmonError extends Error {
   readonly status: number;
 
   /**
+   * Creates the error.
+   *
    * @param message Sentence-case text with the detail after a colon.
    * @param options `status` for the CLI and `cause` for the underlying error.
    */

@@ -123,6 +123,8 @@ export class VirtioMmioTransport implements RangeHandler {
   #irqLevel = false;
 
   /**
+   * Creates the transport for `device`.
+   *
    * @param device The device model.
    * @param env Memory, interrupt line, logger and counters.
    */

@@ -26,6 +26,8 @@ const DESC_SIZE = 16;
 /** The ring is corrupt: the queue cannot be used until the driver resets the device. */
 export class VirtqueueError extends VmonError {
   /**
+   * Creates the error for queue `queue`.
+   *
    * @param queue The queue index, for the message.
    * @param detail What was wrong.
    */
@@ -134,6 +136,8 @@ export class Virtqueue {
   #malformed = 0;
 
   /**
+   * Creates a queue over guest memory.
+   *
    * @param memory Guest memory holding the rings.
    * @param layout The checked layout, plus the queue index.
    * @param options Negotiated features and the malformed-chain callback.
