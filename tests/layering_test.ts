@@ -97,9 +97,11 @@ Deno.test("layering: no circular imports among the project's modules", () => {
     const st = state.get(f);
     if (st === "done") return;
     if (st === "visiting") {
-      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(REPO_ROOT, p)).join(
-        " -> ",
-      ));
+      cycles.push(
+        [...path.slice(path.indexOf(f)), f].map((p) => relative(REPO_ROOT, p)).join(
+          " -> ",
+        ),
+      );
       return;
     }
     state.set(f, "visiting");
