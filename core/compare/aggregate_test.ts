@@ -155,11 +155,16 @@ Deno.test("checkDeterminism reports each counter that differs between repeats", 
 
 Deno.test("checkDeterminism treats a counter missing in one repeat as a difference", () => {
   const runs = [
-    fixtureRun({ workload: "churn", variant: "shadow", n: 8, counters: { "paging.fills": 3 } }),
+    fixtureRun({
+      workload: "churn",
+      variant: "shadow",
+      n: 8,
+      counters: { "paging.shadow-fills": 3 },
+    }),
     fixtureRun({ workload: "churn", variant: "shadow", n: 8, repeat: 1, counters: {} }),
   ];
   assertEquals(checkDeterminism(runs).map((d) => [d.counter, d.values]), [[
-    "paging.fills",
+    "paging.shadow-fills",
     [3, 0],
   ]]);
 });

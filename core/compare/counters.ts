@@ -5,12 +5,15 @@
  * The comparison shows the names listed here in this order, then any other counter a strategy
  * reports, so a strategy with more counters needs no change here.
  *
- * Trap causes: a strategy reports its total in `traps` and one counter per cause named
- * `traps.<cause>` (for example `traps.write`, `traps.sfence`, `traps.satp`, `traps.hypercall`).
+ * The paging names are core/api.ts `PAGING_COUNTER_NAMES`. Trap causes: a strategy reports its
+ * total in `traps` and one counter per cause named `traps.<cause>` (`traps.pt-write`,
+ * `traps.flush`, `traps.satp`, `traps.hypercall`; a strategy may add causes of its own).
  * `traps-<cause>`, `traps:<cause>` and `traps_<cause>` are read the same way.
  *
  * @module
  */
+
+import { PAGING_COUNTER_NAMES, type PagingCounterName } from "../api.ts";
 
 /** Where a counter comes from. */
 export type CounterSource = "paging" | "hostport";
@@ -27,53 +30,67 @@ export interface CounterInfo {
   readonly description: string;
 }
 
-/** The counters every paging strategy reports (DESIGN.md, "Paging strategies"), in table order. */
-export const PAGING_COUNTERS: readonly CounterInfo[] = [
-  {
-    source: "paging",
-    name: "traps",
+/** Table label and description of each name in {@linkcode PAGING_COUNTER_NAMES}. */
+const PAGING_COUNTER_TEXT: Readonly<
+  Record<PagingCounterName, { readonly label: string; readonly description: string }>
+> = {
+  traps: {
     label: "traps",
     description: "exits handled by the strategy, all causes (each cause also as traps.<cause>)",
   },
-  {
-    source: "paging",
-    name: "updates",
+  "traps.pt-write": {
+    label: "traps: pt-write",
+    description: "stores to a write-protected guest page-table page",
+  },
+  "traps.flush": {
+    label: "traps: flush",
+    description: "sfence.vma or remote fences the strategy handled (queued: applies the queue)",
+  },
+  "traps.satp": {
+    label: "traps: satp",
+    description: "address-space switches (satp writes) the strategy handled",
+  },
+  "traps.hypercall": {
+    label: "traps: hypercall",
+    description: "paravirtual page-table update calls",
+  },
+  "updates-applied": {
     label: "updates applied",
     description: "guest page-table entry updates the strategy validated and applied",
   },
-  {
-    source: "paging",
-    name: "batches",
+  batches: {
     label: "batches",
     description: "groups of updates applied at once (queued: one per flush or hypercall)",
   },
-  {
-    source: "paging",
-    name: "validations",
+  validations: {
     label: "validations",
     description: "page-table entries checked against the validation rules",
   },
-  {
-    source: "paging",
-    name: "rejections",
+  rejections: {
     label: "rejections",
     description: "updates refused by validation (mapping non-RAM, writable page-table page)",
   },
-  {
-    source: "paging",
-    name: "fills",
+  "shadow-fills": {
     label: "shadow fills",
     description: "shadow translations built from the guest's tables",
   },
-  {
-    source: "paging",
-    name: "flushes",
+  "shadow-flushes": {
     label: "shadow flushes",
     description: "shadow translations dropped (whole address spaces or single pages)",
   },
-];
+};
 
-/** The host port counters the comparison shows, in table order (rv64 port names). */
+/**
+ * The counters every paging strategy reports (DESIGN.md, "Paging strategies"), in table order:
+ * {@linkcode PAGING_COUNTER_NAMES} from core/api.ts, the one list strategies report.
+ */
+export const PAGING_COUNTERS: readonly CounterInfo[] = PAGING_COUNTER_NAMES.map((name) => ({
+  source: "paging" as const,
+  name,
+  ...PAGING_COUNTER_TEXT[name],
+}));
+
+/** The host port counters the comparison shows, in table order (names of core/api.ts). */
 export const HOSTPORT_COUNTERS: readonly CounterInfo[] = [
   {
     source: "hostport",
@@ -83,13 +100,13 @@ export const HOSTPORT_COUNTERS: readonly CounterInfo[] = [
   },
   {
     source: "hostport",
-    name: "tlbFills",
+    name: "tlb-fills",
     label: "TLB fills",
     description: "software TLB entries filled by a page walk",
   },
   {
     source: "hostport",
-    name: "tlbFlushes",
+    name: "tlb-flushes",
     label: "TLB flushes",
     description: "software TLB flushes (sfence.vma, satp writes, monitor requests)",
   },

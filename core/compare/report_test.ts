@@ -28,9 +28,11 @@ function fixtureRuns(): RunRecord[] {
     const t = TRAPS[v.id]!;
     const paging = (ops: number) => ({
       "paging.traps": t * ops,
-      ...(v.id === "shadow" ? { "paging.traps.write": t * ops, "paging.fills": 2 * ops } : {}),
+      ...(v.id === "shadow"
+        ? { "paging.traps.pt-write": t * ops, "paging.shadow-fills": 2 * ops }
+        : {}),
       ...(v.strategy === "queued" ? { "paging.batches": ops, "paging.pv-calls": 0 } : {}),
-      "paging.updates": 4 * ops,
+      "paging.updates-applied": 4 * ops,
     });
     for (let repeat = 0; repeat < 2; repeat++) {
       runs.push(fixtureRun({
@@ -77,7 +79,8 @@ Deno.test("counter names: trap causes, labels and display order", () => {
   strictEqual(trapCause("traps-satp"), "satp");
   strictEqual(trapCause("trap:hypercall"), "hypercall");
   strictEqual(trapCause("trapsx"), undefined);
-  strictEqual(counterLabel("paging.fills"), "shadow fills");
+  strictEqual(counterLabel("paging.shadow-fills"), "shadow fills");
+  strictEqual(counterLabel("paging.traps.pt-write"), "traps: pt-write");
   strictEqual(counterLabel("paging.traps.sfence"), "traps: sfence");
   strictEqual(counterLabel("paging.pv-calls"), "pv-calls");
   strictEqual(counterLabel("hostport.instructions"), "guest instructions");
@@ -87,9 +90,9 @@ Deno.test("counter names: trap causes, labels and display order", () => {
       "hostport.decoded",
       "paging.zzz",
       "hostport.instructions",
-      "paging.flushes",
+      "paging.shadow-flushes",
       "paging.traps.write",
-      "paging.updates",
+      "paging.updates-applied",
       "paging.traps",
       "paging.traps.satp",
     ]),
@@ -97,8 +100,8 @@ Deno.test("counter names: trap causes, labels and display order", () => {
       "paging.traps",
       "paging.traps.satp",
       "paging.traps.write",
-      "paging.updates",
-      "paging.flushes",
+      "paging.updates-applied",
+      "paging.shadow-flushes",
       "paging.zzz",
       "hostport.instructions",
       "hostport.decoded",
@@ -128,7 +131,7 @@ Deno.test("the table has one block per workload and one column per variant", () 
   ok(text.includes("faultstorm (N=4): per page"));
   ok(/│ *wired *│ *shadow *│ *queued *│ *queued\/b64 *│/.test(text), text);
   assertEquals(row("traps", 0), ["0", "12.0", "3.00", "0.5"]);
-  assertEquals(row("traps: write", 0), ["-", "12.0", "-", "-"]);
+  assertEquals(row("traps: pt-write", 0), ["-", "12.0", "-", "-"]);
   assertEquals(row("updates applied", 0), ["4.00", "4.00", "4.00", "4.00"]);
   assertEquals(row("shadow fills", 0), ["-", "2.00", "-", "-"]);
   assertEquals(row("guest instructions", 0), ["800,000", "800,000", "800,000", "800,000"]);
