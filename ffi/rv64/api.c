@@ -49,6 +49,7 @@ static void hart_reset(rv64_hart *h) {
   h->res_valid = 0;
   h->pend_load = 0;
   h->halted = 0;
+  h->tlb_dirty = (1u << (3 * TM_COUNT)) - 1; /* clear every set, whatever it held */
   rv64_tlb_flush(h);
   rv64_update_modes(h);
 }

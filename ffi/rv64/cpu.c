@@ -275,6 +275,28 @@ static int complete_pending(rv64_hart *h) {
 static int exec_system(rv64_hart *h, const insn_t *d); /* below */
 
 /*
+ * The common case of rv64_fetch_page inline: pc's page is in the fetch TLB, lies in the first
+ * RAM region, and its decode page is current (allocated, of this decode generation, still a
+ * code page). Switches the fetch page and returns 1; 0 sends the caller to rv64_fetch_page,
+ * which handles everything else (walks, other regions, new or stale decode pages).
+ */
+static inline int fetch_fast(rv64_hart *h, uint64_t pc) {
+  const tlb_entry *e = &h->tlb_fetch[h->fetch_mode][(pc >> 12) & (TLB_SIZE - 1)];
+  if (e->tag != (pc & ~0xfffULL)) return 0;
+  rv64_machine *m = h->m;
+  const rv64_region *r = &m->regions[0];
+  uint64_t off = e->gpage - r->gpa;
+  if (unlikely(m->nregions < 1 || off >= r->size)) return 0;
+  uint64_t page = off >> 12;
+  insn_t *d = r->dec[page];
+  if (!d || r->dec_gen[page] != m->dec_gen || !(r->flags[page] & PAGE_CODE)) return 0;
+  h->fvpage = pc & ~0xfffULL;
+  h->fdec = d;
+  h->fhost = r->host + off;
+  return 1;
+}
+
+/*
  * Runs instructions until at least `chunk` have executed (checked at taken branches, jumps and
  * page ends), an exit, or a state change that needs an interrupt check (CSR writes, xRET,
  * fence.i). Returns an exit kind or EXIT_NONE; *done gets the number of instructions executed.
@@ -283,7 +305,7 @@ static int exec_system(rv64_hart *h, const insn_t *d); /* below */
  * pointer; each decode page ends with sentinel slots (OP_REFETCH) that send execution through
  * the page check, so only jumps, taken branches and page ends translate the pc.
  */
-static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
+__attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define RV64_LABEL(name) [OP_##name] = &&L_##name,
   static const void *const labels[OP_COUNT] = {RV64_OPS(RV64_LABEL)};
 #undef RV64_LABEL
@@ -296,10 +318,28 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 
 #define SAVE() (h->pc = pc)
 #define RELOAD() (pc = h->pc)
+  /* The load/store TLB sets of the current mode; reloaded after traps and system instructions
+     (the only ways ls_mode changes inside a block). The fast path's single compare
+     tag == page of the access's last byte also rejects accesses that cross a page: the entry
+     indexed by the first byte's page can only hold that page's tag. */
+  const tlb_entry *TL, *TS;
+#define MODES() (TL = h->tlb_load[h->ls_mode], TS = h->tlb_store[h->ls_mode])
+  MODES();
 #define DISPATCH() goto *labels[d->op]
 #define NEXT() do { unsigned l_ = d->len; pc += l_; d += l_ >> 1; cnt++; DISPATCH(); } while (0)
-#define JUMP(target) do { pc = (target); cnt++; goto jump; } while (0)
-#define AFTER_TRAP() do { cnt++; RELOAD(); if (unlikely(h->exit.kind)) { ret = (int)h->exit.kind; goto out; } goto jump; } while (0)
+/* A jump within the current fetch page dispatches from here (one indirect branch per jump
+   site predicts better than a shared one); other targets and the chunk end go through `jump`. */
+#define JUMP(target)                                                                         \
+  do {                                                                                       \
+    pc = (target);                                                                           \
+    cnt++;                                                                                   \
+    if (likely((pc & ~0xfffULL) == h->fvpage && cnt < chunk)) {                              \
+      d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];                                             \
+      DISPATCH();                                                                            \
+    }                                                                                        \
+    goto jump;                                                                               \
+  } while (0)
+#define AFTER_TRAP() do { cnt++; RELOAD(); MODES(); if (unlikely(h->exit.kind)) { ret = (int)h->exit.kind; goto out; } goto jump; } while (0)
 #define TRAP(cause, tval) do { SAVE(); rv64_trap(h, (cause), (tval)); AFTER_TRAP(); } while (0)
 #define ILLEGAL() TRAP(EXC_ILLEGAL, d->raw)
 #define FS_CHECK() do { if (unlikely(!(h->mstatus & MS_FS))) ILLEGAL(); } while (0)
@@ -307,8 +347,8 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define LOAD(ctype, size, rdst, box)                                                         \
   do {                                                                                       \
     uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm;                                     \
-    const tlb_entry *e = &h->tlb_load[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];              \
-    if (likely(e->tag == (va & ~0xfffULL) && (va & 0xfff) <= 0x1000 - (size))) {             \
+    const tlb_entry *e = &TL[(va >> 12) & (TLB_SIZE - 1)];                                   \
+    if (likely(e->tag == ((va + (size) - 1) & ~0xfffULL))) {                                 \
       ctype v;                                                                               \
       memcpy(&v, (const void *)(e->addend + (uintptr_t)va), size);                           \
       rdst = (uint64_t)(v) | (box);                                                          \
@@ -330,8 +370,8 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define STORE(size, val)                                                                     \
   do {                                                                                       \
     uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm, sv = (val);                         \
-    const tlb_entry *e = &h->tlb_store[h->ls_mode][(va >> 12) & (TLB_SIZE - 1)];             \
-    if (likely(e->tag == (va & ~0xfffULL) && (va & 0xfff) <= 0x1000 - (size))) {             \
+    const tlb_entry *e = &TS[(va >> 12) & (TLB_SIZE - 1)];                                   \
+    if (likely(e->tag == ((va + (size) - 1) & ~0xfffULL))) {                                 \
       memcpy((void *)(e->addend + (uintptr_t)va), &sv, size);                                \
     } else {                                                                                 \
       SAVE();                                                                                \
@@ -377,7 +417,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 
 jump:
   if (unlikely(cnt >= chunk)) goto out;
-  if (unlikely((pc & ~0xfffULL) != h->fvpage)) {
+  if (unlikely((pc & ~0xfffULL) != h->fvpage) && !fetch_fast(h, pc)) {
     SAVE();
     int s = rv64_fetch_page(h, pc);
     if (s != MEM_OK) {
@@ -592,6 +632,7 @@ L_CSRRWI: L_CSRRSI: L_CSRRCI: {
     if (k < 0) { RELOAD(); ILLEGAL(); }
     cnt++;
     RELOAD();
+    MODES();
     if (h->exit.kind) { ret = (int)h->exit.kind; goto out; }
     if (k == 1) goto out; /* state changed: check interrupts */
     goto jump;
@@ -615,6 +656,7 @@ out:
   return ret;
 #undef SAVE
 #undef RELOAD
+#undef MODES
 #undef DISPATCH
 #undef NEXT
 #undef JUMP

@@ -21,10 +21,17 @@ static void tlb_clear(tlb_entry *t, int n) {
   for (int i = 0; i < n; i++) t[i].tag = ~0ULL;
 }
 
+_Static_assert(offsetof(rv64_hart, tlb_load) ==
+                   offsetof(rv64_hart, tlb_fetch) + sizeof(tlb_entry) * TM_COUNT * TLB_SIZE &&
+               offsetof(rv64_hart, tlb_store) ==
+                   offsetof(rv64_hart, tlb_load) + sizeof(tlb_entry) * TM_COUNT * TLB_SIZE,
+               "TLB sets are contiguous");
+
 void rv64_tlb_flush(rv64_hart *h) {
-  tlb_clear(&h->tlb_fetch[0][0], TM_COUNT * TLB_SIZE);
-  tlb_clear(&h->tlb_load[0][0], TM_COUNT * TLB_SIZE);
-  tlb_clear(&h->tlb_store[0][0], TM_COUNT * TLB_SIZE);
+  tlb_entry *all = &h->tlb_fetch[0][0];
+  for (uint32_t d = h->tlb_dirty; d; d &= d - 1)
+    tlb_clear(all + (size_t)__builtin_ctz(d) * TLB_SIZE, TLB_SIZE);
+  h->tlb_dirty = 0;
   h->fvpage = ~0ULL;
   h->counters[CNT_TLB_FLUSHES]++;
 }
@@ -46,9 +53,12 @@ void rv64_store_tlb_drop_gpage(rv64_machine *m, uint64_t gpage) {
   for (int i = 0; i < m->nharts; i++) {
     rv64_hart *h = m->harts[i];
     if (!h) continue;
-    tlb_entry *t = &h->tlb_store[0][0];
-    for (int k = 0; k < TM_COUNT * TLB_SIZE; k++)
-      if (t[k].tag != ~0ULL && t[k].gpage == gpage) t[k].tag = ~0ULL;
+    for (int mode = 0; mode < TM_COUNT; mode++) {
+      if (!((h->tlb_dirty >> (2 * TM_COUNT + mode)) & 1)) continue;
+      tlb_entry *t = h->tlb_store[mode];
+      for (int k = 0; k < TLB_SIZE; k++)
+        if (t[k].tag != ~0ULL && t[k].gpage == gpage) t[k].tag = ~0ULL;
+    }
   }
 }
 
@@ -181,6 +191,7 @@ static void tlb_fill(rv64_hart *h, tlb_entry *set, uint64_t va, uint64_t gpa, rv
   e->tag = va & ~0xfffULL;
   e->addend = (uintptr_t)(r->host + (gpage - r->gpa)) - (uintptr_t)e->tag;
   e->gpage = gpage;
+  h->tlb_dirty |= 1u << ((set - &h->tlb_fetch[0][0]) / TLB_SIZE);
   h->counters[CNT_TLB_FILLS]++;
 }
 

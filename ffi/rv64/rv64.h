@@ -90,7 +90,7 @@ typedef struct insn {
 #define DEC_SLOTS 2048
 #define DEC_ALLOC (DEC_SLOTS + 2)
 
-#define TLB_SIZE 256
+#define TLB_SIZE 1024
 typedef struct tlb_entry {
   uint64_t tag;     /* virtual page address, or ~0 when empty */
   uintptr_t addend; /* host address = vaddr + addend */
@@ -184,6 +184,9 @@ typedef struct rv64_hart {
   tlb_entry tlb_fetch[TM_COUNT][TLB_SIZE];
   tlb_entry tlb_load[TM_COUNT][TLB_SIZE];
   tlb_entry tlb_store[TM_COUNT][TLB_SIZE];
+  /* bit (kind * TM_COUNT + mode) set when that TLB set (kind 0 fetch, 1 load, 2 store; the
+     three arrays above are contiguous) may hold entries: flushes clear only those sets */
+  uint32_t tlb_dirty;
 
   /* current fetch page */
   uint64_t fvpage; /* virtual page of pc, or ~0 */
