@@ -21,7 +21,14 @@
  * @module
  */
 
-import type { GuestMemoryAccess, PagingHost, PagingMechanisms } from "./api.ts";
+import type {
+  Counter,
+  GuestMemoryAccess,
+  PagingCounterName,
+  PagingHost,
+  PagingMechanisms,
+} from "./api.ts";
+import { PAGING_COUNTER_NAMES } from "./api.ts";
 import { hex, VmonError } from "./errors.ts";
 
 /** A guest physical range `[start, end)` a leaf PTE may map. */
@@ -129,4 +136,60 @@ export function mergeBytes(old: bigint, store: PartialStore): bigint {
   const shift = BigInt(offset * 8);
   const mask = ((1n << BigInt(size * 8)) - 1n) << shift;
   return BigInt.asUintN(64, (old & ~mask) | ((value << shift) & mask));
+}
+
+/** The counters of a paging strategy (see {@linkcode createPagingCounters}). */
+export interface PagingCounters {
+  /** One counter per name of `PAGING_COUNTER_NAMES`, to count with. */
+  readonly count: Readonly<Record<PagingCounterName, Counter>>;
+  /**
+   * What `PagingInstance.stats()` returns: every name of `PAGING_COUNTER_NAMES`, with
+   * `shadow-fills` and `shadow-flushes` from the host port's mechanisms, plus the mechanisms'
+   * `address-space-evictions`, `pt-pages` and `queued-pages` (their last values once the
+   * machine is gone) and `unexpected-traps` when there were any.
+   */
+  stats(): Record<string, number>;
+  /** Counts an exit the strategy did not ask for; true the first time (to warn once). */
+  unexpected(): boolean;
+  /** Stops reading the mechanisms (the machine is going away). */
+  dispose(): void;
+}
+
+/**
+ * The counters a strategy on a host port's paging mechanisms reports.
+ *
+ * @param host The paging plugin's host (counters are made with `host.metrics`).
+ * @param mech The host port's mechanisms ({@linkcode requirePagingMechanisms}).
+ */
+export function createPagingCounters(host: PagingHost, mech: PagingMechanisms): PagingCounters {
+  const count = {} as Record<PagingCounterName, Counter>;
+  for (const name of PAGING_COUNTER_NAMES) count[name] = host.metrics.counter(name);
+  let unexpected = 0;
+  let disposed = false;
+  let last: Record<string, number> = {};
+  return {
+    count,
+    stats() {
+      const out: Record<string, number> = {};
+      for (const name of PAGING_COUNTER_NAMES) out[name] = count[name].value;
+      if (!disposed) {
+        try {
+          last = mech.counters();
+        } catch {
+          // the machine is gone: report the last values read
+        }
+      }
+      out["shadow-fills"] = last.shadowFills ?? 0;
+      out["shadow-flushes"] = last.shadowDrops ?? 0;
+      out["address-space-evictions"] = last.addressSpaceEvictions ?? 0;
+      out["pt-pages"] = last.ptPages ?? 0;
+      out["queued-pages"] = last.queuedPages ?? 0;
+      if (unexpected) out["unexpected-traps"] = unexpected;
+      return out;
+    },
+    unexpected: () => unexpected++ === 0,
+    dispose() {
+      disposed = true;
+    },
+  };
 }

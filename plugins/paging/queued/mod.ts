@@ -15,20 +15,19 @@
  */
 
 import type {
-  Counter,
   ExitRecord,
   HypercallRequest,
   HypercallResult,
-  PagingCounterName,
   PagingInstance,
   PagingPluginDefinition,
   Vcpu,
 } from "../../../core/api.ts";
-import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { hex, VmonError } from "../../../core/errors.ts";
 import {
   checkPte,
+  createPagingCounters,
   isWritableLeaf,
   leafRanges,
   ptePage,
@@ -102,11 +101,8 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     for (let id = 0; id < host.machine.cpus; id++) {
       mech.setExits(id, { sfence: true, satp: true, whileQueued: true });
     }
-    const c = {} as Record<PagingCounterName, Counter>;
-    for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
-    let unexpected = 0;
-    let disposed = false;
-    let last: Record<string, number> = {};
+    const counters = createPagingCounters(host, mech);
+    const c = counters.count;
 
     /** Validates and applies every queued page; returns the number of changed PTEs. */
     function flushQueue(): number {
@@ -240,31 +236,14 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
             flushQueue();
             return;
           default:
-            if (unexpected++ === 0) {
+            if (counters.unexpected()) {
               host.log.warn(`Unexpected paging exit on vcpu${vcpu.id} (code ${exit.code})`);
             }
         }
       },
-      stats(): Record<string, number> {
-        const out: Record<string, number> = {};
-        for (const name of PAGING_COUNTER_NAMES) out[name] = c[name].value;
-        if (!disposed) {
-          try {
-            last = mech.counters();
-          } catch {
-            // the machine is gone: report the last values read
-          }
-        }
-        out["shadow-fills"] = last.shadowFills ?? 0;
-        out["shadow-flushes"] = last.shadowDrops ?? 0;
-        out["address-space-evictions"] = last.addressSpaceEvictions ?? 0;
-        out["pt-pages"] = last.ptPages ?? 0;
-        out["queued-pages"] = last.queuedPages ?? 0;
-        if (unexpected) out["unexpected-traps"] = unexpected;
-        return out;
-      },
+      stats: () => counters.stats(),
       dispose(): void {
-        disposed = true;
+        counters.dispose();
         registration?.unregister();
       },
     };

@@ -9,18 +9,17 @@
  */
 
 import type {
-  Counter,
   ExitRecord,
-  PagingCounterName,
   PagingInstance,
   PagingPluginDefinition,
   Vcpu,
 } from "../../../core/api.ts";
-import { PAGING_COUNTER_NAMES, PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { hex } from "../../../core/errors.ts";
 import {
   checkPte,
+  createPagingCounters,
   leafRanges,
   mergeBytes,
   type PteRules,
@@ -61,17 +60,14 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
     };
     mech.setMode("shadow");
     mech.setLeafRanges(rules.ranges);
-    const c = {} as Record<PagingCounterName, Counter>;
-    for (const name of PAGING_COUNTER_NAMES) c[name] = host.metrics.counter(name);
-    let unexpected = 0;
-    let disposed = false;
-    let last: Record<string, number> = {};
+    const counters = createPagingCounters(host, mech);
+    const c = counters.count;
     return {
       strategy: STRATEGY,
       onTrap(vcpu: Vcpu, exit: ExitRecord): void {
         if (exit.code !== PagingTrapCode.PtWrite) {
           // This strategy enables no other paging exits; count and let the guest continue.
-          if (unexpected++ === 0) {
+          if (counters.unexpected()) {
             host.log.warn(`Unexpected paging exit on vcpu${vcpu.id} (code ${exit.code})`);
           }
           return;
@@ -113,28 +109,9 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
         mech.invalidate(gpa - (gpa % 4096), 4096);
         if (mech.isPageTable(gpa)) mech.approve(vcpu.id, false);
       },
-      stats(): Record<string, number> {
-        const out: Record<string, number> = {};
-        for (const name of PAGING_COUNTER_NAMES) out[name] = c[name].value;
-        if (!disposed) {
-          try {
-            last = mech.counters();
-          } catch {
-            // the machine is gone: report the last values read
-          }
-        }
-        {
-          const m = last;
-          out["shadow-fills"] = m.shadowFills ?? 0;
-          out["shadow-flushes"] = m.shadowDrops ?? 0;
-          out["address-space-evictions"] = m.addressSpaceEvictions ?? 0;
-          out["pt-pages"] = m.ptPages ?? 0;
-        }
-        if (unexpected) out["unexpected-traps"] = unexpected;
-        return out;
-      },
+      stats: () => counters.stats(),
       dispose(): void {
-        disposed = true;
+        counters.dispose();
       },
     };
   },

@@ -1,56 +1,13 @@
 import { PAGING_COUNTER_NAMES } from "../../../core/api.ts";
 import wired from "./mod.ts";
-import type {
-  Counter,
-  DeviceBus,
-  ExitRecord,
-  GuestMemoryAccess,
-  HostPortInstance,
-  PagingHost,
-  PagingInstance,
-  Vcpu,
-} from "../../../core/api.ts";
+import type { ExitRecord, PagingHost, PagingInstance, Vcpu } from "../../../core/api.ts";
 import { VmonError } from "../../../core/errors.ts";
+import { createTestPagingHost } from "../../../core/testing.ts";
 
-/**
- * A paging host around a host port that lists `strategies`; records warnings. Plugins import only
- * the public API, so the host is built here from plain objects.
- */
+/** A paging host around a host port that lists `strategies`; copies warnings into `warnings`. */
 function pagingHost(strategies: string[], warnings: string[]): PagingHost {
-  const counters = new Map<string, { value: number }>();
-  const hostport = {
-    arch: "riscv64",
-    capabilities: {
-      exitCounts: true,
-      instructionCounts: true,
-      tlbStats: false,
-      pagingStrategies: strategies,
-    },
-  } as unknown as HostPortInstance;
-  return {
-    name: "wired",
-    machine: { cpus: 1, memorySize: 0x1000, arch: "riscv64", hostport: "rv64" },
-    log: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m) },
-    metrics: {
-      counter(name: string): Counter {
-        let c = counters.get(name);
-        if (c === undefined) counters.set(name, c = { value: 0 });
-        const cell = c;
-        return {
-          add: (n = 1) => void (cell.value += n),
-          get value() {
-            return cell.value;
-          },
-        };
-      },
-    },
-    timers: { setTimeout: () => 0, clear() {}, now: () => 0 },
-    files: { readFile: () => new Uint8Array(), open: () => ({}) as never },
-    hostport,
-    // The wired strategy touches neither memory nor the bus: any use would throw here.
-    memory: {} as GuestMemoryAccess,
-    bus: {} as DeviceBus,
-  };
+  const { host } = createTestPagingHost(strategies);
+  return { ...host, log: { ...host.log, warn: (m: string) => void warnings.push(m) } };
 }
 
 Deno.test("wired is a valid paging plugin without options", () => {
