@@ -439,13 +439,16 @@ L_UNDECODED: {
     const uint8_t *host = h->fhost;
     uint16_t lo;
     memcpy(&lo, host + off, 2);
+    const uint8_t *snap = DEC_SNAP(h->fdec) + off;
     if ((lo & 3) == 3 && off == 0xffe) {
       w->op = OP_CROSS;
       w->len = 4;
     } else if ((lo & 3) == 3) {
       memcpy(&raw, host + off, 4);
+      if (memcmp(snap, &raw, 4) != 0) DEC_SNAP_OK(h->fdec) = 0;
       rv64_decode(raw, w);
     } else {
+      if (memcmp(snap, &lo, 2) != 0) DEC_SNAP_OK(h->fdec) = 0;
       rv64_decode(lo, w);
     }
     h->counters[CNT_DECODED]++;

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 
 #define DEC_PAGE_BYTES (DEC_SLOTS * sizeof(insn_t))
-#define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t))
 #define DEC_LIMIT_BYTES (512ULL << 20)
 
 rv64_region *rv64_find_region(rv64_machine *m, uint64_t gpa) {
@@ -221,9 +220,16 @@ static void wp_exit(rv64_hart *h, uint64_t gpa, int size, uint64_t val, int code
   h->counters[CNT_PAGING_EXITS]++;
 }
 
+/* Forgets every decoded slot of decode page d and copies the guest page (host) after them. */
+static void dec_reset(insn_t *d, const uint8_t *host) {
+  memset(d, 0, DEC_PAGE_BYTES);
+  memcpy(DEC_SNAP(d), host, 4096);
+  DEC_SNAP_OK(d) = 1;
+}
+
 void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page) {
   (void)m;
-  if (r->dec[page]) memset(r->dec[page], 0, DEC_PAGE_BYTES);
+  if (r->dec[page]) dec_reset(r->dec[page], r->host + (page << 12));
   r->flags[page] &= (uint8_t)~PAGE_CODE;
 }
 
@@ -393,11 +399,15 @@ static insn_t *dec_page(rv64_hart *h, rv64_region *r, uint64_t page) {
     d = calloc(1, DEC_ALLOC_BYTES);
     if (!d) return NULL;
     for (int k = DEC_SLOTS; k < DEC_ALLOC; k++) d[k].op = OP_REFETCH;
+    dec_reset(d, r->host + (page << 12));
     r->dec[page] = d;
     r->dec_gen[page] = m->dec_gen;
     m->dec_bytes += DEC_ALLOC_BYTES;
   } else if (r->dec_gen[page] != m->dec_gen) {
-    memset(d, 0, DEC_PAGE_BYTES);
+    /* fence.i (or the monitor) since this page was last used: keep its slots if its bytes are
+       those they were decoded from */
+    const uint8_t *host = r->host + (page << 12);
+    if (!DEC_SNAP_OK(d) || memcmp(DEC_SNAP(d), host, 4096) != 0) dec_reset(d, host);
     r->dec_gen[page] = m->dec_gen;
   }
   if (!(r->flags[page] & PAGE_CODE)) {

@@ -89,6 +89,14 @@ typedef struct insn {
 /* decode page: one slot per 2-byte parcel, plus sentinel slots (OP_REFETCH) at the end */
 #define DEC_SLOTS 2048
 #define DEC_ALLOC (DEC_SLOTS + 2)
+/* After its slots, a decode page holds a copy of the guest page taken when its slots were last
+   cleared, and a flag that stays 1 while every slot was decoded from bytes equal to that copy.
+   A fence.i keeps the slots of a page whose bytes still equal the copy: harts' stores already
+   forget the slots they overlap, so only writes by the monitor or devices can leave a slot
+   stale, and those show in the comparison. */
+#define DEC_SNAP(d) ((uint8_t *)((d) + DEC_ALLOC))
+#define DEC_SNAP_OK(d) (*(uint32_t *)(DEC_SNAP(d) + 4096))
+#define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t) + 4096 + 16)
 
 #define TLB_SIZE 1024
 typedef struct tlb_entry {

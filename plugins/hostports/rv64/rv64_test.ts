@@ -574,6 +574,43 @@ test("self-modifying code is re-decoded (also after many stores to the code page
   }
 });
 
+test("code the monitor rewrites (as a device would) is re-decoded after fence.i", () => {
+  const b = boot(`
+    call f
+    mv s1, a0
+    ecall
+    fence.i
+    call f
+    mv s2, a0
+    ecall
+    .option norvc
+  f:
+    li a0, 1
+    ret
+  `);
+  try {
+    assertEquals(runToEcall(b).x10, 1n); // f ran once: its instructions are decoded
+    // the monitor rewrites `li a0, 1` into `li a0, 2` behind the harts' back
+    let at = -1;
+    for (let i = 0; i + 8 <= b.ram.length; i += 2) {
+      if (
+        b.view.getUint32(i, true) === 0x00100513 && b.view.getUint32(i + 4, true) === 0x00008067
+      ) {
+        at = i;
+        break;
+      }
+    }
+    assert(at >= 0, "f not found in RAM");
+    b.view.setUint32(at, 0x00200513, true);
+    b.hart.completeHypercall({ error: 0, value: 0 });
+    const r = runToEcall(b);
+    assertEquals(r.x9, 1n);
+    assertEquals(r.x18, 2n);
+  } finally {
+    b.port.dispose();
+  }
+});
+
 test("instructions outside RAM raise an access fault; trap without handler ends the guest", () => {
   const b = boot(`
     csrw stvec, zero
