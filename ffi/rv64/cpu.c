@@ -326,7 +326,16 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
 #define MODES() (TL = h->tlb_load[h->ls_mode], TS = h->tlb_store[h->ls_mode])
   MODES();
 #define DISPATCH() goto *labels[d->op]
-#define NEXT() do { unsigned l_ = d->len; pc += l_; d += l_ >> 1; cnt++; DISPATCH(); } while (0)
+/* len is 2 or 4 and a slot covers 2 bytes: the next slot is len * sizeof(insn_t) / 2 bytes on
+   (written as a byte offset so that the compiler needs no rounding) */
+#define NEXT()                                                                               \
+  do {                                                                                       \
+    unsigned l_ = d->len;                                                                    \
+    pc += l_;                                                                                \
+    d = (const insn_t *)((const char *)d + (size_t)l_ * (sizeof(insn_t) / 2));               \
+    cnt++;                                                                                   \
+    DISPATCH();                                                                              \
+  } while (0)
 /* A jump within the current fetch page dispatches from here (one indirect branch per jump
    site predicts better than a shared one); other targets and the chunk end go through `jump`. */
 #define JUMP(target)                                                                         \
@@ -749,7 +758,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       if (d->rs1 == 0) rv64_tlb_flush(h);
       else rv64_tlb_flush_va(h, h->x[d->rs1]);
       h->pc = pc + 4;
-      if (h->exit_on_sfence == 1 || (h->exit_on_sfence && h->m->pq_len)) {
+      if (h->exit_on_sfence == 1 || (h->exit_on_sfence && rv64_queue_fence_exit(h, d->rs1 == 0, h->x[d->rs1]))) {
         h->exit.kind = EXIT_PAGING;
         h->exit.code = PAGING_SFENCE;
         h->exit.addr = d->rs1 ? h->x[d->rs1] : 0;
@@ -781,7 +790,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       }
       h->x[d->rd] = old;
       h->pc = pc + 4;
-      if (do_write && csr == 0x180 && (h->exit_on_satp == 1 || (h->exit_on_satp && h->m->pq_len))) {
+      if (do_write && csr == 0x180 && (h->exit_on_satp == 1 || (h->exit_on_satp && h->m->pq_len && rv64_queue_changed(h->m)))) {
         h->exit.kind = EXIT_PAGING;
         h->exit.code = PAGING_SATP;
         h->exit.addr = satp_before;
