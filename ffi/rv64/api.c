@@ -216,7 +216,7 @@ EXPORT void rv64_flush_tlb(rv64_machine *m, int i, int all, uint64_t va) {
   if (all) rv64_tlb_flush(h);
   else rv64_tlb_flush_va(h, va);
   /* a remote fence is a flush for the queued strategy too: exit before the next instruction */
-  if (h->exit_on_sfence == 1 || (h->exit_on_sfence && m->pq_len)) {
+  if (h->exit_on_sfence == 1 || (h->exit_on_sfence && rv64_queue_fence_exit(h, all, va))) {
     h->flush_pending = 1;
     h->exit.addr = all ? 0 : va;
   }

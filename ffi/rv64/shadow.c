@@ -436,6 +436,37 @@ EXPORT int rv64_queue_release(rv64_machine *m) {
   return n;
 }
 
+/*
+ * 1 when a queued page differs from its snapshot other than by A/D bits the walker set (the
+ * hardware update of a PTE the guest did not change needs no batch), 0 when nothing changed: a
+ * flush then needs no exit. Pages stay queued across batches (the strategy re-queues the pages it
+ * saw change), so this keeps flushes free while the guest changes nothing.
+ */
+int rv64_queue_changed(rv64_machine *m) {
+  for (int s = 0; s < m->pq_len; s++) {
+    uint64_t page;
+    rv64_region *r = page_of(m, m->pq_gpa[s], &page);
+    if (!r) continue;
+    const uint64_t *snap = (const uint64_t *)(m->pq_snap + (size_t)s * 4096);
+    const uint64_t *live = (const uint64_t *)(r->host + (page << 12));
+    for (int k = 0; k < 512; k++) {
+      uint64_t d = snap[k] ^ live[k];
+      if (d && ((d & ~0xc0ULL) || (snap[k] & d))) return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+ * Whether an sfence.vma or remote fence (`all`, or the page of `va`) must exit to the queued
+ * strategy: only when a queued page changed since its snapshot.
+ */
+int rv64_queue_fence_exit(rv64_hart *h, int all, uint64_t va) {
+  (void)all;
+  (void)va;
+  return h->m->pq_len && rv64_queue_changed(h->m);
+}
+
 /* Machine paging counters (PC_* order in rv64.h), owned by the machine. */
 EXPORT uint64_t *rv64_paging_counters(rv64_machine *m) {
   return m ? m->pcounters : NULL;

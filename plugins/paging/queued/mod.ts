@@ -41,6 +41,9 @@ export const STRATEGY = "queued";
 /** vmon's SBI extension id for page-table updates (firmware-specific range): "\nVMN". */
 export const PV_EID = 0x0A564D4E;
 
+/** Most pages kept queued (unhooked) across a flush; the port's queue holds 64. */
+const KEEP_HOT = 48;
+
 /** Function ids of {@linkcode PV_EID}. */
 export const PvFunction = {
   /** a0 = gpa of `{ptr, val}` u64 pairs, a1 = count, a2 = gpa of a u64 status array or 0. */
@@ -105,11 +108,19 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     const c = counters.count;
 
     /** Validates and applies every queued page; returns the number of changed PTEs. */
-    function flushQueue(): number {
+    /**
+     * Validates and applies every queued page; returns the number of changed PTEs. With `keep`,
+     * the pages stay queued (up to {@linkcode KEEP_HOT}, those that changed first), snapshotted
+     * anew: a page the guest is busy rewriting (a process's tables during fork, exit
+     * or a run of page faults) stays writable across flushes instead of trapping again, and the
+     * port exits at a flush only when a queued page changed since.
+     */
+    function flushQueue(keep: boolean): number {
       const pages = mech.queuedPages();
       if (pages.length === 0) return 0;
       c.batches.add();
       let changed = 0;
+      const hot: number[] = [];
       pages.forEach((gpa, slot) => {
         const snap = mech.snapshot(slot);
         const live = memory.view(gpa, 4096);
@@ -118,9 +129,15 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
         const s64 = new BigUint64Array(snap.buffer, snap.byteOffset, 512);
         const l64 = new BigUint64Array(live.buffer, live.byteOffset, 512);
         let unshadow = false;
+        let pageChanged = false;
         for (let k = 0; k < 512; k++) {
-          if (s32[2 * k] === l32[2 * k] && s32[2 * k + 1] === l32[2 * k + 1]) continue;
+          const lo = s32[2 * k]!, hi = s32[2 * k + 1]!;
+          const dlo = lo ^ l32[2 * k]!;
+          if (dlo === 0 && hi === l32[2 * k + 1]) continue;
+          // A and D set by the port's walker (hardware A/D updates) change no translation.
+          if (hi === l32[2 * k + 1] && (dlo & ~0xc0) === 0 && (lo & dlo) === 0) continue;
           changed++;
+          pageChanged = true;
           c.validations.add();
           const pte = l64[k]!;
           const why = checkPte(pte, rules);
@@ -138,8 +155,12 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
         // A page holding invalid entries is no page table any more (a freed table reused for
         // data): it leaves the shadow; the walker refuses to map an invalid entry anyway.
         if (unshadow) mech.invalidate(gpa, 4096);
+        else if (pageChanged) hot.unshift(gpa);
+        else hot.push(gpa);
       });
       mech.releaseQueue();
+      // queuePage refuses (-1) a page no longer shadowed: it is simply protected no more
+      if (keep) { for (const gpa of hot) mech.queuePage(gpa); }
       return changed;
     }
 
@@ -149,7 +170,7 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
       const page = exit.address - (exit.address % 4096);
       let slot = mech.queuePage(page);
       if (slot === -2) {
-        flushQueue();
+        flushQueue(false);
         slot = mech.queuePage(page);
       }
       // Queued: the store re-executes on an unhooked page. -1: the page stopped being shadowed
@@ -228,12 +249,12 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
           case PagingTrapCode.Sfence:
             c.traps.add();
             c["traps.flush"].add();
-            flushQueue();
+            flushQueue(true);
             return;
           case PagingTrapCode.Satp:
             c.traps.add();
             c["traps.satp"].add();
-            flushQueue();
+            flushQueue(true);
             return;
           default:
             if (counters.unexpected()) {

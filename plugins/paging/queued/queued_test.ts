@@ -116,21 +116,28 @@ Deno.test("queued: one trap per page, the queue is validated and applied at the 
   inst.onTrap!(VCPU, exit(PagingTrapCode.PtWrite, table + 8));
   deepStrictEqual(f.host.hostport.paging!.queuedPages(), [table]);
   // the guest now writes the unhooked page freely: one valid change, one invalid one
-  f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0xc7));
+  f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0x07));
   f.memory.writeU64(table + 16, pte(0x4000_0000_0000, 0xc7));
   inst.onTrap!(VCPU, exit(PagingTrapCode.Sfence));
-  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [], "the queue was released");
-  strictEqual(f.memory.readU64(table + 8), pte(BASE + 0x5000, 0xc7));
+  // the page that changed stays unhooked, snapshotted as it is now
+  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [table], "the changed page stays queued");
+  strictEqual(f.memory.readU64(table + 8), pte(BASE + 0x5000, 0x07));
   strictEqual(f.memory.readU64(table + 16), 0n, "the invalid entry was reverted");
   deepStrictEqual(f.invalidated, [table + 8, table + 16]);
+  deepStrictEqual(f.host.hostport.paging!.snapshot(0), f.memory.read(table, 4096));
+  // A and D bits set since (the port's walker) are no change; a later real change is
+  f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0xc7));
+  f.memory.writeU64(table + 24, pte(BASE + 0x6000, 0xc3));
+  inst.onTrap!(VCPU, exit(PagingTrapCode.Sfence));
+  deepStrictEqual(f.invalidated, [table + 8, table + 16, table + 24]);
   const s = inst.stats();
   for (const name of PAGING_COUNTER_NAMES) ok(name in s, name);
-  strictEqual(s.traps, 2);
+  strictEqual(s.traps, 3);
   strictEqual(s["traps.pt-write"], 1);
-  strictEqual(s["traps.flush"], 1);
-  strictEqual(s.batches, 1);
-  strictEqual(s.validations, 2);
-  strictEqual(s["updates-applied"], 1);
+  strictEqual(s["traps.flush"], 2);
+  strictEqual(s.batches, 2);
+  strictEqual(s.validations, 3);
+  strictEqual(s["updates-applied"], 2);
   strictEqual(s.rejections, 1);
   inst.dispose();
 });
