@@ -274,6 +274,28 @@ static int complete_pending(rv64_hart *h) {
 
 static int exec_system(rv64_hart *h, const insn_t *d); /* below */
 
+/* The ops compressed instructions expand to (besides EBREAK and ILLEGAL, which end the block
+   anyway). In the decode cache, a compressed instruction carries OPC_<op> instead of OP_<op>:
+   its handler steps by 2 while OP_<op>'s steps by 4, so no handler reads len to find the next
+   slot. Only the interpreter's decode cache holds OPC_* values. */
+#define RV64_COPS(X)                                                                         \
+  X(ADDI) X(ADDIW) X(LUI) X(SRLI) X(SRAI) X(ANDI) X(SLLI) X(SUB) X(XOR) X(OR) X(AND) X(SUBW) \
+  X(ADDW) X(ADD) X(JAL) X(JALR) X(BEQ) X(BNE) X(LW) X(LD) X(SW) X(SD) X(FLD) X(FSD)
+#define RV64_CENUM(name) OPC_##name,
+enum { OPC_BEFORE_ = OP_COUNT - 1, RV64_COPS(RV64_CENUM) OPC_END };
+#undef RV64_CENUM
+
+/* The cache op of a decoded instruction (OPC_* for compressed forms). */
+static inline uint16_t cache_op(const insn_t *w) {
+  if (w->len != 2) return w->op;
+  switch (w->op) {
+#define RV64_CCASE(name) case OP_##name: return OPC_##name;
+    RV64_COPS(RV64_CCASE)
+#undef RV64_CCASE
+    default: return w->op;
+  }
+}
+
 /*
  * The common case of rv64_fetch_page inline: pc's page is in the fetch TLB, lies in the first
  * RAM region, and its decode page is current (allocated, of this decode generation, still a
@@ -307,8 +329,10 @@ static inline int fetch_fast(rv64_hart *h, uint64_t pc) {
  */
 __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define RV64_LABEL(name) [OP_##name] = &&L_##name,
-  static const void *const labels[OP_COUNT] = {RV64_OPS(RV64_LABEL)};
+#define RV64_CLABEL(name) [OPC_##name] = &&LC_##name,
+  static const void *const labels[OPC_END] = {RV64_OPS(RV64_LABEL) RV64_COPS(RV64_CLABEL)};
 #undef RV64_LABEL
+#undef RV64_CLABEL
   uint64_t *const X = h->x;
   uint64_t pc = h->pc;
   uint64_t cnt = 0, counted = 0;
@@ -326,16 +350,16 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
 #define MODES() (TL = h->tlb_load[h->ls_mode], TS = h->tlb_store[h->ls_mode])
   MODES();
 #define DISPATCH() goto *labels[d->op]
-/* len is 2 or 4 and a slot covers 2 bytes: the next slot is len * sizeof(insn_t) / 2 bytes on
-   (written as a byte offset so that the compiler needs no rounding) */
-#define NEXT()                                                                               \
+/* Handlers step by a constant: 4-byte instructions use NEXT(), the compressed forms have their
+   own handlers (OPC_*) that use NEXTN(2). The slot pointer then never waits for a load of len. */
+#define NEXTN(n)                                                                             \
   do {                                                                                       \
-    unsigned l_ = d->len;                                                                    \
-    pc += l_;                                                                                \
-    d = (const insn_t *)((const char *)d + (size_t)l_ * (sizeof(insn_t) / 2));               \
+    pc += (n);                                                                               \
+    d += (n) / 2;                                                                            \
     cnt++;                                                                                   \
     DISPATCH();                                                                              \
   } while (0)
+#define NEXT() NEXTN(4)
 /* A jump within the current fetch page dispatches from here (one indirect branch per jump
    site predicts better than a shared one); other targets and the chunk end go through `jump`. */
 #define JUMP(target)                                                                         \
@@ -353,7 +377,8 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
 #define ILLEGAL() TRAP(EXC_ILLEGAL, d->raw)
 #define FS_CHECK() do { if (unlikely(!(h->mstatus & MS_FS))) ILLEGAL(); } while (0)
 
-#define LOAD(ctype, size, rdst, box)                                                         \
+#define LOAD(ctype, size, rdst, box) LOADN(ctype, size, rdst, box, 4)
+#define LOADN(ctype, size, rdst, box, n)                                                    \
   do {                                                                                       \
     uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm;                                     \
     const tlb_entry *e = &TL[(va >> 12) & (TLB_SIZE - 1)];                                   \
@@ -373,10 +398,11 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
       }                                                                                      \
       rdst = (uint64_t)(ctype)v | (box);                                                     \
     }                                                                                        \
-    NEXT();                                                                                  \
+    NEXTN(n);                                                                                \
   } while (0)
 
-#define STORE(size, val)                                                                     \
+#define STORE(size, val) STOREN(size, val, 4)
+#define STOREN(size, val, n)                                                                \
   do {                                                                                       \
     uint64_t va = X[d->rs1] + (uint64_t)(int64_t)d->imm, sv = (val);                         \
     const tlb_entry *e = &TS[(va >> 12) & (TLB_SIZE - 1)];                                   \
@@ -391,10 +417,11 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
         ret = (int)h->exit.kind; goto out;                                                   \
       }                                                                                      \
     }                                                                                        \
-    NEXT();                                                                                  \
+    NEXTN(n);                                                                                \
   } while (0)
 
-#define BRANCH(cond) do { if (cond) JUMP(pc + (uint64_t)(int64_t)d->imm); NEXT(); } while (0)
+#define BRANCHN(cond, n) do { if (cond) JUMP(pc + (uint64_t)(int64_t)d->imm); NEXTN(n); } while (0)
+#define BRANCH(cond) BRANCHN(cond, 4)
 
 #define AMO_W(expr)                                                                          \
   do {                                                                                       \
@@ -423,6 +450,31 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
     X[d->rd] = (uint64_t)a;                                                                  \
     NEXT();                                                                                  \
   } while (0)
+
+#define H_LUI(n) X[d->rd] = (uint64_t)(int64_t)d->imm; NEXTN(n);
+#define H_ADDI(n) X[d->rd] = X[d->rs1] + (uint64_t)(int64_t)d->imm; NEXTN(n);
+#define H_ANDI(n) X[d->rd] = X[d->rs1] & (uint64_t)(int64_t)d->imm; NEXTN(n);
+#define H_SLLI(n) X[d->rd] = X[d->rs1] << d->imm; NEXTN(n);
+#define H_SRLI(n) X[d->rd] = X[d->rs1] >> d->imm; NEXTN(n);
+#define H_SRAI(n) X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> d->imm); NEXTN(n);
+#define H_ADD(n) X[d->rd] = X[d->rs1] + X[d->rs2]; NEXTN(n);
+#define H_SUB(n) X[d->rd] = X[d->rs1] - X[d->rs2]; NEXTN(n);
+#define H_XOR(n) X[d->rd] = X[d->rs1] ^ X[d->rs2]; NEXTN(n);
+#define H_OR(n) X[d->rd] = X[d->rs1] | X[d->rs2]; NEXTN(n);
+#define H_AND(n) X[d->rd] = X[d->rs1] & X[d->rs2]; NEXTN(n);
+#define H_ADDIW(n) X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + (uint64_t)(int64_t)d->imm); NEXTN(n);
+#define H_ADDW(n) X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + X[d->rs2]); NEXTN(n);
+#define H_SUBW(n) X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] - X[d->rs2]); NEXTN(n);
+#define H_JAL(n) X[d->rd] = pc + (n); JUMP(pc + (uint64_t)(int64_t)d->imm);
+#define H_JALR(n) { uint64_t t = (X[d->rs1] + (uint64_t)(int64_t)d->imm) & ~1ULL; X[d->rd] = pc + (n); JUMP(t); }
+#define H_BEQ(n) BRANCHN(X[d->rs1] == X[d->rs2], n);
+#define H_BNE(n) BRANCHN(X[d->rs1] != X[d->rs2], n);
+#define H_LW(n) LOADN(int32_t, 4, X[d->rd], 0, n);
+#define H_LD(n) LOADN(int64_t, 8, X[d->rd], 0, n);
+#define H_SW(n) STOREN(4, X[d->rs2], n);
+#define H_SD(n) STOREN(8, X[d->rs2], n);
+#define H_FLD(n) FS_CHECK(); h->mstatus |= MS_FS; LOADN(uint64_t, 8, h->f[d->rd], 0, n);
+#define H_FSD(n) FS_CHECK(); STOREN(8, h->f[d->rs2], n);
 
 jump:
   if (unlikely(cnt >= chunk)) goto out;
@@ -459,6 +511,7 @@ L_UNDECODED: {
     } else {
       if (memcmp(snap, &lo, 2) != 0) DEC_SNAP_OK(h->fdec) = 0;
       rv64_decode(lo, w);
+      w->op = cache_op(w);
     }
     h->counters[CNT_DECODED]++;
     d = w;
@@ -470,63 +523,82 @@ L_CROSS: {
     SAVE();
     if (rv64_fetch_cross(h, pc, &raw) != MEM_OK) AFTER_TRAP();
     rv64_decode(raw, &tmp[0]);
+    tmp[0].op = cache_op(&tmp[0]); /* the bytes may have become a compressed instruction */
     tmp[1].op = tmp[2].op = OP_REFETCH;
     d = &tmp[0];
     DISPATCH();
   }
 
 L_ILLEGAL: ILLEGAL();
-L_LUI: X[d->rd] = (uint64_t)(int64_t)d->imm; NEXT();
+L_LUI: H_LUI(4);
+LC_LUI: H_LUI(2);
 L_AUIPC: X[d->rd] = pc + (uint64_t)(int64_t)d->imm; NEXT();
-L_JAL: X[d->rd] = pc + d->len; JUMP(pc + (uint64_t)(int64_t)d->imm);
-L_JALR: {
-    uint64_t t = (X[d->rs1] + (uint64_t)(int64_t)d->imm) & ~1ULL;
-    X[d->rd] = pc + d->len;
-    JUMP(t);
-  }
-L_BEQ: BRANCH(X[d->rs1] == X[d->rs2]);
-L_BNE: BRANCH(X[d->rs1] != X[d->rs2]);
+L_JAL: H_JAL(4);
+LC_JAL: H_JAL(2);
+L_JALR: H_JALR(4);
+LC_JALR: H_JALR(2);
+L_BEQ: H_BEQ(4);
+LC_BEQ: H_BEQ(2);
+L_BNE: H_BNE(4);
+LC_BNE: H_BNE(2);
 L_BLT: BRANCH((int64_t)X[d->rs1] < (int64_t)X[d->rs2]);
 L_BGE: BRANCH((int64_t)X[d->rs1] >= (int64_t)X[d->rs2]);
 L_BLTU: BRANCH(X[d->rs1] < X[d->rs2]);
 L_BGEU: BRANCH(X[d->rs1] >= X[d->rs2]);
 L_LB: LOAD(int8_t, 1, X[d->rd], 0);
 L_LH: LOAD(int16_t, 2, X[d->rd], 0);
-L_LW: LOAD(int32_t, 4, X[d->rd], 0);
-L_LD: LOAD(int64_t, 8, X[d->rd], 0);
+L_LW: H_LW(4);
+LC_LW: H_LW(2);
+L_LD: H_LD(4);
+LC_LD: H_LD(2);
 L_LBU: LOAD(uint8_t, 1, X[d->rd], 0);
 L_LHU: LOAD(uint16_t, 2, X[d->rd], 0);
 L_LWU: LOAD(uint32_t, 4, X[d->rd], 0);
 L_SB: STORE(1, X[d->rs2]);
 L_SH: STORE(2, X[d->rs2]);
-L_SW: STORE(4, X[d->rs2]);
-L_SD: STORE(8, X[d->rs2]);
-L_ADDI: X[d->rd] = X[d->rs1] + (uint64_t)(int64_t)d->imm; NEXT();
+L_SW: H_SW(4);
+LC_SW: H_SW(2);
+L_SD: H_SD(4);
+LC_SD: H_SD(2);
+L_ADDI: H_ADDI(4);
+LC_ADDI: H_ADDI(2);
 L_SLTI: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)d->imm; NEXT();
 L_SLTIU: X[d->rd] = X[d->rs1] < (uint64_t)(int64_t)d->imm; NEXT();
 L_XORI: X[d->rd] = X[d->rs1] ^ (uint64_t)(int64_t)d->imm; NEXT();
 L_ORI: X[d->rd] = X[d->rs1] | (uint64_t)(int64_t)d->imm; NEXT();
-L_ANDI: X[d->rd] = X[d->rs1] & (uint64_t)(int64_t)d->imm; NEXT();
-L_SLLI: X[d->rd] = X[d->rs1] << d->imm; NEXT();
-L_SRLI: X[d->rd] = X[d->rs1] >> d->imm; NEXT();
-L_SRAI: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> d->imm); NEXT();
-L_ADD: X[d->rd] = X[d->rs1] + X[d->rs2]; NEXT();
-L_SUB: X[d->rd] = X[d->rs1] - X[d->rs2]; NEXT();
+L_ANDI: H_ANDI(4);
+LC_ANDI: H_ANDI(2);
+L_SLLI: H_SLLI(4);
+LC_SLLI: H_SLLI(2);
+L_SRLI: H_SRLI(4);
+LC_SRLI: H_SRLI(2);
+L_SRAI: H_SRAI(4);
+LC_SRAI: H_SRAI(2);
+L_ADD: H_ADD(4);
+LC_ADD: H_ADD(2);
+L_SUB: H_SUB(4);
+LC_SUB: H_SUB(2);
 L_SLL: X[d->rd] = X[d->rs1] << (X[d->rs2] & 63); NEXT();
 L_SLT: X[d->rd] = (int64_t)X[d->rs1] < (int64_t)X[d->rs2]; NEXT();
 L_SLTU: X[d->rd] = X[d->rs1] < X[d->rs2]; NEXT();
-L_XOR: X[d->rd] = X[d->rs1] ^ X[d->rs2]; NEXT();
+L_XOR: H_XOR(4);
+LC_XOR: H_XOR(2);
 L_SRL: X[d->rd] = X[d->rs1] >> (X[d->rs2] & 63); NEXT();
 L_SRA: X[d->rd] = (uint64_t)((int64_t)X[d->rs1] >> (X[d->rs2] & 63)); NEXT();
-L_OR: X[d->rd] = X[d->rs1] | X[d->rs2]; NEXT();
-L_AND: X[d->rd] = X[d->rs1] & X[d->rs2]; NEXT();
+L_OR: H_OR(4);
+LC_OR: H_OR(2);
+L_AND: H_AND(4);
+LC_AND: H_AND(2);
 L_FENCE: NEXT();
-L_ADDIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + (uint64_t)(int64_t)d->imm); NEXT();
+L_ADDIW: H_ADDIW(4);
+LC_ADDIW: H_ADDIW(2);
 L_SLLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << d->imm); NEXT();
 L_SRLIW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> d->imm); NEXT();
 L_SRAIW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> d->imm); NEXT();
-L_ADDW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] + X[d->rs2]); NEXT();
-L_SUBW: X[d->rd] = (uint64_t)(int64_t)(int32_t)(X[d->rs1] - X[d->rs2]); NEXT();
+L_ADDW: H_ADDW(4);
+LC_ADDW: H_ADDW(2);
+L_SUBW: H_SUBW(4);
+LC_SUBW: H_SUBW(2);
 L_SLLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] << (X[d->rs2] & 31)); NEXT();
 L_SRLW: X[d->rd] = (uint64_t)(int64_t)(int32_t)((uint32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
 L_SRAW: X[d->rd] = (uint64_t)(int64_t)((int32_t)X[d->rs1] >> (X[d->rs2] & 31)); NEXT();
@@ -631,9 +703,11 @@ L_AMOMAX_D: AMO_D(a > (int64_t)b ? (uint64_t)a : b);
 L_AMOMINU_D: AMO_D((uint64_t)a < b ? (uint64_t)a : b);
 L_AMOMAXU_D: AMO_D((uint64_t)a > b ? (uint64_t)a : b);
 L_FLW: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint32_t, 4, h->f[d->rd], 0xffffffff00000000ULL);
-L_FLD: FS_CHECK(); h->mstatus |= MS_FS; LOAD(uint64_t, 8, h->f[d->rd], 0);
+L_FLD: H_FLD(4);
+LC_FLD: H_FLD(2);
 L_FSW: FS_CHECK(); STORE(4, h->f[d->rs2]);
-L_FSD: FS_CHECK(); STORE(8, h->f[d->rs2]);
+L_FSD: H_FSD(4);
+LC_FSD: H_FSD(2);
 L_FENCE_I: L_ECALL: L_EBREAK: L_SRET: L_MRET: L_WFI: L_SFENCE_VMA: L_CSRRW: L_CSRRS: L_CSRRC:
 L_CSRRWI: L_CSRRSI: L_CSRRCI: {
     /* system instructions run out of line; the block ends when state changed */
@@ -671,6 +745,10 @@ out:
 #undef MODES
 #undef DISPATCH
 #undef NEXT
+#undef NEXTN
+#undef LOADN
+#undef STOREN
+#undef BRANCHN
 #undef JUMP
 #undef AFTER_TRAP
 #undef TRAP
