@@ -360,13 +360,15 @@ __attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv
     DISPATCH();                                                                              \
   } while (0)
 #define NEXT() NEXTN(4)
-/* A jump within the current fetch page dispatches from here (one indirect branch per jump
-   site predicts better than a shared one); other targets and the chunk end go through `jump`. */
+/* A jump to the current fetch page, or to a page fetch_fast can switch to, dispatches from here
+   (one indirect branch per jump site predicts better than a shared one); the chunk end and
+   everything else go through `jump`. */
 #define JUMP(target)                                                                         \
   do {                                                                                       \
     pc = (target);                                                                           \
     cnt++;                                                                                   \
-    if (likely((pc & ~0xfffULL) == h->fvpage && cnt < chunk)) {                              \
+    if (likely(cnt < chunk) &&                                                               \
+        likely((pc & ~0xfffULL) == h->fvpage || fetch_fast(h, pc))) {                        \
       d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];                                             \
       DISPATCH();                                                                            \
     }                                                                                        \
