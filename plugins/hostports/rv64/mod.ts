@@ -20,7 +20,7 @@ import type {
   Rv64InterruptBit,
   Rv64Privilege,
 } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
+import { ExitKind, PLUGIN_API_VERSION } from "../../../core/api.ts";
 import { definePlugin } from "../../../core/define_plugin.ts";
 import { hex, VmonError } from "../../../core/errors.ts";
 import { loadRv64, type Rv64Library } from "../../../ffi/rv64/load.ts";
@@ -147,8 +147,12 @@ class Rv64Vcpu implements Rv64Hart {
   #m: Deno.PointerObject;
   #regs: BigUint64Array;
   #counters: BigUint64Array;
+  /** Low 32 bits of the retired-instruction counter (the same memory as #counters[0]). */
+  #instretLo: Uint32Array;
   #budget: number;
   #defaultBudget: number;
+  /** Instructions left in the current slice; undefined: the next run() starts a new slice. */
+  #left: number | undefined;
 
   constructor(
     lib: Rv64Library["symbols"],
@@ -176,16 +180,33 @@ class Rv64Vcpu implements Rv64Hart {
     this.#counters = new BigUint64Array(
       Deno.UnsafePointerView.getArrayBuffer(cntPtr, COUNTER_NAMES.length * 8),
     );
+    this.#instretLo = new Uint32Array(this.#counters.buffer, 0, 1);
   }
 
+  /**
+   * Runs until an exit or the end of the slice. A slice counts instructions across exits, so a
+   * hart that exits often (timer and fence calls, console output) still returns `Interrupted`
+   * after `slice` instructions and the scheduler gets its turn (console flushes, timers); with a
+   * fresh budget after every exit it could run for seconds without one.
+   */
   run(): ExitKindCode {
-    return this.#lib.rv64_run(this.#m, this.id, this.#budget) as ExitKindCode;
+    const budget = this.#left ?? this.#budget;
+    const before = this.#instretLo[0]!;
+    const kind = this.#lib.rv64_run(this.#m, this.id, budget) as ExitKindCode;
+    if (kind === ExitKind.Interrupted) {
+      this.#left = undefined;
+    } else {
+      const ran = (this.#instretLo[0]! - before) >>> 0;
+      this.#left = ran >= budget ? 0 : budget - ran;
+    }
+    return kind;
   }
 
   /** Instructions per run; 0 selects the port's `slice` option (the worker must keep control). */
   setSlice(amount: number): void {
     const n = Math.floor(amount);
     this.#budget = n <= 0 ? this.#defaultBudget : Math.min(n, 0xffff_ffff);
+    this.#left = undefined;
   }
 
   /** Writes a0 (error) and a1 (value); the pc was already advanced past the `ecall`. */
