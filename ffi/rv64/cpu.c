@@ -327,7 +327,9 @@ static inline int fetch_fast(rv64_hart *h, uint64_t pc) {
  * pointer; each decode page ends with sentinel slots (OP_REFETCH) that send execution through
  * the page check, so only jumps, taken branches and page ends translate the pc.
  */
-__attribute__((optimize("no-gcse", "no-crossjumping"))) static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
+/* no-gcse/no-crossjumping: keep one dispatch jump per handler (merged tails predict badly) */
+__attribute__((optimize("no-gcse", "no-crossjumping")))
+static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define RV64_LABEL(name) [OP_##name] = &&L_##name,
 #define RV64_CLABEL(name) [OPC_##name] = &&LC_##name,
   static const void *const labels[OPC_END] = {RV64_OPS(RV64_LABEL) RV64_COPS(RV64_CLABEL)};
