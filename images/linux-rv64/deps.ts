@@ -4,8 +4,10 @@
  * @module
  */
 
+import { join } from "node:path";
+import { cacheDir } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
-import { capture, formatDuration, type ProgressFn } from "../_build.ts";
+import { formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
 /** Debian packages needed to build the kernel, busybox and the initramfs. */
 export const HOST_PACKAGES: readonly string[] = [
@@ -25,27 +27,64 @@ export const HOST_PACKAGES: readonly string[] = [
   "dpkg-dev",
 ];
 
-/** Returns the packages of `names` that dpkg does not list as installed. */
-export async function missingPackages(names: readonly string[]): Promise<string[]> {
+/** Installed packages (name to version), as dpkg lists them. */
+type DpkgSnapshot = Map<string, string>;
+
+let snapshot: { key: string; packages: DpkgSnapshot } | undefined;
+
+/**
+ * Reads which packages dpkg lists as installed, with their versions. One `dpkg-query` per change
+ * of dpkg's database: the answer is kept in memory and in the cache, keyed by the database file's
+ * size and modification time, so a start with everything cached runs no dpkg-query at all.
+ */
+async function dpkgSnapshot(): Promise<DpkgSnapshot> {
+  let key = "none";
+  try {
+    const st = Deno.statSync("/var/lib/dpkg/status");
+    key = `${st.size}:${st.mtime?.getTime() ?? 0}`;
+  } catch {
+    // No dpkg database: dpkg-query below reports the problem.
+  }
+  if (snapshot?.key === key) return snapshot.packages;
+  const file = join(cacheDir("images"), "dpkg-snapshot.json");
+  try {
+    const saved = JSON.parse(Deno.readTextFileSync(file)) as {
+      key: string;
+      packages: [string, string][];
+    };
+    if (saved.key === key && key !== "none") {
+      snapshot = { key, packages: new Map(saved.packages) };
+      return snapshot.packages;
+    }
+  } catch {
+    // Missing or unreadable: ask dpkg.
+  }
   const out = await new Deno.Command("dpkg-query", {
-    args: ["-W", "-f=${Package} ${db:Status-Status}\n", ...names],
+    args: ["-W", "-f=${Package} ${db:Status-Status} ${Version}\n"],
     stdout: "piped",
     stderr: "null",
   }).output().catch((e) => {
     throw new VmonError("Cannot check host packages: dpkg-query is not available", { cause: e });
   });
-  const installed = new Set<string>();
+  const packages: DpkgSnapshot = new Map();
   for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
-    const [name, status] = line.split(" ");
-    if (name && status === "installed") installed.add(name.split(":")[0]!);
+    const [name, status, version] = line.split(" ");
+    if (name && status === "installed") packages.set(name.split(":")[0]!, version ?? "");
   }
+  snapshot = { key, packages };
+  if (key !== "none") writeAtomic(file, JSON.stringify({ key, packages: [...packages] }));
+  return packages;
+}
+
+/** Returns the packages of `names` that dpkg does not list as installed. */
+export async function missingPackages(names: readonly string[]): Promise<string[]> {
+  const installed = await dpkgSnapshot();
   return names.filter((n) => !installed.has(n));
 }
 
 /** Returns the installed version of a Debian package, or undefined. */
 export async function packageVersion(name: string): Promise<string | undefined> {
-  const v = await capture("dpkg-query", ["-W", "-f=${Version}", name]);
-  return v?.trim() || undefined;
+  return (await dpkgSnapshot()).get(name) || undefined;
 }
 
 async function aptGet(args: string[]): Promise<void> {
