@@ -307,7 +307,8 @@ RV64_INTERNAL int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int 
 RV64_INTERNAL int rv64_region_pages_init(rv64_machine *m, rv64_region *r);
 RV64_INTERNAL void rv64_shadow_free(rv64_machine *m);
 RV64_INTERNAL int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size);
-/* 1 when a queued page-table page changed since it was snapshotted (queued strategy) */
+/* The queued strategy's flush rule: 1 when a queued page gained or widened a valid entry since
+   its snapshot (the flush must exit); else 0, the removals/narrowings having been applied here */
 RV64_INTERNAL int rv64_queue_changed(rv64_machine *m);
 /* 1 when sfence.vma (all, or the page of va) must exit to the queued strategy */
 RV64_INTERNAL int rv64_queue_fence_exit(rv64_hart *h, int all, uint64_t va);

@@ -437,29 +437,96 @@ EXPORT int rv64_queue_release(rv64_machine *m) {
 }
 
 /*
- * 1 when a queued page differs from its snapshot other than by A/D bits the walker set (the
- * hardware update of a PTE the guest did not change needs no batch), 0 when nothing changed: a
- * flush then needs no exit. Pages stay queued across batches (the strategy re-queues the pages it
- * saw change), so this keeps flushes free while the guest changes nothing.
+ * How the PTE of a queued page changed from its snapshot value `o` (the state last validated) to
+ * the live value `n`:
+ *   0  no translation change: equal, or only A/D bits set that the snapshot lacked (the walker's
+ *      hardware A/D update of an entry the guest did not change);
+ *   1  a removal or narrowing, which grants nothing: `n` is invalid, or it is the same kind of
+ *      entry (leaf or table pointer) with the same PPN and the same U bit, and every bit it sets
+ *      that `o` lacks is A, D or RSW (so it only lost permissions, G, reserved bits...);
+ *   2  anything else (a new valid entry, another PPN, a table pointer turned leaf or back, an
+ *      added R/W/X/G or reserved bit, a changed U bit, which grants S-mode access either way):
+ *      the change may grant something and must be validated by the strategy.
+ */
+static inline int pte_change(uint64_t o, uint64_t n) {
+  uint64_t d = o ^ n;
+  if (!d || (!(d & ~0xc0ULL) && !(o & d))) return 0;
+  if (!(n & 1)) return 1;
+  if (!(o & 1)) return 2;
+  if (d & (((1ULL << 44) - 1) << 10)) return 2; /* PPN */
+  if (((o & 0xe) != 0) != ((n & 0xe) != 0)) return 2; /* leaf <-> table pointer */
+  if (d & 0x10) return 2;                              /* U */
+  if (n & ~o & ~0x3c0ULL) return 2;                    /* a bit set other than A, D, RSW */
+  return 1;
+}
+
+/*
+ * Drops the shadow entries with a node under page `page` of region r whose PTE index (0..511)
+ * has its bit set in `mask` (8 words), and with them their TLB entries in every hart.
+ */
+static void drop_marked(rv64_machine *m, rv64_region *r, uint64_t page, const uint64_t *mask) {
+  uint64_t base = r->gpa + (page << 12);
+  uint32_t node = r->pt_head[page];
+  while (node != SH_NONE) {
+    uint32_t idx = node / SH_LEVELS;
+    sh_entry *e = &m->sh[idx];
+    uint32_t next = e->next[node % SH_LEVELS];
+    unsigned k = (unsigned)((e->slot[node % SH_LEVELS] - base) >> 3) & 511;
+    if ((mask[k >> 6] >> (k & 63)) & 1) {
+      drop_entry(m, idx); /* unlinks only idx's nodes: `next` stays linked unless it is one */
+      if (next != SH_NONE && next / SH_LEVELS == idx) next = r->pt_head[page];
+    }
+    node = next;
+  }
+}
+
+/*
+ * The flush rule of the queued strategy, at sfence.vma, a satp write or a remote fence while
+ * pages are queued. Returns 1 when some queued page gained or widened a valid entry since its
+ * snapshot (pte_change 2): the flush must exit so the strategy validates the batch. Otherwise
+ * returns 0 and handles the flush here: every PTE removed or narrowed since its snapshot
+ * (pte_change 1) drops the shadow (and TLB) entries derived from it, in every address space and
+ * hart, which is all a removal needs. The pages stay queued with their snapshots unchanged, so
+ * those changes are still pending: the strategy validates and counts them in its next batch
+ * (and they drop their entries again at each later flush, harmless: entries walked since then
+ * come from the narrowed value).
+ *
+ * Why the shadow entries must go here and not only the TLB: sfence.vma flushes the hart's TLB,
+ * but a TLB miss is answered from the shadow first, so an entry derived from the old PTE would
+ * bring the removed mapping straight back.
  */
 int rv64_queue_changed(rv64_machine *m) {
+  uint64_t mask[PQ_SLOTS][8];
+  int narrowed = 0;
   for (int s = 0; s < m->pq_len; s++) {
     uint64_t page;
+    memset(mask[s], 0, sizeof mask[s]);
     rv64_region *r = page_of(m, m->pq_gpa[s], &page);
     if (!r) continue;
     const uint64_t *snap = (const uint64_t *)(m->pq_snap + (size_t)s * 4096);
     const uint64_t *live = (const uint64_t *)(r->host + (page << 12));
     for (int k = 0; k < 512; k++) {
-      uint64_t d = snap[k] ^ live[k];
-      if (d && ((d & ~0xc0ULL) || (snap[k] & d))) return 1;
+      if (snap[k] == live[k]) continue;
+      int c = pte_change(snap[k], live[k]);
+      if (c == 2) return 1;
+      if (c == 1) { mask[s][k >> 6] |= 1ULL << (k & 63); narrowed = 1; }
     }
+  }
+  if (!narrowed) return 0;
+  for (int s = 0; s < m->pq_len; s++) {
+    uint64_t page;
+    rv64_region *r = page_of(m, m->pq_gpa[s], &page);
+    if (!r) continue;
+    uint64_t any = 0;
+    for (int w = 0; w < 8; w++) any |= mask[s][w];
+    if (any) drop_marked(m, r, page, mask[s]);
   }
   return 0;
 }
 
 /*
  * Whether an sfence.vma or remote fence (`all`, or the page of `va`) must exit to the queued
- * strategy: only when a queued page changed since its snapshot.
+ * strategy: the rule of rv64_queue_changed (which handles a fence that needs no exit itself).
  */
 int rv64_queue_fence_exit(rv64_hart *h, int all, uint64_t va) {
   (void)all;

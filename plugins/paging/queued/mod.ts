@@ -5,9 +5,10 @@
  * - Unmodified guests (Xen's writable page tables): the first store to a shadowed page-table page
  *   traps once (`pt-write`); the page is unhooked into the port's queue (snapshotted) and later stores
  *   to it are free (walks read it live; they map only the allowed ranges). At the guest's next `sfence.vma`
- *   or `satp` write (exits enabled only while the queue is non-empty) every queued page is diffed
- *   against its snapshot, each changed PTE validated, the affected shadow entries dropped, and
- *   the pages protected again: one exit per batch.
+ *   or `satp` write every queued page is diffed against its snapshot, each changed PTE validated,
+ *   the affected shadow entries dropped, and the pages protected again: one exit per batch. The
+ *   port exits only when a queued page gained or widened a valid entry; a flush after removals or
+ *   narrowings alone it handles itself, and they stay pending for the next batch (README.md).
  * - Paravirtual guests (Xen's mmu_update): the SBI extension {@linkcode PV_EID} submits an array of
  *   `{ptr, val}` updates in one call; see README.md for the calling convention.
  *
@@ -107,13 +108,14 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     const counters = createPagingCounters(host, mech);
     const c = counters.count;
 
-    /** Validates and applies every queued page; returns the number of changed PTEs. */
     /**
      * Validates and applies every queued page; returns the number of changed PTEs. With `keep`,
      * the pages stay queued (up to {@linkcode KEEP_HOT}, those that changed first), snapshotted
      * anew: a page the guest is busy rewriting (a process's tables during fork, exit
-     * or a run of page faults) stays writable across flushes instead of trapping again, and the
-     * port exits at a flush only when a queued page changed since.
+     * or a run of page faults) stays writable across flushes instead of trapping again. The port
+     * exits at a flush only when a queued page gained or widened a valid entry since its snapshot;
+     * removals and narrowings it handles itself (it drops the shadow entries derived from them),
+     * leaving them in the diff, so they are validated and counted here in the next batch.
      */
     function flushQueue(keep: boolean): number {
       const pages = mech.queuedPages();
@@ -160,7 +162,7 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
       });
       mech.releaseQueue();
       // queuePage refuses (-1) a page no longer shadowed: it is simply protected no more
-      if (keep) { for (const gpa of hot) mech.queuePage(gpa); }
+      if (keep) { for (const gpa of hot.slice(0, KEEP_HOT)) mech.queuePage(gpa); }
       return changed;
     }
 
