@@ -151,8 +151,9 @@ function runsOf(
  * Aggregates the runs of every workload and variant. Per-op counters are
  * `(median(measured) - median(baseline)) / ((n - baseN) * opsPerN)`, which removes boot,
  * program start and power-off; without a baseline they are `median(measured) / (n * opsPerN)`.
- * Host wall time per op is the median over repeats of (measured - baseline machine time) divided
- * the same way, or without a baseline the median marker window over `n * opsPerN`; guest time
+ * Host wall time per op is the median over repeats of (measured - baseline marker window) divided
+ * the same way (or of the whole machine times when a run has no window), or without a baseline
+ * the median marker window over `n * opsPerN`; guest time
  * per op is the median guest `time:` over `n * opsPerN`. A cell without a successful measured
  * run is left out.
  *
@@ -188,14 +189,23 @@ export function summarize(
       const windows = measured.flatMap((r) => r.windowMs !== undefined ? [r.windowMs] : []);
       const guest = measured.flatMap((r) => r.guestMs !== undefined ? [r.guestMs] : []);
       const windowMsMedian = windows.length > 0 ? median(windows) : undefined;
-      // Wall time: measured minus baseline machine time of the same repeat (console output may
-      // reach the monitor late, so the marker window is only the fallback).
-      const diffs = measured.flatMap((r) => {
+      // Wall time, best first: the workload's marker window minus the baseline's in the same
+      // repeat (no boot, no program start); else the whole machine time minus the baseline's;
+      // else the measured window alone.
+      const windowDiffs: number[] = [];
+      const machineDiffs: number[] = [];
+      for (const r of measured) {
         const b = baseline.find((x) => x.repeat === r.repeat);
-        return b !== undefined ? [r.machineMs - b.machineMs] : [];
-      });
-      const wall = diffs.length > 0
-        ? { wallUsPerOp: median(diffs) * 1000 / ops, wallMethod: "baseline" as const }
+        if (b === undefined) continue;
+        machineDiffs.push(r.machineMs - b.machineMs);
+        if (r.windowMs !== undefined && b.windowMs !== undefined) {
+          windowDiffs.push(r.windowMs - b.windowMs);
+        }
+      }
+      const wall = windowDiffs.length > 0
+        ? { wallUsPerOp: median(windowDiffs) * 1000 / ops, wallMethod: "window-baseline" as const }
+        : machineDiffs.length > 0
+        ? { wallUsPerOp: median(machineDiffs) * 1000 / ops, wallMethod: "baseline" as const }
         : windowMsMedian !== undefined
         ? { wallUsPerOp: windowMsMedian * 1000 / allOps, wallMethod: "window" as const }
         : {};

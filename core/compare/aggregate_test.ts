@@ -70,11 +70,41 @@ Deno.test("summarize subtracts the baseline and divides by the extra operations"
   assertEquals(cell.perOp["paging.traps"], 7);
   assertEquals(cell.perOp["hostport.instructions"], 900);
   assertEquals(cell.totals["paging.traps"], 1700);
+  // Only the measured runs have a marker window: the machine times are subtracted.
   assertEquals(cell.wallMethod, "baseline");
   assertAlmostEquals(cell.wallUsPerOp!, 4 * 1000 / 80); // median of 4, 4, 44 ms
   assertEquals(cell.windowMsMedian, 5);
   assertEquals(cell.guestUsPerOp, 10 * 1000 / 100);
   assertEquals(cell.deterministic, true);
+});
+
+Deno.test("summarize subtracts the baseline's marker window when both runs have one", () => {
+  const w = fixtureWorkload("forkwait", 100, { baseN: 20 });
+  const v = fixtureVariant("wired");
+  const runs = [0, 1, 2].flatMap((repeat) => [
+    fixtureRun({
+      workload: "forkwait",
+      variant: "wired",
+      phase: "baseline",
+      n: 20,
+      repeat,
+      machineMs: 900 + 100 * repeat, // boot noise that the windows do not see
+      counters: {},
+      windowMs: 3,
+    }),
+    fixtureRun({
+      workload: "forkwait",
+      variant: "wired",
+      n: 100,
+      repeat,
+      machineMs: 2000,
+      windowMs: 3 + 8,
+      counters: {},
+    }),
+  ]);
+  const cell = summarize(runs, { workloads: [w], variants: [v] })[0]!;
+  assertEquals(cell.wallMethod, "window-baseline");
+  assertAlmostEquals(cell.wallUsPerOp!, 8 * 1000 / 80);
 });
 
 Deno.test("summarize without a baseline divides totals by n * opsPerN and uses the window", () => {

@@ -145,13 +145,13 @@ export interface CellSummary {
   /** Median host milliseconds between the markers' arrival at the monitor's console. */
   readonly windowMsMedian?: number;
   /**
-   * Host microseconds per operation: with a baseline, the median of (measured machine time -
-   * baseline machine time of the same repeat) divided by `ops`; without one, the median marker
-   * window divided by `n * opsPerN`.
+   * Host microseconds per operation: with a baseline, the median of (measured marker window -
+   * baseline marker window of the same repeat) divided by `ops` (machine times when a window is
+   * missing); without one, the median marker window divided by `n * opsPerN`.
    */
   readonly wallUsPerOp?: number;
   /** How `wallUsPerOp` was measured. */
-  readonly wallMethod?: "baseline" | "window";
+  readonly wallMethod?: "window-baseline" | "baseline" | "window";
   /** Median guest-clock microseconds per operation, from the guest's `time:` line. */
   readonly guestUsPerOp?: number;
   /** Counters per operation (median over repeats, baseline subtracted), by counter key. */
