@@ -593,6 +593,13 @@ export default definePlugin({
     },
   },
   setup(host: HostPortHost, options): Rv64Port {
+    if (options.clock === "icount" && host.machine.cpus > 1) {
+      // With several harts the instruction clock stalls the kernel's SMP bring-up (RCU stalls,
+      // tens of seconds of guest time): refuse rather than hang.
+      throw new VmonError(
+        `Cannot use clock "icount" with ${host.machine.cpus} harts: the deterministic clock supports one hart (use clock=host for SMP)`,
+      );
+    }
     return new Rv64Port({
       harts: host.machine.cpus,
       clock: options.clock === "icount" ? "icount" : "host",

@@ -1,0 +1,12 @@
+import assert from "node:assert/strict";
+import rv64 from "./mod.ts";
+import { createTestDeviceHost } from "../../../core/testing.ts";
+
+Deno.test("rv64: the icount clock refuses several harts with a clear error", () => {
+  const base = createTestDeviceHost();
+  const host = { ...base, machine: { ...base.machine, cpus: 2, arch: "riscv64" as const } };
+  assert.throws(
+    () => rv64.setup(host, { clock: "icount", slice: 1_000_000, "mips-for-icount": 100 }),
+    /Cannot use clock "icount" with 2 harts/,
+  );
+});
