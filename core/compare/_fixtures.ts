@@ -24,15 +24,31 @@ export function fixtureWorkload(
   };
 }
 
-/** A variant with default options. */
+/** A variant with default options; with `batch`, a `--batch` variant as resolveVariants makes. */
 export function fixtureVariant(id: string, batch?: number): Variant {
   const strategy = id.split("/")[0]!;
   return {
     id,
     strategy,
     ...(batch !== undefined ? { batch } : {}),
-    options: batch !== undefined ? { batch } : {},
+    options: batch !== undefined ? { paravirtual: true } : {},
   };
+}
+
+/**
+ * The pv-guest's console lines for a run that submitted `updates` updates in `calls` calls, as
+ * images/pv-guest/src/main.c prints them (the numbers are made up).
+ */
+export function fixturePvLines(
+  fields: { batch: number; calls: number; applied: number; rejected: number },
+): string[] {
+  return [
+    "pv-guest: batch=" + fields.batch + " mode=hypercall",
+    "pv-guest: invalid sent=5 rejected=5",
+    "pv-guest: random sent=256 applied=95 rejected=161",
+    `pv-guest: calls=${fields.calls} applied=${fields.applied} rejected=${fields.rejected}`,
+    "pv-guest: ok",
+  ];
 }
 
 /** A successful run record with the given counters. */
@@ -48,6 +64,8 @@ export function fixtureRun(
     machineMs?: number;
     windowMs?: number;
     guestMs?: number;
+    ops?: number;
+    batch?: number;
     error?: string;
   },
 ): RunRecord {
@@ -56,6 +74,7 @@ export function fixtureRun(
     workload: fields.workload,
     variant: fields.variant,
     strategy: fields.variant.split("/")[0]!,
+    ...(fields.batch !== undefined ? { batch: fields.batch } : {}),
     phase: fields.phase ?? "measure",
     n: fields.n,
     repeat: fields.repeat ?? 0,
@@ -71,6 +90,7 @@ export function fixtureRun(
     endStatus: 0,
     ...(fields.windowMs !== undefined ? { windowMs: fields.windowMs } : {}),
     machineMs: fields.machineMs ?? 1000,
+    ...(fields.ops !== undefined ? { ops: fields.ops } : {}),
     counters: fields.counters,
     exits: { mmio: 10 },
     log: [],

@@ -8,6 +8,7 @@
 
 import type { MachineStats } from "../api.ts";
 import { counterKey } from "./counters.ts";
+import { variantsFor } from "./pv.ts";
 import type {
   CellSummary,
   CounterDifference,
@@ -150,10 +151,13 @@ function runsOf(
 /**
  * Aggregates the runs of every workload and variant. Per-op counters are
  * `(median(measured) - median(baseline)) / ((n - baseN) * opsPerN)`, which removes boot,
- * program start and power-off; without a baseline they are `median(measured) / (n * opsPerN)`.
+ * program start and power-off; without a baseline they are `median(measured) / (n * opsPerN)`;
+ * for a workload whose runs report their own operation count (`pv-update`, see
+ * core/compare/pv.ts) `median(measured) / median(ops)`: whole runs over the updates submitted.
  * Host wall time per op is the median over repeats of (measured - baseline marker window) divided
  * the same way (or of the whole machine times when a run has no window), or without a baseline
- * the median marker window over `n * opsPerN`; guest time
+ * the median marker window over `n * opsPerN`, or for `pv-update` (no markers; the pv-guest boots
+ * in microseconds) the median machine time over the updates it submitted; guest time
  * per op is the median guest `time:` over `n * opsPerN`. A cell without a successful measured
  * run is left out.
  *
@@ -171,7 +175,7 @@ export function summarize(
   );
   const out: CellSummary[] = [];
   for (const w of matrix.workloads) {
-    for (const v of matrix.variants) {
+    for (const v of variantsFor(w, matrix.variants)) {
       const measured = runsOf(ok, w.name, v.id, "measure").filter((r) => r.n === w.n);
       if (measured.length === 0) continue;
       const baseline = w.baseN === undefined
@@ -180,7 +184,12 @@ export function summarize(
       const useBase = baseline.length > 0;
       const totals = medianCounters(measured);
       const base = useBase ? medianCounters(baseline) : {};
-      const ops = (useBase ? w.n - w.baseN! : w.n) * w.opsPerN;
+      // A workload that counts its own operations (pv-update: the updates the guest submitted)
+      // divides by that count; the others by N times operations per N.
+      const counted = measured.flatMap((r) => r.ops !== undefined ? [r.ops] : []);
+      const ops = counted.length > 0
+        ? median(counted)
+        : (useBase ? w.n - w.baseN! : w.n) * w.opsPerN;
       const perOp: Record<string, number> = {};
       for (const [key, value] of Object.entries(totals)) {
         perOp[key] = (value - (base[key] ?? 0)) / ops;
@@ -208,6 +217,11 @@ export function summarize(
         ? { wallUsPerOp: median(machineDiffs) * 1000 / ops, wallMethod: "baseline" as const }
         : windowMsMedian !== undefined
         ? { wallUsPerOp: windowMsMedian * 1000 / allOps, wallMethod: "window" as const }
+        : w.kind === "pv"
+        ? {
+          wallUsPerOp: median(measured.map((r) => r.machineMs)) * 1000 / ops,
+          wallMethod: "machine" as const,
+        }
         : {};
       out.push({
         workload: w.name,

@@ -2,7 +2,9 @@
  * `vmon compare`: runs the same riscv64 Linux workloads under several paging strategies on the
  * rv64 host port with the deterministic icount clock, checks that every run prints the same
  * result and that counters are identical across repeats, and reports a table (stdout),
- * `results.json`, `chart.svg` and `table.txt` (in the output folder).
+ * `results.json`, `chart.svg` and `table.txt` (in the output folder). With `--batch 1,8,64` it
+ * also runs the `pv-guest` image under the queued strategy's paravirtual update call once per
+ * batch size (workload `pv-update`, variants `queued/b<N>`; core/compare/pv.ts).
  *
  * The pieces are usable on their own: {@linkcode resolveWorkloads}, {@linkcode resolveVariants},
  * {@linkcode planRuns} and {@linkcode runOne} build and run the matrix; {@linkcode summarize},
@@ -48,6 +50,7 @@ import { resolveVariants, type StrategyInfo } from "./strategies.ts";
 import { formatTables } from "./table.ts";
 import type { CounterDifference, ResultMismatch, RunRecord } from "./types.ts";
 import { resolveWorkloads } from "./workloads.ts";
+import { PV_IMAGE } from "./pv.ts";
 
 export * from "./types.ts";
 export * from "./counters.ts";
@@ -66,8 +69,21 @@ export { HOSTPORT_SPEC, planRuns, runManifest, runOne } from "./runner.ts";
 export type { PlannedRun, RunOptions } from "./runner.ts";
 export { QUEUED, resolveVariants } from "./strategies.ts";
 export type { StrategyInfo } from "./strategies.ts";
-export { formatTables, formatValue } from "./table.ts";
+export { formatTables, formatValue, TRAPS_TIMES_BATCH } from "./table.ts";
 export { baselineN, benchCommand, resolveWorkloads, WORKLOADS } from "./workloads.ts";
+export {
+  parsePvOutput,
+  PV_DEFAULT_UPDATES,
+  PV_GUEST_MAX_BATCH,
+  PV_IMAGE,
+  PV_RANDOM,
+  PV_SEED,
+  PV_WORKLOAD,
+  pvCmdline,
+  pvWorkload,
+  variantsFor,
+} from "./pv.ts";
+export type { PvOutput } from "./pv.ts";
 export type { WorkloadInfo } from "./workloads.ts";
 
 /** The image `vmon compare` boots unless `--image` names another. */
@@ -253,20 +269,25 @@ export async function compareCommand(
   const workloads = resolveWorkloads(flags.workloads, {
     ...(flags.n !== undefined ? { n: flags.n } : {}),
     baseline: flags.baseline !== false,
+    pv: flags.batch !== undefined,
   });
   const variants = resolveVariants(flags.strategies, {
     available: await availableStrategies(),
     ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
   });
+  const needsBench = workloads.some((w) => w.kind !== "pv");
+  const needsPv = workloads.some((w) => w.kind === "pv");
   const imageName = options.image?.name ?? flags.image ?? BENCH_IMAGE;
   if (flags.out !== undefined && flags.out.trim() === "") {
     throw new VmonError(`Invalid --out "": the folder name is empty`);
   }
   const outDir = flags.out ?? join(cacheDir("compare"), timestamp(date));
 
-  const image = options.image ?? await buildImage(imageName, {
-    onProgress: (line) => console.error(`vmon: image ${imageName}: ${line}`),
-  });
+  const build = (name: string) =>
+    buildImage(name, { onProgress: (line) => console.error(`vmon: image ${name}: ${line}`) });
+  const pvImage = needsPv ? await build(PV_IMAGE) : undefined;
+  // Only pv-update: the Linux image is not needed (nor built).
+  const image = options.image ?? (needsBench ? await build(imageName) : pvImage!);
   const runs = planRuns({ workloads, variants, repeat });
   const progress = new Progress(runs.length);
   const records: RunRecord[] = [];
@@ -282,6 +303,7 @@ export async function compareCommand(
       progress.start(i, label);
       const record = await runOne(run, {
         image,
+        ...(pvImage !== undefined ? { pvImage } : {}),
         ...(checked.cpus !== undefined ? { cpus: checked.cpus } : {}),
         ...(checked.memory !== undefined ? { memory: checked.memory } : {}),
         timeoutMs: timeoutS * 1000,
@@ -302,7 +324,7 @@ export async function compareCommand(
     date,
     commandLine: options.commandLine ?? commandLineOf(flags),
     machine: {
-      image: imageName,
+      image: needsBench ? imageName : PV_IMAGE,
       hostport: HOSTPORT_SPEC,
       platform: image.defaults.platform,
       ...(checked.cpus !== undefined ? { cpus: checked.cpus } : {}),

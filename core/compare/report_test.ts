@@ -4,27 +4,58 @@ import { chartRows, chartSpec, renderChart } from "./chart.ts";
 import { counterLabel, KNOWN_COUNTERS, orderCounterKeys, trapCause } from "./counters.ts";
 import { WORKLOADS as KNOWN_WORKLOADS } from "./workloads.ts";
 import { buildResults, RESULTS_SCHEMA, writeOutputs } from "./results.ts";
-import { formatTables, formatValue } from "./table.ts";
+import { formatTables, formatValue, TRAPS_TIMES_BATCH } from "./table.ts";
 import { summarize } from "./aggregate.ts";
 import type { CellSummary, RunRecord } from "./types.ts";
 import { fixtureRun, fixtureVariant, fixtureWorkload } from "./_fixtures.ts";
+import { pvWorkload } from "./pv.ts";
 
-// Test data (not measurements): two workloads under four variants, built to give round numbers.
+// Test data (not measurements): two Linux workloads under three strategies and the paravirtual
+// workload under two batch sizes, built to give round numbers.
 const WORKLOADS = [
   fixtureWorkload("forkwait", 100, { baseN: 20, op: "fork" }),
   fixtureWorkload("faultstorm", 4, { opsPerN: 256, op: "page" }),
+  pvWorkload(1024),
 ];
 const VARIANTS = [
   fixtureVariant("wired"),
   fixtureVariant("shadow"),
   fixtureVariant("queued"),
+  fixtureVariant("queued/b8", 8),
   fixtureVariant("queued/b64", 64),
 ];
-const TRAPS: Record<string, number> = { wired: 0, shadow: 12, queued: 3, "queued/b64": 0.5 };
+const TRAPS: Record<string, number> = { wired: 0, shadow: 12, queued: 3 };
+/** Updates each fixture pv-guest run submits. */
+const PV_UPDATES = 2048;
 
 function fixtureRuns(): RunRecord[] {
   const runs: RunRecord[] = [];
   for (const v of VARIANTS) {
+    if (v.batch !== undefined) {
+      // One trap per call: 2048 / batch calls (the fixture ignores the probe).
+      const traps = PV_UPDATES / v.batch;
+      for (let repeat = 0; repeat < 2; repeat++) {
+        runs.push(fixtureRun({
+          workload: "pv-update",
+          variant: v.id,
+          batch: v.batch,
+          n: 1024,
+          repeat,
+          ops: PV_UPDATES,
+          machineMs: 20.48,
+          result: ["pv-guest: applied=2000 rejected=48", "pv-guest: ok"],
+          counters: {
+            "paging.traps": traps,
+            "paging.traps.hypercall": traps,
+            "paging.batches": traps,
+            "paging.updates-applied": 2000,
+            "paging.rejections": 48,
+            "hostport.instructions": PV_UPDATES * 100,
+          },
+        }));
+      }
+      continue;
+    }
     const t = TRAPS[v.id]!;
     const paging = (ops: number) => ({
       "paging.traps": t * ops,
@@ -56,7 +87,7 @@ function fixtureRuns(): RunRecord[] {
           "hostport.decoded": 1,
         },
       }));
-      if (v.id === "queued/b64") continue; // this cell failed
+      if (v.id === "queued") continue; // this cell failed
       runs.push(fixtureRun({
         workload: "faultstorm",
         variant: v.id,
@@ -126,19 +157,32 @@ Deno.test("the table has one block per workload and one column per variant", () 
     ok(line, `no row "${label}" in\n${part}`);
     return line.split("│").slice(2, -1).map((c) => c.trim());
   };
-  strictEqual(text.split("\n\n").length, 2);
+  strictEqual(text.split("\n\n").length, 3);
   ok(text.includes("forkwait (N=100, baseline N=20): per fork"));
   ok(text.includes("faultstorm (N=4): per page"));
-  ok(/│ *wired *│ *shadow *│ *queued *│ *queued\/b64 *│/.test(text), text);
-  assertEquals(row("traps", 0), ["0", "12.0", "3.00", "0.5"]);
-  assertEquals(row("traps: pt-write", 0), ["-", "12.0", "-", "-"]);
-  assertEquals(row("updates applied", 0), ["4.00", "4.00", "4.00", "4.00"]);
-  assertEquals(row("shadow fills", 0), ["-", "2.00", "-", "-"]);
-  assertEquals(row("guest instructions", 0), ["800,000", "800,000", "800,000", "800,000"]);
-  assertEquals(row("host wall µs (median)", 0), ["200", "200", "200", "200"]);
-  assertEquals(row("host wall µs (median)", 1), ["10.0", "10.0", "10.0", "failed"]);
-  assertEquals(row("guest instructions", 1), ["3,000", "3,000", "3,000", "failed"]);
-  assertEquals(row("deterministic", 0), ["yes", "yes", "yes", "yes"]);
+  ok(text.includes("pv-update (pv-guest, N=1024, 2048 updates per run): per update"), text);
+  // The Linux workloads have the strategy columns, pv-update the --batch columns.
+  ok(/│ forkwait[^│]*│ *wired *│ *shadow *│ *queued *│\n/.test(text), text);
+  ok(/│ pv-update[^│]*│ *queued\/b8 *│ *queued\/b64 *│\n/.test(text), text);
+  assertEquals(row("traps", 0), ["0", "12.0", "3.00"]);
+  assertEquals(row("traps: pt-write", 0), ["-", "12.0", "-"]);
+  assertEquals(row("updates applied", 0), ["4.00", "4.00", "4.00"]);
+  assertEquals(row("shadow fills", 0), ["-", "2.00", "-"]);
+  assertEquals(row("guest instructions", 0), ["800,000", "800,000", "800,000"]);
+  assertEquals(row("host wall µs (median)", 0), ["200", "200", "200"]);
+  assertEquals(row("host wall µs (median)", 1), ["10.0", "10.0", "failed"]);
+  assertEquals(row("guest instructions", 1), ["3,000", "3,000", "failed"]);
+  assertEquals(row("deterministic", 0), ["yes", "yes", "yes"]);
+  ok(!text.split("\n\n")[0]!.includes(TRAPS_TIMES_BATCH));
+  // pv-update: per update submitted; traps fall as 1/batch, so traps × batch stays 1.
+  assertEquals(row("traps", 2), ["0.125", "0.0156"]);
+  assertEquals(row("traps: hypercall", 2), ["0.125", "0.0156"]);
+  assertEquals(row("batches", 2), ["0.125", "0.0156"]);
+  assertEquals(row("updates applied", 2), ["0.977", "0.977"]);
+  assertEquals(row("rejections", 2), ["0.0234", "0.0234"]);
+  assertEquals(row("guest instructions", 2), ["100", "100"]);
+  assertEquals(row("host wall µs (median)", 2), ["10.0", "10.0"]);
+  assertEquals(row(TRAPS_TIMES_BATCH, 2), ["1.00", "1.00"]);
   // A strategy's own counter appears only when non-zero somewhere; other host port counters
   // stay in results.json.
   ok(!text.includes("pv-calls"));
@@ -156,7 +200,7 @@ Deno.test("the table marks a column whose counters differ between repeats", () =
     style: { head: [], border: [] },
   });
   const line = text.split("\n\n")[1]!.split("\n").find((l) => l.startsWith("│ deterministic"));
-  assertEquals(line?.split("│").slice(2, -1).map((x) => x.trim()), ["yes", "NO", "yes", "failed"]);
+  assertEquals(line?.split("│").slice(2, -1).map((x) => x.trim()), ["yes", "NO", "failed"]);
 });
 
 Deno.test("results.json holds the runs, cells, problems and context, and round-trips", () => {
@@ -173,7 +217,7 @@ Deno.test("results.json holds the runs, cells, problems and context, and round-t
       ...runs,
       fixtureRun({
         workload: "faultstorm",
-        variant: "queued/b64",
+        variant: "queued",
         n: 4,
         counters: {},
         error: "the machine failed: triple fault",
@@ -213,15 +257,31 @@ Deno.test("results.json holds the runs, cells, problems and context, and round-t
     op: "fork",
     command: "/bench/run.sh forkwait 100",
   });
-  assertEquals(parsed.config.variants[3], {
+  assertEquals(parsed.config.workloads[2], {
+    name: "pv-update",
+    n: 1024,
+    opsPerN: 1,
+    op: "update",
+    command: "pv.updates=1024 pv.random=256 pv.seed=1",
+    kind: "pv",
+    image: "pv-guest",
+  });
+  assertEquals(parsed.config.variants[4], {
     id: "queued/b64",
     strategy: "queued",
     batch: 64,
-    options: { batch: 64 },
+    options: { paravirtual: true },
   });
+  const pvCell = parsed.cells.find((c: CellSummary) => c.variant === "queued/b64")!;
+  strictEqual(pvCell.workload, "pv-update");
+  strictEqual(pvCell.batch, 64);
+  strictEqual(pvCell.ops, 2048);
+  strictEqual(pvCell.perOp["paging.traps"], 1 / 64);
+  strictEqual(pvCell.totals["paging.traps"], 32);
+  strictEqual(pvCell.wallMethod, "machine");
   assertEquals(parsed.failures, [{
     workload: "faultstorm",
-    variant: "queued/b64",
+    variant: "queued",
     phase: "measure",
     repeat: 0,
     error: "the machine failed: triple fault",
@@ -265,7 +325,18 @@ Deno.test("the chart is a well-formed SVG naming every series, workload and pane
   ok(/^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/.test(svg));
   checkWellFormed(svg);
   const texts = [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
-  for (const name of ["wired", "shadow", "queued", "queued/b64", "forkwait", "faultstorm"]) {
+  for (
+    const name of [
+      "wired",
+      "shadow",
+      "queued",
+      "queued/b8",
+      "queued/b64",
+      "forkwait",
+      "faultstorm",
+      "pv-update",
+    ]
+  ) {
     ok(texts.includes(name), `no text "${name}" in the chart`);
   }
   for (const title of ["strategy traps per operation", "guest instructions per operation"]) {
@@ -285,13 +356,13 @@ Deno.test("chart rows leave out values a log scale cannot draw", () => {
     [
       "forkwait/shadow=12",
       "forkwait/queued=3",
-      "forkwait/queued/b64=0.5",
       "faultstorm/shadow=12",
-      "faultstorm/queued=3",
+      "pv-update/queued/b8=0.125",
+      "pv-update/queued/b64=0.015625",
     ],
   );
   const spec = chartSpec(cells()) as { vconcat: { encoding: { y: { scale: unknown } } }[] };
-  assertEquals(spec.vconcat[0]?.encoding.y.scale, { type: "log", domainMin: 0.1 });
+  assertEquals(spec.vconcat[0]?.encoding.y.scale, { type: "log", domainMin: 0.01 });
 });
 
 Deno.test("writeOutputs writes the three files into a new folder", async () => {

@@ -17,6 +17,7 @@ import type {
   Variant,
   WorkloadRun,
 } from "./types.ts";
+import { PV_IMAGE } from "./pv.ts";
 import { benchCommand } from "./workloads.ts";
 
 /** The `schema` value of the JSON this version writes. */
@@ -60,6 +61,10 @@ export interface ResultsConfig {
     readonly opsPerN: number;
     readonly op: string;
     readonly command: string;
+    /** `pv` for `pv-update` (absent for the bench workloads). */
+    readonly kind?: "pv";
+    /** The image the workload boots, when it is not `image` (`pv-guest`). */
+    readonly image?: string;
   }[];
   /** The strategy variants. */
   readonly variants: readonly Variant[];
@@ -177,6 +182,7 @@ export function buildResults(parts: ResultsParts): CompareResults {
         opsPerN: w.opsPerN,
         op: w.op,
         command: benchCommand(w, w.n),
+        ...(w.kind === "pv" ? { kind: "pv" as const, image: PV_IMAGE } : {}),
       })),
       variants: parts.variants,
     },

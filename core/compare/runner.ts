@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { MachineManifest } from "../api.ts";
+import type { MachineExit, MachineManifest } from "../api.ts";
+import { VmonError } from "../errors.ts";
 import { createMachine } from "../machine.ts";
 import type { BuiltImage } from "../../images/mod.ts";
 import { buildRunManifest } from "../cli/run_manifest.ts";
@@ -15,6 +16,7 @@ import { flattenCounters } from "./aggregate.ts";
 import { BenchCapture } from "./capture.ts";
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { benchCommand } from "./workloads.ts";
+import { parsePvOutput, variantsFor } from "./pv.ts";
 
 /** The host port spec every comparison run uses: rv64 with guest time from retired instructions. */
 export const HOSTPORT_SPEC = "rv64,clock=icount";
@@ -39,7 +41,8 @@ export interface PlannedRun {
 /**
  * Orders the runs: the repeat is the outer loop, so that slow drift of the host spreads over all
  * strategies instead of favouring one; inside it, each workload and variant runs its baseline
- * (when it has one) right before the measured run. Baselines repeat too: their counters are
+ * (when it has one) right before the measured run. `pv-update` runs under the `--batch` variants
+ * only, the other workloads under the other variants only ({@linkcode variantsFor}). Baselines repeat too: their counters are
  * checked for determinism like the rest, and their wall time is subtracted repeat by repeat.
  *
  * @param matrix The workloads, variants and number of repeats.
@@ -66,7 +69,7 @@ export function planRuns(
   const out: PlannedRun[] = [];
   for (let repeat = 0; repeat < matrix.repeat; repeat++) {
     for (const workload of matrix.workloads) {
-      for (const variant of matrix.variants) {
+      for (const variant of variantsFor(workload, matrix.variants)) {
         if (workload.baseN !== undefined) {
           out.push({ workload, variant, phase: "baseline", n: workload.baseN, repeat });
         }
@@ -79,8 +82,10 @@ export function planRuns(
 
 /** What every run shares. */
 export interface RunOptions {
-  /** The built bench image. */
+  /** The built bench image (Linux workloads). */
   readonly image: BuiltImage;
+  /** The built pv-guest image (needed by `pv-update` runs). */
+  readonly pvImage?: BuiltImage;
   /** vCPUs (default: the image's). */
   readonly cpus?: number;
   /** RAM bytes (default: the image's). */
@@ -100,8 +105,9 @@ export interface RunOptions {
  */
 export function runManifest(
   run: PlannedRun,
-  options: Pick<RunOptions, "image" | "cpus" | "memory">,
+  options: Pick<RunOptions, "image" | "pvImage" | "cpus" | "memory">,
 ): MachineManifest {
+  if (run.workload.kind === "pv") return pvManifest(run, options);
   const base = buildRunManifest({
     host: HOSTPORT_SPEC,
     exec: benchCommand(run.workload, run.n),
@@ -118,6 +124,43 @@ export function runManifest(
 }
 
 /**
+ * The manifest of a `pv-update` run: the pv-guest image with its own defaults (32 MiB, no
+ * devices), one vCPU, the rv64 port on the icount clock, no random seed, the queued strategy
+ * with the variant's options and `pv.batch=<size>` on the command line. `--cpus` and `--mem`
+ * (sized for Linux) do not apply.
+ */
+function pvManifest(
+  run: PlannedRun,
+  options: Pick<RunOptions, "image" | "pvImage">,
+): MachineManifest {
+  const image = options.pvImage;
+  if (image === undefined) {
+    throw new VmonError(`Cannot run ${run.workload.name}: the pv-guest image was not built`);
+  }
+  const base = buildRunManifest({ host: HOSTPORT_SPEC, cpus: "1" }, { image });
+  return {
+    ...base,
+    platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
+    paging: { use: run.variant.strategy, options: { ...run.variant.options } },
+    boot: { ...base.boot, cmdline: benchCommand(run.workload, run.n, run.variant.batch) },
+  };
+}
+
+/** Splits console text into lines, as the pv-guest prints them. */
+class LineCapture {
+  #decoder = new TextDecoder();
+  #text = "";
+
+  write(bytes: Uint8Array): void {
+    this.#text += this.#decoder.decode(bytes, { stream: true });
+  }
+
+  lines(): string[] {
+    return (this.#text + this.#decoder.decode()).split("\n");
+  }
+}
+
+/**
  * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
  * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
  * (a plugin refuses its options, the host port lacks the strategy) throws.
@@ -127,31 +170,20 @@ export function runManifest(
  * @returns The record.
  */
 export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  if (run.workload.kind === "pv") return await runPv(run, options);
   const capture = new BenchCapture();
   const log: string[] = [];
   const manifest = runManifest(run, options);
-  const machine = await createMachine(manifest, {
-    console: {
-      write: (bytes) => {
-        options.echo?.(bytes);
-        capture.write(bytes);
-      },
+  const { exit, timedOut } = await runMachine(manifest, {
+    write: (bytes) => {
+      options.echo?.(bytes);
+      capture.write(bytes);
     },
     log: (line) => {
       if (log.length < MAX_LOG_LINES) log.push(line);
     },
+    timeoutMs: options.timeoutMs,
   });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    machine.stop(`timed out after ${Math.round(options.timeoutMs / 1000)} s`, 124);
-  }, options.timeoutMs);
-  let exit;
-  try {
-    exit = await machine.run();
-  } finally {
-    clearTimeout(timer);
-  }
   const out = capture.finish();
   const counters = flattenCounters(exit.stats, run.variant.strategy);
   const tail = out.tail.filter((l) => l !== "").slice(-5).join(" | ");
@@ -183,6 +215,81 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
     ...(out.endStatus !== undefined ? { endStatus: out.endStatus } : {}),
     ...(out.windowMs !== undefined ? { windowMs: out.windowMs } : {}),
     machineMs: exit.stats.wallMs,
+    counters,
+    exits: { ...exit.stats.exits },
+    log,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+/** Runs a machine with a timeout; the console goes to `write`, log lines to `log`. */
+async function runMachine(
+  manifest: MachineManifest,
+  options: {
+    write: (bytes: Uint8Array) => void;
+    log: (line: string) => void;
+    timeoutMs: number;
+  },
+): Promise<{ exit: MachineExit; timedOut: boolean }> {
+  const machine = await createMachine(manifest, {
+    console: { write: options.write },
+    log: options.log,
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    machine.stop(`timed out after ${Math.round(options.timeoutMs / 1000)} s`, 124);
+  }, options.timeoutMs);
+  try {
+    return { exit: await machine.run(), timedOut };
+  } finally {
+    clearTimeout(timer);
+    await machine[Symbol.asyncDispose]();
+  }
+}
+
+/**
+ * Runs one `pv-update` run: the pv-guest under the variant's strategy and batch size. Its record
+ * has the guest's `pv-guest:` lines as output, the batch-independent ones as result (see
+ * {@linkcode parsePvOutput}) and the updates it submitted as `ops`.
+ */
+async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  const capture = new LineCapture();
+  const log: string[] = [];
+  const manifest = runManifest(run, options);
+  const { exit, timedOut } = await runMachine(manifest, {
+    write: (bytes) => {
+      options.echo?.(bytes);
+      capture.write(bytes);
+    },
+    log: (line) => {
+      if (log.length < MAX_LOG_LINES) log.push(line);
+    },
+    timeoutMs: options.timeoutMs,
+  });
+  const counters = flattenCounters(exit.stats, run.variant.strategy);
+  const out = parsePvOutput(capture.lines(), { batch: run.variant.batch ?? 0, counters });
+  let error: string | undefined;
+  if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
+  else if (exit.failed) error = `the machine failed: ${exit.reason}`;
+  else if (out.error !== undefined) error = out.error;
+  else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
+  return {
+    workload: run.workload.name,
+    variant: run.variant.id,
+    strategy: run.variant.strategy,
+    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
+    phase: run.phase,
+    n: run.n,
+    repeat: run.repeat,
+    command: manifest.boot?.cmdline ?? "",
+    status: exit.status,
+    reason: exit.reason,
+    failed: exit.failed || timedOut,
+    output: out.output,
+    result: out.result,
+    machineMs: exit.stats.wallMs,
+    ...(out.updates !== undefined ? { ops: out.updates } : {}),
     counters,
     exits: { ...exit.stats.exits },
     log,

@@ -1,22 +1,25 @@
 /**
  * The columns of the comparison: paging strategies from `--strategies`, and for `--batch` one
- * extra `queued` variant per batch size in its paravirtual mode.
+ * extra `queued` variant per batch size (`queued/b<N>`), which runs the `pv-guest` image with
+ * `pv.batch=<N>` (core/compare/pv.ts): the batch size is the guest's choice, not an option of the
+ * strategy.
  *
  * @module
  */
 
 import type { OptionsSchema } from "../api.ts";
 import { VmonError } from "../errors.ts";
+import { PV_GUEST_MAX_BATCH } from "./pv.ts";
 import type { Variant } from "./types.ts";
 
 /** The strategy `--batch` applies to. */
 export const QUEUED = "queued";
 
-/** The option of the queued strategy that sets the paravirtual batch size. */
-export const BATCH_OPTION = "batch";
+/** The option of the queued strategy that offers the paravirtual update call. */
+export const PARAVIRTUAL_OPTION = "paravirtual";
 
-/** The option of the queued strategy that selects its mode (writable page tables or paravirtual). */
-export const MODE_OPTION = "mode";
+/** The option of the queued strategy that caps the updates of one call. */
+export const MAX_BATCH_OPTION = "max-batch";
 
 /** Display order of the built-in strategies; others follow by name. */
 const ORDER = ["wired", "shadow", QUEUED];
@@ -48,21 +51,18 @@ function parseBatches(text: string): number[] {
   return out;
 }
 
-/** The paravirtual mode's value in the queued strategy's `mode` enum, if it has one. */
-function paravirtualMode(schema: OptionsSchema): string | undefined {
-  const spec = schema[MODE_OPTION];
-  return spec?.enum?.find((v) => /^(paravirtual|pv|hypercall)$/i.test(v));
-}
-
 /**
  * Resolves `--strategies` and `--batch` into the comparison's variants.
  *
  * @param names Comma-separated strategy names, or undefined for every available one.
  * @param options `available`: the paging plugins that exist (name and options schema);
  *   `batch`: the `--batch` text.
- * @returns The variants: each strategy with default options, then `queued/b<N>` per batch size.
+ * @returns The variants: each strategy with default options, then `queued/b<N>` per batch size
+ *   (with `paravirtual: true` when the plugin has that option). The batch variants run only the
+ *   `pv-update` workload, whatever `--strategies` says, so `queued` need not be listed there; it
+ *   must be available.
  * @throws {VmonError} One line naming an unknown strategy and listing the available ones, or
- *   explaining why `--batch` cannot apply.
+ *   explaining why `--batch` cannot apply (no queued strategy, a size above what one call takes).
  *
  * @example
  * ```ts
@@ -70,10 +70,11 @@ function paravirtualMode(schema: OptionsSchema): string | undefined {
  *
  * const available = [
  *   { name: "wired" },
- *   { name: "queued", options: { batch: { type: "integer" as const, description: "b" } } },
+ *   { name: "queued", options: { paravirtual: { type: "boolean" as const, description: "pv" } } },
  * ];
- * const v = resolveVariants("wired,queued", { available, batch: "8" });
- * if (v.map((x) => x.id).join() !== "wired,queued,queued/b8") throw new Error("bad");
+ * const v = resolveVariants("wired,queued", { available, batch: "8,1" });
+ * if (v.map((x) => x.id).join() !== "wired,queued,queued/b8,queued/b1") throw new Error("bad");
+ * if (v[2]?.batch !== 8 || v[2].options.paravirtual !== true) throw new Error("bad options");
  * ```
  */
 export function resolveVariants(
@@ -102,35 +103,30 @@ export function resolveVariants(
   }
   if (options.batch !== undefined) {
     const batches = parseBatches(options.batch);
-    if (!wanted.includes(QUEUED)) {
+    const queued = available.find((s) => s.name === QUEUED);
+    if (queued === undefined) {
       throw new VmonError(
-        `Invalid --batch "${options.batch}": it sets the ${QUEUED} strategy's batch size, and --strategies does not include ${QUEUED}`,
+        `Cannot use --batch: it runs the pv-guest under the ${QUEUED} strategy, which is not available (available strategies are ${known})`,
       );
     }
-    const schema = available.find((s) => s.name === QUEUED)?.options ?? {};
-    const spec = schema[BATCH_OPTION];
-    if (spec === undefined) {
-      const names = Object.keys(schema);
-      throw new VmonError(
-        `Cannot use --batch: the ${QUEUED} strategy has no "${BATCH_OPTION}" option (its options: ${
-          names.length > 0 ? names.join(", ") : "none"
-        })`,
-      );
-    }
-    const mode = paravirtualMode(schema);
+    const schema = queued.options ?? {};
+    const cap = schema[MAX_BATCH_OPTION]?.default;
+    const limit = Math.min(PV_GUEST_MAX_BATCH, typeof cap === "number" ? cap : Infinity);
     for (const b of batches) {
-      if ((spec.min !== undefined && b < spec.min) || (spec.max !== undefined && b > spec.max)) {
+      if (b > limit) {
         throw new VmonError(
-          `Invalid --batch "${options.batch}": ${b} is outside the ${QUEUED} strategy's range ${
-            spec.min ?? 1
-          }..${spec.max ?? "unbounded"}`,
+          `Invalid --batch "${options.batch}": ${b} is above ${limit}, the most ${
+            limit === PV_GUEST_MAX_BATCH
+              ? "the pv-guest submits in one call"
+              : `the ${QUEUED} strategy accepts in one call ("${MAX_BATCH_OPTION}")`
+          }`,
         );
       }
       out.push({
         id: `${QUEUED}/b${b}`,
         strategy: QUEUED,
         batch: b,
-        options: { ...(mode !== undefined ? { [MODE_OPTION]: mode } : {}), [BATCH_OPTION]: b },
+        options: schema[PARAVIRTUAL_OPTION] !== undefined ? { [PARAVIRTUAL_OPTION]: true } : {},
       });
     }
   }

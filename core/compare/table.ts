@@ -8,7 +8,11 @@
 import Table from "cli-table3";
 import { counterLabel, KNOWN_COUNTERS, orderCounterKeys } from "./counters.ts";
 import { counterKey } from "./counters.ts";
+import { variantsFor } from "./pv.ts";
 import type { CellSummary, Variant, WorkloadRun } from "./types.ts";
+
+/** The row of the `pv-update` table that shows traps falling as 1/batch. */
+export const TRAPS_TIMES_BATCH = "traps × batch size";
 
 /**
  * Formats a per-operation value for a table: whole numbers from 100 up (with thousands
@@ -46,8 +50,10 @@ const KNOWN_KEYS = new Set(KNOWN_COUNTERS.map((c) => counterKey(c.source, c.name
  * Renders one table per workload. Known counters always have a row; any other counter a
  * strategy reports has a row when it is non-zero somewhere (other host port counters are only in
  * results.json); `-` marks a counter a strategy does
- * not report. Cells without a successful run show `failed`; a column whose counters differed between repeats is marked in the
- * `deterministic` row.
+ * not report. Cells without a successful run show `failed`; a column whose counters differed
+ * between repeats is marked in the `deterministic` row. Each workload has the columns of
+ * {@linkcode variantsFor}: `pv-update` those of `--batch`, with a row {@linkcode TRAPS_TIMES_BATCH}
+ * (about constant when traps per update fall as 1/batch).
  *
  * @param cells The aggregated cells.
  * @param matrix The workloads and variants (the order of tables and columns).
@@ -61,17 +67,19 @@ export function formatTables(
 ): string {
   const parts: string[] = [];
   for (const w of matrix.workloads) {
-    const row = matrix.variants.map((v) =>
-      cells.find((c) => c.workload === w.name && c.variant === v.id)
-    );
+    const variants = variantsFor(w, matrix.variants);
+    if (variants.length === 0) continue;
+    const row = variants.map((v) => cells.find((c) => c.workload === w.name && c.variant === v.id));
     const present = row.filter((c): c is CellSummary => c !== undefined);
     const base = present[0]?.baseN;
-    const title = `${w.name} (N=${w.n}${
-      base !== undefined ? `, baseline N=${base}` : ""
-    }): per ${w.op}`;
+    const title = w.kind === "pv"
+      ? `${w.name} (pv-guest, N=${w.n}${
+        present[0] !== undefined ? `, ${present[0].ops} updates per run` : ""
+      }): per ${w.op}`
+      : `${w.name} (N=${w.n}${base !== undefined ? `, baseline N=${base}` : ""}): per ${w.op}`;
     const table = new Table({
-      head: [title, ...matrix.variants.map((v) => v.id)],
-      colAligns: ["left", ...matrix.variants.map(() => "right" as const)],
+      head: [title, ...variants.map((v) => v.id)],
+      colAligns: ["left", ...variants.map(() => "right" as const)],
       ...(options.style ? { style: options.style } : {}),
     });
     const line = (label: string, value: (c: CellSummary) => string) => {
@@ -85,6 +93,14 @@ export function formatTables(
         (key.startsWith("paging.") && present.some((c) => (c.perOp[key] ?? 0) !== 0));
       if (!show) continue;
       line(counterLabel(key), (c) => key in c.perOp ? formatValue(c.perOp[key]!) : "-");
+    }
+    if (w.kind === "pv") {
+      // Traps per update times the batch size: about 1 at every size when traps fall as 1/batch.
+      line(
+        TRAPS_TIMES_BATCH,
+        (c) =>
+          c.batch !== undefined ? formatValue((c.perOp["paging.traps"] ?? NaN) * c.batch) : "-",
+      );
     }
     line("repeats", (c) => String(c.repeats));
     line("deterministic", (c) => c.deterministic ? "yes" : "NO");

@@ -19,6 +19,12 @@ export interface WorkloadRun {
   readonly op: string;
   /** The arguments after the workload name for N (`["1", "200"]` for `churn`). */
   args(n: number): string[];
+  /**
+   * `bench` (default): a program of the Linux bench image run with `/bench/run.sh`; `pv`: the
+   * `pv-guest` image driving the queued strategy's paravirtual update call (core/compare/pv.ts),
+   * whose `args(n)` are kernel command-line options.
+   */
+  readonly kind?: "bench" | "pv";
 }
 
 /** One column of the comparison: a paging strategy with its options. */
@@ -74,6 +80,11 @@ export interface RunRecord {
   readonly windowMs?: number;
   /** Host milliseconds the whole machine ran (boot, workload, power-off). */
   readonly machineMs: number;
+  /**
+   * Operations the guest reported doing, when the workload counts them itself (`pv-update`: the
+   * updates it submitted); per-op values of such workloads divide by this.
+   */
+  readonly ops?: number;
   /** Counters of the whole run, keyed `paging.<name>` and `hostport.<name>`. */
   readonly counters: Readonly<Record<string, number>>;
   /** Exits by kind. */
@@ -134,7 +145,10 @@ export interface CellSummary {
   readonly n: number;
   /** N of the baseline, if one was subtracted. */
   readonly baseN?: number;
-  /** Operations the per-op values divide by: `(n - baseN) * opsPerN`, or `n * opsPerN`. */
+  /**
+   * Operations the per-op values divide by: `(n - baseN) * opsPerN`, or `n * opsPerN`, or for a
+   * workload that counts its own operations (`pv-update`) the median of the runs' `ops`.
+   */
   readonly ops: number;
   /** What one operation is. */
   readonly op: string;
@@ -147,11 +161,12 @@ export interface CellSummary {
   /**
    * Host microseconds per operation: with a baseline, the median of (measured marker window -
    * baseline marker window of the same repeat) divided by `ops` (machine times when a window is
-   * missing); without one, the median marker window divided by `n * opsPerN`.
+   * missing); without one, the median marker window divided by `n * opsPerN`; for `pv-update`
+   * (no markers, a boot of microseconds) the median machine time divided by `ops`.
    */
   readonly wallUsPerOp?: number;
   /** How `wallUsPerOp` was measured. */
-  readonly wallMethod?: "window-baseline" | "baseline" | "window";
+  readonly wallMethod?: "window-baseline" | "baseline" | "window" | "machine";
   /** Median guest-clock microseconds per operation, from the guest's `time:` line. */
   readonly guestUsPerOp?: number;
   /** Counters per operation (median over repeats, baseline subtracted), by counter key. */

@@ -7,6 +7,7 @@
  */
 
 import { VmonError } from "../errors.ts";
+import { PV_DEFAULT_UPDATES, PV_WORKLOAD, pvCmdline, pvWorkload } from "./pv.ts";
 import type { WorkloadRun } from "./types.ts";
 
 /** A workload the comparison knows. */
@@ -141,7 +142,7 @@ export function baselineN(n: number): number | undefined {
 }
 
 function knownList(): string {
-  return WORKLOADS.map((w) => w.name).join(", ");
+  return [...WORKLOADS.map((w) => w.name), `${PV_WORKLOAD} (with --batch)`].join(", ");
 }
 
 function splitList(text: string): string[] {
@@ -165,7 +166,7 @@ export function parseNOverrides(text: string): Map<string, number> {
       );
     }
     const [, name = "", value = ""] = m;
-    if (!WORKLOADS.some((w) => w.name === name)) {
+    if (name !== PV_WORKLOAD && !WORKLOADS.some((w) => w.name === name)) {
       throw new VmonError(
         `Invalid --n "${text}": unknown workload "${name}" (known: ${knownList()})`,
       );
@@ -180,11 +181,16 @@ export function parseNOverrides(text: string): Map<string, number> {
 }
 
 /**
- * Resolves `--workloads` and `--n` into the workloads to run, in the order given.
+ * Resolves `--workloads` and `--n` into the workloads to run, in the order given. With `--batch`
+ * (`pv: true`) the paravirtual workload `pv-update` (core/compare/pv.ts) is added at the end
+ * unless `--workloads` names it; `--workloads pv-update` alone runs only it. Its N (`--n
+ * pv-update=1024`) is the pv-guest's count of valid updates; it has no baseline.
  *
  * @param names The comma-separated names, or undefined for every known workload.
- * @param options `n`: the `--n` text; `baseline: false` runs no baseline.
- * @throws {VmonError} One line naming an unknown workload and listing the known ones.
+ * @param options `n`: the `--n` text; `baseline: false` runs no baseline; `pv`: `--batch` was
+ *   given.
+ * @throws {VmonError} One line naming an unknown workload and listing the known ones, or saying
+ *   that `pv-update` needs `--batch`.
  *
  * @example
  * ```ts
@@ -196,13 +202,26 @@ export function parseNOverrides(text: string): Map<string, number> {
  */
 export function resolveWorkloads(
   names: string | undefined,
-  options: { n?: string; baseline?: boolean } = {},
+  options: { n?: string; baseline?: boolean; pv?: boolean } = {},
 ): WorkloadRun[] {
   const overrides = options.n !== undefined ? parseNOverrides(options.n) : new Map();
   const wanted = names === undefined ? WORKLOADS.map((w) => w.name) : splitList(names);
   if (wanted.length === 0) throw new VmonError(`Invalid --workloads "${names}": the list is empty`);
   const out: WorkloadRun[] = [];
+  if (options.pv === true && !wanted.includes(PV_WORKLOAD)) wanted.push(PV_WORKLOAD);
   for (const name of wanted) {
+    if (name === PV_WORKLOAD) {
+      if (options.pv !== true) {
+        throw new VmonError(
+          `Invalid --workloads "${names}": ${PV_WORKLOAD} runs the queued strategy's paravirtual update call and needs --batch (such as --batch 1,8,64,512)`,
+        );
+      }
+      if (out.some((w) => w.name === name)) {
+        throw new VmonError(`Invalid --workloads "${names}": "${name}" is given twice`);
+      }
+      out.push(pvWorkload(overrides.get(name) ?? PV_DEFAULT_UPDATES));
+      continue;
+    }
     const info = WORKLOADS.find((w) => w.name === name);
     if (info === undefined) {
       throw new VmonError(`Unknown workload "${name}": known workloads are ${knownList()}`);
@@ -230,11 +249,16 @@ export function resolveWorkloads(
 }
 
 /**
- * The guest command for a workload run: `/bench/run.sh <name> <args>`.
+ * The guest command for a workload run: `/bench/run.sh <name> <args>`; for `pv-update` the
+ * pv-guest's command-line options (`pv.batch=<B>` comes first when `batch` is given).
  *
  * @param workload The workload.
  * @param n N of this run.
+ * @param batch The paravirtual batch size of the run, if any.
  */
-export function benchCommand(workload: WorkloadRun, n: number): string {
+export function benchCommand(workload: WorkloadRun, n: number, batch?: number): string {
+  if (workload.kind === "pv") {
+    return batch !== undefined ? pvCmdline(workload, { n, batch }) : workload.args(n).join(" ");
+  }
   return ["/bench/run.sh", workload.name, ...workload.args(n)].join(" ");
 }

@@ -44,7 +44,7 @@ Deno.test("baselineN is an eighth of N, at least 1, and absent when not below N"
 Deno.test("workload errors are one clear line listing the known names", () => {
   throwsVmon(
     () => resolveWorkloads("forkwait,nosuch"),
-    /^Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn, lua, sqlite3$/,
+    /^Unknown workload "nosuch": known workloads are forkwait, execloop, faultstorm, mmapchurn, mprotect, pipepong, cpuloop, churn, lua, sqlite3, pv-update \(with --batch\)$/,
   );
   throwsVmon(() => resolveWorkloads(" , "), /^Invalid --workloads " , ": the list is empty$/);
   throwsVmon(() => resolveWorkloads("cpuloop,cpuloop"), /"cpuloop" is given twice/);
@@ -63,8 +63,8 @@ const AVAILABLE: StrategyInfo[] = [
   {
     name: "queued",
     options: {
-      batch: { type: "integer" as const, description: "b", min: 1, max: 256 },
-      mode: { type: "string" as const, description: "m", enum: ["writable", "paravirtual"] },
+      "max-batch": { type: "integer" as const, description: "m", default: 256 },
+      paravirtual: { type: "boolean" as const, description: "p", default: true },
     },
   },
   { name: "wired" },
@@ -77,15 +77,25 @@ Deno.test("strategies default to every available one in wired, shadow, queued or
   assertEquals(v[2]?.options, {});
 });
 
-Deno.test("--batch adds paravirtual queued variants with the mode the plugin names", () => {
+Deno.test("--batch adds a paravirtual queued variant per batch size, in the order given", () => {
   const v = resolveVariants("wired,queued", { available: AVAILABLE, batch: "1,64,64,8" });
   assertEquals(v.map((x) => x.id), ["wired", "queued", "queued/b1", "queued/b64", "queued/b8"]);
   assertEquals(v[3], {
     id: "queued/b64",
     strategy: "queued",
     batch: 64,
-    options: { mode: "paravirtual", batch: 64 },
+    options: { paravirtual: true },
   });
+  // The batch variants run the pv-guest whatever --strategies lists; a plugin without the
+  // paravirtual option gets no options (the run checks that the guest used the call).
+  assertEquals(
+    resolveVariants("wired", { available: AVAILABLE, batch: "8" }).map((x) => x.id),
+    ["wired", "queued/b8"],
+  );
+  assertEquals(
+    resolveVariants("queued", { available: [{ name: "queued" }], batch: "4096" })[1]?.options,
+    {},
+  );
 });
 
 Deno.test("strategy errors are one clear line", () => {
@@ -99,8 +109,8 @@ Deno.test("strategy errors are one clear line", () => {
   );
   throwsVmon(() => resolveVariants("wired,wired", { available: AVAILABLE }), /given twice/);
   throwsVmon(
-    () => resolveVariants("wired", { available: AVAILABLE, batch: "8" }),
-    /--strategies does not include queued/,
+    () => resolveVariants("wired", { available: [{ name: "wired" }], batch: "8" }),
+    /^Cannot use --batch: it runs the pv-guest under the queued strategy, which is not available \(available strategies are wired\)$/,
   );
   throwsVmon(
     () => resolveVariants("queued", { available: AVAILABLE, batch: "8,x" }),
@@ -108,10 +118,10 @@ Deno.test("strategy errors are one clear line", () => {
   );
   throwsVmon(
     () => resolveVariants("queued", { available: AVAILABLE, batch: "512" }),
-    /512 is outside the queued strategy's range 1\.\.256/,
+    /^Invalid --batch "512": 512 is above 256, the most the queued strategy accepts in one call \("max-batch"\)$/,
   );
   throwsVmon(
-    () => resolveVariants("queued", { available: [{ name: "queued", options: {} }], batch: "8" }),
-    /^Cannot use --batch: the queued strategy has no "batch" option \(its options: none\)$/,
+    () => resolveVariants("queued", { available: [{ name: "queued" }], batch: "8192" }),
+    /8192 is above 4096, the most the pv-guest submits in one call$/,
   );
 });
