@@ -413,4 +413,7 @@ Deno.test("docs/paging.md documents every known counter and workload", () => {
     );
   }
   ok(/## Results[\s\S]*No results yet/.test(doc));
+  // --batch: the paravirtual row group and the row that shows traps falling as 1/batch.
+  ok(doc.includes("### Paravirtual batches (`--batch`)"), "docs/paging.md lacks --batch");
+  ok(doc.includes("`pv-update`") && doc.includes(TRAPS_TIMES_BATCH));
 });
