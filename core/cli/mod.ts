@@ -105,7 +105,10 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     .description("compare paging strategies on the rv64 Linux bench image: table, JSON, SVG chart")
     .option("--workloads <list>", "workloads, comma-separated (default: all known)")
     .option("--strategies <list>", "paging strategies, comma-separated (default: all built-in)")
-    .option("--batch <list>", "also run queued in paravirtual mode with these batch sizes")
+    .option(
+      "--batch <list>",
+      "batch sizes for the paravirtual update call: runs the pv-guest under queued",
+    )
     .option("--repeat <n>", "runs per workload and strategy (default 3)")
     .option("--n <list>", "N per workload: forkwait=200,execloop=50,...")
     .option("--out <dir>", "folder for results.json, chart.svg, table.txt (default in the cache)")
