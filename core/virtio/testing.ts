@@ -238,12 +238,13 @@ export class VirtioTestDriver {
    *
    * @param queue The queue index.
    * @param buffers The buffers, in chain order.
-   * @param options `indirect`: put the chain in an indirect table; `notify`: default true.
+   * @param options `indirect`: put the chain in an indirect table (`indirectOffset` bytes past a
+   *   16-byte boundary, as Linux's 8-byte aligned kmalloc tables can be); `notify`: default true.
    */
   submit(
     queue: number,
     buffers: readonly TestBuffer[],
-    options: { indirect?: boolean; notify?: boolean } = {},
+    options: { indirect?: boolean; indirectOffset?: number; notify?: boolean } = {},
   ): number {
     const q = this.queue(queue);
     const m = this.#host.memory;
@@ -255,7 +256,8 @@ export class VirtioTestDriver {
     });
     let head: number;
     if (options.indirect) {
-      const table = this.alloc(16 * placed.length, 16);
+      const offset = options.indirectOffset ?? 0;
+      const table = this.alloc(16 * placed.length + offset, 16) + offset;
       placed.forEach((p, i) =>
         this.writeDesc(table, i, {
           ...p,
