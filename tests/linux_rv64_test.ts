@@ -61,9 +61,14 @@ linuxTest(
         disk,
         "--exec",
         `echo ${token} | dd of=/dev/vda bs=512 seek=8 conv=sync,fsync 2>/dev/null && echo written`,
+        "--stats=json",
       ]);
       assert.equal(w.status, 0, w.stderr);
       assert.match(w.stdout, /written/);
+      // Linux's requests (indirect tables included) are all well-formed to the device.
+      const blk = lastJson(w.stdout).stats.metrics["virtio-blk"];
+      assert.equal(blk.malformed_chains, 0, JSON.stringify(blk));
+      assert.ok(blk.writes >= 1 && blk.flushes >= 1, JSON.stringify(blk));
       // The bytes are on the host file (FLUSH reached fdatasync before the guest was told).
       const bytes = await Deno.readFile(disk);
       assert.equal(
