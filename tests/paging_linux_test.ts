@@ -94,12 +94,15 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const runs: Record<string, { base: Run; forks: Run; control: Run }> = {};
+    const runs: Record<string, { base: Run; forks: Run; control: Run; churn: Run }> = {};
     for (const strategy of ["wired", "shadow", "queued"]) {
       runs[strategy] = {
         base: await runGuest(strategy, "/bench/run.sh forkwait 1"),
         forks: await runGuest(strategy, `/bench/run.sh forkwait ${FORKS + 1}`),
         control: await runGuest(strategy, `/bench/run.sh cpuloop ${CPULOOP}`),
+        // The differential test: a fixed-seed mix of fork, mmap, munmap, mprotect, touches and
+        // checksums (children report over pipes); its checksums must not depend on the strategy.
+        churn: await runGuest(strategy, "/bench/run.sh churn 7 300"),
       };
     }
     const r = (s: string) => runs[s]!;
@@ -145,9 +148,10 @@ Deno.test({
     });
 
     await t.step("the guest's output is identical under every strategy", () => {
-      for (const kind of ["base", "forks", "control"] as const) {
+      for (const kind of ["base", "forks", "control", "churn"] as const) {
         const wired = r("wired")[kind].output;
         ok(wired.includes("result:"), wired);
+        if (kind === "churn") ok(/errors=0\b/.test(wired), wired);
         for (const s of ["shadow", "queued"]) {
           ok(r(s)[kind].output === wired, `${kind} ${s}:\n${r(s)[kind].output}\nwired:\n${wired}`);
         }
