@@ -161,17 +161,14 @@ class LineCapture {
 }
 
 /**
- * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
- * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
- * (a plugin refuses its options, the host port lacks the strategy) throws.
- *
- * @param run The run.
- * @param options The image, machine size, timeout and console echo.
- * @returns The record.
+ * Runs the machine of `run`, sending its console to `capture` (and `options.echo`), keeping the
+ * first monitor log lines, and flattening its counters.
  */
-export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
-  if (run.workload.kind === "pv") return await runPv(run, options);
-  const capture = new BenchCapture();
+async function runCaptured(
+  run: PlannedRun,
+  options: RunOptions,
+  capture: { write(bytes: Uint8Array): void },
+) {
   const log: string[] = [];
   const manifest = runManifest(run, options);
   const { exit, timedOut } = await runMachine(manifest, {
@@ -184,8 +181,24 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
     },
     timeoutMs: options.timeoutMs,
   });
-  const out = capture.finish();
   const counters = flattenCounters(exit.stats, run.variant.strategy);
+  return { exit, timedOut, log, counters, command: manifest.boot?.cmdline ?? "" };
+}
+
+/**
+ * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
+ * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
+ * (a plugin refuses its options, the host port lacks the strategy) throws.
+ *
+ * @param run The run.
+ * @param options The image, machine size, timeout and console echo.
+ * @returns The record.
+ */
+export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  if (run.workload.kind === "pv") return await runPv(run, options);
+  const capture = new BenchCapture();
+  const { exit, timedOut, log, counters } = await runCaptured(run, options, capture);
+  const out = capture.finish();
   const tail = out.tail.filter((l) => l !== "").slice(-5).join(" | ");
   let error: string | undefined;
   if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
@@ -255,19 +268,7 @@ async function runMachine(
  */
 async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
   const capture = new LineCapture();
-  const log: string[] = [];
-  const manifest = runManifest(run, options);
-  const { exit, timedOut } = await runMachine(manifest, {
-    write: (bytes) => {
-      options.echo?.(bytes);
-      capture.write(bytes);
-    },
-    log: (line) => {
-      if (log.length < MAX_LOG_LINES) log.push(line);
-    },
-    timeoutMs: options.timeoutMs,
-  });
-  const counters = flattenCounters(exit.stats, run.variant.strategy);
+  const { exit, timedOut, log, counters, command } = await runCaptured(run, options, capture);
   const out = parsePvOutput(capture.lines(), { batch: run.variant.batch ?? 0, counters });
   let error: string | undefined;
   if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
@@ -282,7 +283,7 @@ async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
     phase: run.phase,
     n: run.n,
     repeat: run.repeat,
-    command: manifest.boot?.cmdline ?? "",
+    command,
     status: exit.status,
     reason: exit.reason,
     failed: exit.failed || timedOut,
