@@ -7,15 +7,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
+import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 
-const missing = (() => {
-  for (const tool of ["riscv64-linux-gnu-gcc"]) {
-    const r = new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
-      .outputSync();
-    if (!r.success) return `${tool} is not installed (deno task image linux-rv64 installs it)`;
-  }
-  return undefined;
-})();
+const missing = haveCrossCompiler()
+  ? undefined
+  : "riscv64-linux-gnu-gcc is not installed (deno task image linux-rv64 installs it)";
 if (missing !== undefined) console.error(`linux_rv64_test: skipped: ${missing}`);
 
 const linuxTest = (name: string, fn: () => Promise<void>) =>

@@ -15,17 +15,9 @@ import { createMachine } from "../core/machine.ts";
 import type { MachineExit } from "../core/api.ts";
 import { buildImage } from "../images/mod.ts";
 import { DEFAULT_CMDLINE, execCmdline } from "../images/linux-rv64/protocol.ts";
+import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 
-function haveCrossGcc(): boolean {
-  try {
-    return new Deno.Command("riscv64-linux-gnu-gcc", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const skip = haveCrossGcc() ? undefined : "riscv64-linux-gnu-gcc is not installed";
+const skip = haveCrossCompiler() ? undefined : "riscv64-linux-gnu-gcc is not installed";
 if (skip) console.warn(`paging Linux tests skipped: ${skip}`);
 
 interface Run {

@@ -8,17 +8,9 @@ import { ok, strictEqual } from "node:assert/strict";
 import { createMachine } from "../core/machine.ts";
 import type { MachineExit } from "../core/api.ts";
 import { buildImage } from "../images/mod.ts";
+import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 
-function haveCrossGcc(): boolean {
-  try {
-    return new Deno.Command("riscv64-linux-gnu-gcc", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const skip = haveCrossGcc() ? undefined : "riscv64-linux-gnu-gcc is not installed";
+const skip = haveCrossCompiler() ? undefined : "riscv64-linux-gnu-gcc is not installed";
 if (skip) console.warn(`pv-guest tests skipped: ${skip}`);
 
 async function runPv(

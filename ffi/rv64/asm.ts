@@ -34,14 +34,24 @@ function run(cmd: string, args: string[]): void {
   }
 }
 
-/** True when the RISC-V cross assembler is installed. */
-export function haveCrossAssembler(): boolean {
+/** True when the riscv64 cross tool `tool` (`as`, `gcc`, ...) runs. */
+function haveCrossTool(tool: string): boolean {
   try {
-    return new Deno.Command("riscv64-linux-gnu-as", { args: ["--version"], stdout: "null" })
+    return new Deno.Command(`riscv64-linux-gnu-${tool}`, { args: ["--version"], stdout: "null" })
       .outputSync().success;
   } catch {
     return false;
   }
+}
+
+/** True when the RISC-V cross assembler is installed. */
+export function haveCrossAssembler(): boolean {
+  return haveCrossTool("as");
+}
+
+/** True when the RISC-V cross C compiler (`riscv64-linux-gnu-gcc`) is installed. */
+export function haveCrossCompiler(): boolean {
+  return haveCrossTool("gcc");
 }
 
 /**

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { cacheDir } from "../../../core/cache.ts";
 import { createMachine } from "../../../core/machine.ts";
 import { newcCpio } from "./_test_support.ts";
+import { haveCrossCompiler } from "../../../ffi/rv64/asm.ts";
 
 const INIT_C = `
 static long sys4(long n, long a, long b, long c, long d) {
@@ -48,15 +49,6 @@ function findKernel(): string | undefined {
   return best?.path;
 }
 
-function haveCrossGcc(): boolean {
-  try {
-    return new Deno.Command("riscv64-linux-gnu-gcc", { args: ["--version"], stdout: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
 /** Builds the test initrd (cached by source hash, renamed into place atomically). */
 function buildInitrd(): string {
   const key = createHash("sha256").update(INIT_C).digest("hex").slice(0, 16);
@@ -89,7 +81,7 @@ function buildInitrd(): string {
 }
 
 const kernel = findKernel();
-const gcc = haveCrossGcc();
+const gcc = haveCrossCompiler();
 const skip = !kernel
   ? "no kernel Image in the cache (build the linux-rv64 image first)"
   : !gcc
