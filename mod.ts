@@ -19,7 +19,8 @@
  * Write a device plugin:
  *
  * ```ts
- * import { createTestDeviceHost, definePlugin, setupTestDevice } from "./mod.ts";
+ * import { definePlugin } from "./mod.ts";
+ * import { createTestDeviceHost, setupTestDevice } from "./testing/mod.ts";
  *
  * const counter = definePlugin({
  *   name: "counter",
@@ -43,12 +44,13 @@
  * if (host.pioRead(0x600, 1) !== 1) throw new Error("the write was not counted");
  * ```
  *
- * When run as a program, this module is the `vmon` command line (`deno task vmon --help`).
+ * Test hosts for plugin authors are the second entry, `testing/mod.ts` (`@vmon/vmon/testing`); the
+ * command line is `cli/main.ts` (`deno task vmon --help`).
  *
  * @module
  */
 
-export * from "./core/api.ts";
+export * from "./core/api/mod.ts";
 export { definePlugin } from "./core/define_plugin.ts";
 export { hex, VmonError } from "./core/errors.ts";
 export { GuestMemory, GuestMemoryError } from "./core/memory.ts";
@@ -56,10 +58,4 @@ export { formatSize, parseSize, validateOptions } from "./core/schema.ts";
 export { validateManifest } from "./core/manifest.ts";
 export { createMachine, Machine, type MachineOptions } from "./core/machine.ts";
 export * from "./core/paging.ts";
-export * from "./core/testing.ts";
 export * from "./core/virtio/mod.ts";
-
-if (import.meta.main) {
-  // No top-level await: plugins loaded by the CLI may import this module back.
-  import("./core/cli/mod.ts").then(async (cli) => Deno.exit(await cli.main(Deno.args)));
-}

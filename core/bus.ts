@@ -28,8 +28,8 @@ import type {
   HypercallResult,
   RangeHandler,
   Registration,
-} from "./api.ts";
-import { ExitKind } from "./api.ts";
+} from "./api/mod.ts";
+import { ExitKind } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
 
@@ -190,7 +190,7 @@ function validSize(size: number): size is AccessSize {
  * @example
  * ```ts
  * import { ExitBus } from "./bus.ts";
- * import { ExitKind, type ExitRecord } from "./api.ts";
+ * import { ExitKind, type ExitRecord } from "./api/mod.ts";
  * const bus = new ExitBus();
  * const out: number[] = [];
  * bus.forPlugin("uart16550").registerPio(0x3f8, 8, {

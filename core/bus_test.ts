@@ -1,5 +1,5 @@
 import { ExitBus, SBI_ERR_NOT_SUPPORTED } from "./bus.ts";
-import { ExitKind, type ExitRecord, type RangeHandler } from "./api.ts";
+import { ExitKind, type ExitRecord, type RangeHandler } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 import { Tracer } from "./trace.ts";
 

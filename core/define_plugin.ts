@@ -12,7 +12,7 @@ import type {
   PlatformPluginDefinition,
   PluginDefinition,
   PluginKind,
-} from "./api.ts";
+} from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 import { checkOptionsSchema } from "./schema.ts";
 

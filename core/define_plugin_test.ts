@@ -1,6 +1,6 @@
 import { checkPluginDefinition, definePlugin } from "./define_plugin.ts";
 import { VmonError } from "./errors.ts";
-import type { PluginDefinition } from "./api.ts";
+import type { PluginDefinition } from "./api/mod.ts";
 
 function throwsVmon(fn: () => unknown, includes: string): void {
   try {

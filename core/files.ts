@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { HostFile, HostFiles } from "./api.ts";
+import type { HostFile, HostFiles } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
 function fileError(action: string, path: string, err: unknown): VmonError {

@@ -10,8 +10,8 @@
 
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { OptionsSchema, PluginDefinition, PluginKind } from "./api.ts";
-import { PLUGIN_API_VERSION } from "./api.ts";
+import type { OptionsSchema, PluginDefinition, PluginKind } from "./api/mod.ts";
+import { PLUGIN_API_VERSION } from "./api/mod.ts";
 import { REPO_ROOT } from "./cache.ts";
 import { checkPluginDefinition, PLUGIN_KINDS, PLUGIN_NAME_RE } from "./define_plugin.ts";
 import { VmonError } from "./errors.ts";

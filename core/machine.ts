@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { MachineExit, MachineManifest, MachineStats } from "./api.ts";
+import type { MachineExit, MachineManifest, MachineStats } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 import type { FromWorker, ToWorker } from "./machine_protocol.ts";
 import { validateManifest } from "./manifest.ts";

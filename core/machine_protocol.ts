@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { MachineExit, MachineManifest, MachineStats } from "./api.ts";
+import type { MachineExit, MachineManifest, MachineStats } from "./api/mod.ts";
 
 /** Main thread to worker. */
 export type ToWorker =

@@ -7,7 +7,7 @@
 
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { BootSpec, MachineManifest, PluginRef } from "./api.ts";
+import type { BootSpec, MachineManifest, PluginRef } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 import { parseSize } from "./schema.ts";
 

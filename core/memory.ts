@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { GuestMemoryAccess, MemoryRegionInfo } from "./api.ts";
+import type { GuestMemoryAccess, MemoryRegionInfo } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 
 /**

@@ -27,8 +27,8 @@ import type {
   PagingCounterName,
   PagingHost,
   PagingMechanisms,
-} from "./api.ts";
-import { PAGING_COUNTER_NAMES } from "./api.ts";
+} from "./api/mod.ts";
+import { PAGING_COUNTER_NAMES } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 
 /** A guest physical range `[start, end)` a leaf PTE may map. */

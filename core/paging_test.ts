@@ -8,7 +8,7 @@ import {
   ptePage,
   requirePagingMechanisms,
 } from "./paging.ts";
-import { createTestPagingHost } from "./testing.ts";
+import { createTestPagingHost } from "../testing/mod.ts";
 
 const BASE = 0x8000_0000;
 const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);

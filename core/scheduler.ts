@@ -13,7 +13,7 @@ import {
   type PlatformInstance,
   SystemEventType,
   type Vcpu,
-} from "./api.ts";
+} from "./api/mod.ts";
 import type { ExitBus } from "./bus.ts";
 import { hex } from "./errors.ts";
 import { NO_TRACE, type Tracer } from "./trace.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { OptionSpec, OptionsSchema, OptionType } from "./api.ts";
+import type { OptionSpec, OptionsSchema, OptionType } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
 const OPTION_TYPES: readonly OptionType[] = [

@@ -1,6 +1,6 @@
 import { formatSize, parseSize, validateOptions } from "./schema.ts";
 import { VmonError } from "./errors.ts";
-import type { OptionsSchema } from "./api.ts";
+import type { OptionsSchema } from "./api/mod.ts";
 
 function eq(actual: unknown, expected: unknown): void {
   const a = JSON.stringify(actual), e = JSON.stringify(expected);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Counter, MachineStats, Metrics } from "./api.ts";
+import type { Counter, MachineStats, Metrics } from "./api/mod.ts";
 import type { BusCounters } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 

@@ -1,6 +1,6 @@
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
 import { ExitBus } from "./bus.ts";
-import { ExitKind, type ExitRecord } from "./api.ts";
+import { ExitKind, type ExitRecord } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
 function eq(actual: unknown, expected: unknown): void {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { ExitKindCode, ExitRecord } from "./api.ts";
-import { ExitKind } from "./api.ts";
+import type { ExitKindCode, ExitRecord } from "./api/mod.ts";
+import { ExitKind } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 
 /** The trace categories (`all` enables every one). */

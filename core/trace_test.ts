@@ -1,5 +1,5 @@
 import { exitKindName, parseTraceSpec, Tracer } from "./trace.ts";
-import { ExitKind, type ExitRecord } from "./api.ts";
+import { ExitKind, type ExitRecord } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
 function eq(actual: unknown, expected: unknown): void {

@@ -27,7 +27,7 @@ import type {
   PluginRef,
   Timers,
   Vcpu,
-} from "./api.ts";
+} from "./api/mod.ts";
 import { ExitBus } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";

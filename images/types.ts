@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { GuestArch } from "../core/api.ts";
+import type { GuestArch } from "../core/api/mod.ts";
 
 /** How a built image is meant to run when the user names only the image. */
 export interface ImageDefaults {

@@ -2,7 +2,7 @@
 // exits non-zero, and shows no stack trace.
 
 import { join } from "node:path";
-import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
+import { assertOneLineError, runCli } from "../cli/_spawn.ts";
 
 const X86 = ["--host", "kvm", "--platform", "x86-64-direct"];
 const RV = ["--host", "rv64", "--platform", "riscv-virt"];

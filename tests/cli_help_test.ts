@@ -2,7 +2,7 @@
 // `vmon` fail with one clear line or the usage on stderr.
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
+import { assertOneLineError, runCli } from "../cli/_spawn.ts";
 
 const COMMANDS: ReadonlyArray<[string[], RegExp]> = [
   [[], /Commands:[\s\S]*run[\s\S]*plugins[\s\S]*images[\s\S]*new-plugin[\s\S]*plugin/],

@@ -4,9 +4,9 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { createTestDeviceHost } from "../core/testing.ts";
+import { createTestDeviceHost } from "../testing/mod.ts";
 import { loadPlugin } from "../core/loader.ts";
-import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
+import { assertOneLineError, runCli } from "../cli/_spawn.ts";
 
 Deno.test("new-plugin, its test, plugin bundle and loading the bundle", async (t) => {
   const root = await Deno.makeTempDir({ prefix: "vmon-plugin-test-" });

@@ -3,7 +3,7 @@
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { runCli } from "../core/cli/_spawn.ts";
+import { runCli } from "../cli/_spawn.ts";
 
 const GUEST = `
 .globl _start

@@ -3,11 +3,11 @@
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { VmonError } from "../core/errors.ts";
-import { parsePluginSpec } from "../core/cli/flags.ts";
-import { buildRunManifest, execCmdlineParam } from "../core/cli/run_manifest.ts";
-import { Terminal } from "../core/cli/terminal.ts";
-import { formatPluginTable } from "../core/cli/listing_format.ts";
-import { formatStatsJson, formatStatsTable } from "../core/cli/stats.ts";
+import { parsePluginSpec } from "../cli/flags.ts";
+import { buildRunManifest, execCmdlineParam } from "../cli/run_manifest.ts";
+import { Terminal } from "../cli/terminal.ts";
+import { formatPluginTable } from "../cli/listing_format.ts";
+import { formatStatsJson, formatStatsTable } from "../cli/stats.ts";
 import type { BuiltImage } from "../images/mod.ts";
 
 const vmonError = (pattern: RegExp) => (err: unknown) =>

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { assertOneLineError, runCli } from "../core/cli/_spawn.ts";
+import { assertOneLineError, runCli } from "../cli/_spawn.ts";
 
 function kvmMissing(): string | undefined {
   try {

@@ -12,7 +12,7 @@
 
 import { ok } from "node:assert/strict";
 import { createMachine } from "../core/machine.ts";
-import type { MachineExit } from "../core/api.ts";
+import type { MachineExit } from "../core/api/mod.ts";
 import { buildImage } from "../images/mod.ts";
 import { DEFAULT_CMDLINE, execCmdline } from "../images/linux-rv64/protocol.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";

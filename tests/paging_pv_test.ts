@@ -6,7 +6,7 @@
 
 import { ok, strictEqual } from "node:assert/strict";
 import { createMachine } from "../core/machine.ts";
-import type { MachineExit } from "../core/api.ts";
+import type { MachineExit } from "../core/api/mod.ts";
 import { buildImage } from "../images/mod.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 

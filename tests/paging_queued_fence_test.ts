@@ -7,7 +7,7 @@
 // Skips (visibly) without the riscv64 cross assembler.
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
-import { ExitKind } from "../core/api.ts";
+import { ExitKind } from "../core/api/mod.ts";
 import { assemble, haveCrossAssembler } from "../ffi/rv64/asm.ts";
 import { PagingExitCode } from "../ffi/rv64/symbols.ts";
 import { Rv64Port } from "../plugins/hostports/rv64/mod.ts";

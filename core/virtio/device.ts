@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { GuestMemoryAccess } from "../api.ts";
+import type { GuestMemoryAccess } from "../api/mod.ts";
 import type { Virtqueue } from "./queue.ts";
 
 /** Device status bits (virtio 1.2 section 2.1). */

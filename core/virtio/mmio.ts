@@ -14,7 +14,7 @@ import type {
   Logger,
   PluginInstance,
   RangeHandler,
-} from "../api.ts";
+} from "../api/mod.ts";
 import { hex, VmonError } from "../errors.ts";
 import {
   type VirtioActivation,

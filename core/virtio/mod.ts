@@ -7,7 +7,7 @@
  * @example A device that echoes nothing but completes every request
  * ```ts
  * import { attachVirtioMmio, type VirtioActivation, type VirtioDevice } from "./mod.ts";
- * import { createTestDeviceHost } from "../testing.ts";
+ * import { createTestDeviceHost } from "../../testing/mod.ts";
  *
  * let activation: VirtioActivation | undefined;
  * const sink: VirtioDevice = {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { GuestMemoryAccess } from "../api.ts";
+import type { GuestMemoryAccess } from "../api/mod.ts";
 import { hex, VmonError } from "../errors.ts";
 
 /** Descriptor flags. */

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
-import { createTestDeviceHost, type TestDeviceHost } from "../testing.ts";
+import { createTestDeviceHost, type TestDeviceHost } from "../../testing/mod.ts";
 import {
   attachVirtioMmio,
   DescFlag,
@@ -10,7 +10,7 @@ import {
   VirtioInterrupt,
   VirtioStatus,
 } from "./mod.ts";
-import { VirtioTestDriver } from "./testing.ts";
+import { VirtioTestDriver } from "../../testing/virtio.ts";
 
 const OK = VirtioStatus.ACKNOWLEDGE | VirtioStatus.DRIVER | VirtioStatus.FEATURES_OK |
   VirtioStatus.DRIVER_OK;

@@ -36,7 +36,7 @@ import { exists, formatDuration, type ProgressFn, writeAtomic } from "../_build.
 export { BEGIN_MARKER, type BenchRun, END_MARKER, parseBenchOutput } from "./results.ts";
 export { PROGRAMS } from "./programs.ts";
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "../types.ts";
-export type { GuestArch } from "../../core/api.ts";
+export type { GuestArch } from "../../core/api/mod.ts";
 export type { ProgressFn } from "../_build.ts";
 
 /** Programs of {@linkcode PROGRAMS} that are helpers, not workloads. */

@@ -110,7 +110,7 @@ async function runVmon(): Promise<Sample> {
       "run",
       "--allow-all",
       "--quiet",
-      join(REPO_ROOT, "mod.ts"),
+      join(REPO_ROOT, "cli", "main.ts"),
       "run",
       "--host",
       "rv64",

@@ -10,7 +10,7 @@
  */
 
 import { join } from "node:path";
-import { ExitKind } from "../../core/api.ts";
+import { ExitKind } from "../../core/api/mod.ts";
 import { assemble } from "../../ffi/rv64/asm.ts";
 import { Rv64Port } from "../../plugins/hostports/rv64/mod.ts";
 

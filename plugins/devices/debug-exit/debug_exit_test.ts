@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, equal } from "node:assert/strict";
-import { createTestDeviceHost, setupTestDevice } from "../../../core/testing.ts";
+import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import debugExit from "./mod.ts";
 
 Deno.test("debug-exit: port writes of 1, 2 and 4 bytes give the status directly", async () => {

@@ -11,10 +11,14 @@
  * @module
  */
 
-import type { AccessSize, RangeHandler } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  type AccessSize,
+  definePlugin,
+  hex,
+  PLUGIN_API_VERSION,
+  type RangeHandler,
+  VmonError,
+} from "../../../mod.ts";
 
 /** SiFive test finisher commands (low 16 bits of the value written at offset 0). */
 export const Finisher = { FAIL: 0x3333, PASS: 0x5555, RESET: 0x7777 } as const;

@@ -14,8 +14,7 @@
  * @module
  */
 
-import { PLUGIN_API_VERSION, type RangeHandler } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
+import { definePlugin, PLUGIN_API_VERSION, type RangeHandler } from "../../../mod.ts";
 
 /** Event bits. */
 export const PvpanicEvent = { PANICKED: 1, CRASH_LOADED: 2 } as const;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createTestDeviceHost, setupTestDevice } from "../../../core/testing.ts";
+import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import pvpanic from "./mod.ts";
 
 Deno.test("pvpanic: MMIO variant is described for the device tree and reports its events", async () => {

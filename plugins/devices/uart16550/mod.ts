@@ -7,10 +7,15 @@
  * @module
  */
 
-import type { AccessSize, IrqLine, RangeHandler } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  type AccessSize,
+  definePlugin,
+  hex,
+  type IrqLine,
+  PLUGIN_API_VERSION,
+  type RangeHandler,
+  VmonError,
+} from "../../../mod.ts";
 import { Uart16550 } from "./uart.ts";
 
 export { Uart16550 } from "./uart.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Counter, IrqLine, Timers } from "../../../core/api.ts";
+import type { Counter, IrqLine, Timers } from "../../../mod.ts";
 
 /** Register indices (the offset divided by the register stride). */
 export const Reg = {

@@ -3,7 +3,7 @@ import {
   createTestDeviceHost,
   setupTestDevice,
   type TestDeviceHost,
-} from "../../../core/testing.ts";
+} from "../../../testing/mod.ts";
 import uart16550 from "./mod.ts";
 import { Iir, Lsr } from "./uart.ts";
 

@@ -6,18 +6,21 @@
  * @module
  */
 
-import type { Counter, GuestMemoryAccess, HostFile, Logger } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
 import {
   attachVirtioMmio,
+  type Counter,
+  definePlugin,
   type DescriptorChain,
   type GuestBuffer,
+  type GuestMemoryAccess,
+  type HostFile,
+  type Logger,
+  PLUGIN_API_VERSION,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
   type Virtqueue,
-} from "../../../core/virtio/mod.ts";
+} from "../../../mod.ts";
 
 /** Block feature bits. */
 export const BlkFeature = {

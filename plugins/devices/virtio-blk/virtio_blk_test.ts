@@ -1,8 +1,8 @@
 import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
-import type { HostFile, HostFiles } from "../../../core/api.ts";
-import { createHostFiles, createTestDeviceHost, setupTestDevice } from "../../../core/testing.ts";
+import type { HostFile, HostFiles } from "../../../core/api/mod.ts";
+import { createHostFiles, createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioStatus } from "../../../core/virtio/mod.ts";
-import { type UsedEntry, VirtioTestDriver } from "../../../core/virtio/testing.ts";
+import { type UsedEntry, VirtioTestDriver } from "../../../testing/virtio.ts";
 import virtioBlk, { BlkFeature, BlkStatus, BlkType } from "./mod.ts";
 
 const SECTORS = 128;

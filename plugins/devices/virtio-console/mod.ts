@@ -7,15 +7,16 @@
  * @module
  */
 
-import type { ConsolePort, Counter } from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
 import {
   attachVirtioMmio,
+  type ConsolePort,
+  type Counter,
+  definePlugin,
+  PLUGIN_API_VERSION,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
-} from "../../../core/virtio/mod.ts";
+} from "../../../mod.ts";
 
 /** Console feature bits. */
 export const ConsoleFeature = {

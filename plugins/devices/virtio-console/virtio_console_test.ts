@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
-import { createTestDeviceHost, setupTestDevice } from "../../../core/testing.ts";
+import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioStatus } from "../../../core/virtio/mod.ts";
-import { VirtioTestDriver } from "../../../core/virtio/testing.ts";
+import { VirtioTestDriver } from "../../../testing/virtio.ts";
 import virtioConsole, { ConsoleFeature } from "./mod.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -5,14 +5,14 @@
  * @module
  */
 
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
 import {
   attachVirtioMmio,
+  definePlugin,
+  PLUGIN_API_VERSION,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
-} from "../../../core/virtio/mod.ts";
+} from "../../../mod.ts";
 
 /** Most bytes given for one request (the driver asks again for more). */
 export const MAX_REQUEST = 64 * 1024;

@@ -1,7 +1,7 @@
 import { equal, notDeepStrictEqual, ok } from "node:assert/strict";
-import { createTestDeviceHost, setupTestDevice } from "../../../core/testing.ts";
+import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioStatus } from "../../../core/virtio/mod.ts";
-import { VirtioTestDriver } from "../../../core/virtio/testing.ts";
+import { VirtioTestDriver } from "../../../testing/virtio.ts";
 import virtioRng from "./mod.ts";
 
 async function setup() {

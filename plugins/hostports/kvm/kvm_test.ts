@@ -2,7 +2,7 @@
 // CS base 0). They need /dev/kvm and skip with a visible reason where it is absent.
 
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
-import { ExitKind } from "../../../core/api.ts";
+import { ExitKind } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
 import plugin, { KvmHostPort, type KvmVcpu } from "./mod.ts";
 

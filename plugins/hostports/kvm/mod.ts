@@ -10,24 +10,26 @@
  * @module
  */
 
-import type {
-  ExitKindCode,
-  ExitRecord,
-  HostPortCapabilities,
-  HostPortHost,
-  HostPortPluginDefinition,
-  HypercallResult,
-  OptionsSchema,
-  RegisterSet,
-  X86DescriptorTable,
-  X86HostPort,
-  X86Segment,
-  X86SpecialRegisters,
-  X86Vcpu,
-} from "../../../core/api.ts";
-import { ExitKind, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  definePlugin,
+  ExitKind,
+  type ExitKindCode,
+  type ExitRecord,
+  hex,
+  type HostPortCapabilities,
+  type HostPortHost,
+  type HostPortPluginDefinition,
+  type HypercallResult,
+  type OptionsSchema,
+  PLUGIN_API_VERSION,
+  type RegisterSet,
+  VmonError,
+  type X86DescriptorTable,
+  type X86HostPort,
+  type X86Segment,
+  type X86SpecialRegisters,
+  type X86Vcpu,
+} from "../../../mod.ts";
 import {
   EXIT_FLAGS,
   EXIT_RECORD_SIZE,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import rv64 from "./mod.ts";
-import { createTestDeviceHost } from "../../../core/testing.ts";
+import { createTestDeviceHost } from "../../../testing/mod.ts";
 
 Deno.test("rv64: the icount clock refuses several harts with a clear error", () => {
   const base = createTestDeviceHost();

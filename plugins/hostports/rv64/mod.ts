@@ -7,22 +7,24 @@
  * @module
  */
 
-import type {
-  ExitKindCode,
-  ExitRecord,
-  HostPortCapabilities,
-  HostPortHost,
-  HypercallResult,
-  PagingMechanisms,
-  RegisterSet,
-  Rv64Hart,
-  Rv64HostPort,
-  Rv64InterruptBit,
-  Rv64Privilege,
-} from "../../../core/api.ts";
-import { ExitKind, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  definePlugin,
+  ExitKind,
+  type ExitKindCode,
+  type ExitRecord,
+  hex,
+  type HostPortCapabilities,
+  type HostPortHost,
+  type HypercallResult,
+  type PagingMechanisms,
+  PLUGIN_API_VERSION,
+  type RegisterSet,
+  type Rv64Hart,
+  type Rv64HostPort,
+  type Rv64InterruptBit,
+  type Rv64Privilege,
+  VmonError,
+} from "../../../mod.ts";
 import { loadRv64, type Rv64Library } from "../../../ffi/rv64/load.ts";
 import {
   COUNTER_NAMES,

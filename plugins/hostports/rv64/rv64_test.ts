@@ -4,7 +4,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ExitKind } from "../../../core/api.ts";
+import { ExitKind } from "../../../core/api/mod.ts";
 import { assemble, haveCrossAssembler } from "../../../ffi/rv64/asm.ts";
 import { PagingExitCode } from "../../../ffi/rv64/symbols.ts";
 import plugin, { Rv64Port, type Rv64PortOptions } from "./mod.ts";

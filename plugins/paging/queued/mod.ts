@@ -15,26 +15,26 @@
  * @module
  */
 
-import type {
-  ExitRecord,
-  HypercallRequest,
-  HypercallResult,
-  PagingInstance,
-  PagingPluginDefinition,
-  Vcpu,
-} from "../../../core/api.ts";
-import { PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
 import {
   checkPte,
   createPagingCounters,
+  definePlugin,
+  type ExitRecord,
+  hex,
+  type HypercallRequest,
+  type HypercallResult,
   isWritableLeaf,
   leafRanges,
+  type PagingInstance,
+  type PagingPluginDefinition,
+  PagingTrapCode,
+  PLUGIN_API_VERSION,
   ptePage,
   type PteRules,
   requirePagingMechanisms,
-} from "../../../core/paging.ts";
+  type Vcpu,
+  VmonError,
+} from "../../../mod.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "queued";

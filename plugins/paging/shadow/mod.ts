@@ -8,23 +8,22 @@
  * @module
  */
 
-import type {
-  ExitRecord,
-  PagingInstance,
-  PagingPluginDefinition,
-  Vcpu,
-} from "../../../core/api.ts";
-import { PagingTrapCode, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex } from "../../../core/errors.ts";
 import {
   checkPte,
   createPagingCounters,
+  definePlugin,
+  type ExitRecord,
+  hex,
   leafRanges,
   mergeBytes,
+  type PagingInstance,
+  type PagingPluginDefinition,
+  PagingTrapCode,
+  PLUGIN_API_VERSION,
   type PteRules,
   requirePagingMechanisms,
-} from "../../../core/paging.ts";
+  type Vcpu,
+} from "../../../mod.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "shadow";

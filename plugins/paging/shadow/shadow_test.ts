@@ -1,8 +1,8 @@
 import { ok, strictEqual, throws } from "node:assert/strict";
-import { PAGING_COUNTER_NAMES, PagingTrapCode } from "../../../core/api.ts";
-import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES, PagingTrapCode } from "../../../core/api/mod.ts";
+import type { ExitRecord, PagingInstance, Vcpu } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
-import { createTestPagingHost as fakeHost } from "../../../core/testing.ts";
+import { createTestPagingHost as fakeHost } from "../../../testing/mod.ts";
 import shadow from "./mod.ts";
 
 const BASE = 0x8000_0000;

@@ -8,15 +8,16 @@
  * @module
  */
 
-import type {
-  ExitRecord,
-  PagingInstance,
-  PagingPluginDefinition,
-  Vcpu,
-} from "../../../core/api.ts";
-import { PAGING_COUNTER_NAMES, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { VmonError } from "../../../core/errors.ts";
+import {
+  definePlugin,
+  type ExitRecord,
+  PAGING_COUNTER_NAMES,
+  type PagingInstance,
+  type PagingPluginDefinition,
+  PLUGIN_API_VERSION,
+  type Vcpu,
+  VmonError,
+} from "../../../mod.ts";
 
 /** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
 export const STRATEGY = "wired";

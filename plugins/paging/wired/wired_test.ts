@@ -1,8 +1,8 @@
-import { PAGING_COUNTER_NAMES } from "../../../core/api.ts";
+import { PAGING_COUNTER_NAMES } from "../../../core/api/mod.ts";
 import wired from "./mod.ts";
-import type { ExitRecord, PagingHost, PagingInstance, Vcpu } from "../../../core/api.ts";
+import type { ExitRecord, PagingHost, PagingInstance, Vcpu } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
-import { createTestPagingHost } from "../../../core/testing.ts";
+import { createTestPagingHost } from "../../../testing/mod.ts";
 
 /** A paging host around a host port that lists `strategies`; copies warnings into `warnings`. */
 function pagingHost(strategies: string[], warnings: string[]): PagingHost {

@@ -12,9 +12,9 @@ import type {
   Rv64InterruptBit,
   Rv64Privilege,
   Vcpu,
-} from "../../../core/api.ts";
-import { ExitKind } from "../../../core/api.ts";
-import { createTestDeviceHost, type TestDeviceHost } from "../../../core/testing.ts";
+} from "../../../core/api/mod.ts";
+import { ExitKind } from "../../../core/api/mod.ts";
+import { createTestDeviceHost, type TestDeviceHost } from "../../../testing/mod.ts";
 import { RAM_BASE } from "./layout.ts";
 
 /** A recorded call on a {@linkcode RecordingHart}. */

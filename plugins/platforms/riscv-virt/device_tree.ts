@@ -6,8 +6,7 @@
  * @module
  */
 
-import type { DeviceDescription } from "../../../core/api.ts";
-import { VmonError } from "../../../core/errors.ts";
+import { type DeviceDescription, VmonError } from "../../../mod.ts";
 import { FdtNode } from "./fdt.ts";
 
 /** Inputs of {@linkcode buildDeviceTree}. */

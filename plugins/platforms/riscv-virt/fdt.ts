@@ -19,7 +19,7 @@
  * @module
  */
 
-import { VmonError } from "../../../core/errors.ts";
+import { VmonError } from "../../../mod.ts";
 
 const FDT_MAGIC = 0xd00dfeed;
 const FDT_BEGIN_NODE = 1;

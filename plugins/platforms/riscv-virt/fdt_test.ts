@@ -1,5 +1,5 @@
 import { deepStrictEqual, match, ok, strictEqual, throws } from "node:assert/strict";
-import type { DeviceDescription } from "../../../core/api.ts";
+import type { DeviceDescription } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
 import { buildDeviceTree } from "./device_tree.ts";
 import { decodeFdt, encodeFdt, FdtNode } from "./fdt.ts";

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { hex, VmonError } from "../../../core/errors.ts";
+import { hex, VmonError } from "../../../mod.ts";
 
 /** Guest physical address of RAM. */
 export const RAM_BASE = 0x80000000;

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { hex, VmonError } from "../../../core/errors.ts";
+import { hex, VmonError } from "../../../mod.ts";
 
 /** One piece of the kernel to copy into RAM. */
 export interface LoadSegment {

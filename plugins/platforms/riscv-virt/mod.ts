@@ -11,21 +11,22 @@
  * @module
  */
 
-import type {
-  BootSpec,
-  DeviceDescription,
-  IrqLine,
-  PlatformHost,
-  PlatformInstance,
-  PlatformServices,
-  Registration,
-  Rv64Hart,
-  Rv64HostPort,
-  Vcpu,
-} from "../../../core/api.ts";
-import { PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  type BootSpec,
+  definePlugin,
+  type DeviceDescription,
+  hex,
+  type IrqLine,
+  type PlatformHost,
+  type PlatformInstance,
+  type PlatformServices,
+  PLUGIN_API_VERSION,
+  type Registration,
+  type Rv64Hart,
+  type Rv64HostPort,
+  type Vcpu,
+  VmonError,
+} from "../../../mod.ts";
 import { buildDeviceTree, deviceNodeName } from "./device_tree.ts";
 import { encodeFdt } from "./fdt.ts";
 import { MmioAllocator, PLIC_BASE, RAM_BASE } from "./layout.ts";

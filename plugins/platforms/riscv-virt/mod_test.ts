@@ -1,8 +1,8 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
-import type { DeviceHost, PlatformInstance } from "../../../core/api.ts";
+import type { DeviceHost, PlatformInstance } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
 import { validateOptions } from "../../../core/schema.ts";
-import { setupTestDevice } from "../../../core/testing.ts";
+import { setupTestDevice } from "../../../testing/mod.ts";
 import uart16550 from "../../devices/uart16550/mod.ts";
 import debugExit from "../../devices/debug-exit/mod.ts";
 import { createTestPlatformHost, makeElf, makeImage } from "./_test_support.ts";

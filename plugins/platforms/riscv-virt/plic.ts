@@ -30,8 +30,7 @@
  * @module
  */
 
-import type { AccessSize, RangeHandler } from "../../../core/api.ts";
-import { VmonError } from "../../../core/errors.ts";
+import { type AccessSize, type RangeHandler, VmonError } from "../../../mod.ts";
 
 /** Size of the PLIC's MMIO window. */
 export const PLIC_SIZE = 0x600000;

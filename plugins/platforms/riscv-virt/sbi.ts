@@ -8,19 +8,19 @@
  * @module
  */
 
-import type {
-  ConsolePort,
-  DeviceBus,
-  GuestMemoryAccess,
-  HypercallHandler,
-  HypercallRequest,
-  HypercallResult,
-  Logger,
-  Metrics,
-  Registration,
-  Rv64Hart,
-} from "../../../core/api.ts";
-import { hex } from "../../../core/errors.ts";
+import {
+  type ConsolePort,
+  type DeviceBus,
+  type GuestMemoryAccess,
+  hex,
+  type HypercallHandler,
+  type HypercallRequest,
+  type HypercallResult,
+  type Logger,
+  type Metrics,
+  type Registration,
+  type Rv64Hart,
+} from "../../../mod.ts";
 
 /** SBI error codes (SBI v2.0, table 1). */
 export const SbiError = {

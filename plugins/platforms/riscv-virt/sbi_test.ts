@@ -1,6 +1,6 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
-import type { HypercallResult } from "../../../core/api.ts";
-import { createTestDeviceHost } from "../../../core/testing.ts";
+import type { HypercallResult } from "../../../core/api/mod.ts";
+import { createTestDeviceHost } from "../../../testing/mod.ts";
 import { RecordingHart } from "./_test_support.ts";
 import {
   FAILURE_STATUS,

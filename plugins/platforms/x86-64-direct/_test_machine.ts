@@ -15,10 +15,10 @@ import type {
   PlatformHost,
   PlatformInstance,
   Vcpu,
-} from "../../../core/api.ts";
-import { ExitKind } from "../../../core/api.ts";
+} from "../../../core/api/mod.ts";
+import { ExitKind } from "../../../core/api/mod.ts";
 import { GuestMemory } from "../../../core/memory.ts";
-import { createTestDeviceHost, type TestDeviceHost } from "../../../core/testing.ts";
+import { createTestDeviceHost, type TestDeviceHost } from "../../../testing/mod.ts";
 import plugin from "./mod.ts";
 
 /** A platform test host and the test controls behind it. */

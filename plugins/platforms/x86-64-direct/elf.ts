@@ -6,7 +6,7 @@
  * @module
  */
 
-import { hex, VmonError } from "../../../core/errors.ts";
+import { hex, VmonError } from "../../../mod.ts";
 
 /** One loadable segment (`PT_LOAD`) of an ELF file. */
 export interface ElfSegment {

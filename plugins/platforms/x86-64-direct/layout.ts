@@ -22,7 +22,7 @@
  * @module
  */
 
-import type { X86Segment } from "../../../core/api.ts";
+import type { X86Segment } from "../../../mod.ts";
 
 /** Guest physical addresses and sizes of the platform's structures. */
 export const LAYOUT = {

@@ -15,21 +15,23 @@
  * @module
  */
 
-import type {
-  BootSpec,
-  DeviceDescription,
-  ExitRecord,
-  IrqLine,
-  PlatformHost,
-  PlatformInstance,
-  PlatformServices,
-  Vcpu,
-  X86HostPort,
-  X86Vcpu,
-} from "../../../core/api.ts";
-import { ExitKind, PLUGIN_API_VERSION } from "../../../core/api.ts";
-import { definePlugin } from "../../../core/define_plugin.ts";
-import { hex, VmonError } from "../../../core/errors.ts";
+import {
+  type BootSpec,
+  definePlugin,
+  type DeviceDescription,
+  ExitKind,
+  type ExitRecord,
+  hex,
+  type IrqLine,
+  type PlatformHost,
+  type PlatformInstance,
+  type PlatformServices,
+  PLUGIN_API_VERSION,
+  type Vcpu,
+  VmonError,
+  type X86HostPort,
+  type X86Vcpu,
+} from "../../../mod.ts";
 import { parseElf64 } from "./elf.ts";
 import {
   buildGdt,

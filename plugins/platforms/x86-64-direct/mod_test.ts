@@ -8,8 +8,8 @@ import type {
   X86Segment,
   X86SpecialRegisters,
   X86Vcpu,
-} from "../../../core/api.ts";
-import { ExitKind } from "../../../core/api.ts";
+} from "../../../core/api/mod.ts";
+import { ExitKind } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
 import plugin, { describeFault, parseArg } from "./mod.ts";
 import { FAULT_PORT, LAYOUT, SELECTORS, tssAddress } from "./layout.ts";

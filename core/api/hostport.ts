@@ -1,0 +1,82 @@
+/**
+ * Host ports: vCPUs, capabilities and the VM a host port plugin returns.
+ *
+ * @module
+ */
+
+import type { HypercallResult } from "./bus.ts";
+import type { ExitKindCode, ExitRecord } from "./exits.ts";
+import type { PagingMechanisms } from "./paging.ts";
+import type { GuestArch, PluginHost, PluginInstance } from "./services.ts";
+
+/** Register values by name: `rax`..`r15`, `rip`, `rflags` on x86; `x0`..`x31`, `pc` on RISC-V. */
+export type RegisterSet = Record<string, bigint>;
+
+/** A virtual CPU, owned by core's scheduler and driven by its `run()`. */
+export interface Vcpu {
+  /** The vCPU index, from 0. */
+  readonly id: number;
+  /** The exit record `run()` fills. */
+  readonly exit: ExitRecord;
+  /**
+   * Runs guest code until an exit or until the time slice (kvm) or instruction budget (rv64)
+   * set by `setSlice` ends. Returns `exit.kind`.
+   */
+  run(): ExitKindCode;
+  /** Sets the slice: microseconds of host time (kvm) or instructions (rv64). 0 means unbounded. */
+  setSlice(amount: number): void;
+  /** Completes a hypercall: writes the result registers before the next `run()`. */
+  completeHypercall(result: HypercallResult): void;
+  /** Reads general registers. */
+  getRegisters(): RegisterSet;
+  /** Writes some general registers; others keep their values. */
+  setRegisters(regs: RegisterSet): void;
+  /**
+   * True when the vCPU has work: not halted, or halted with an interrupt now pending. The
+   * scheduler skips vCPUs for which this is false.
+   */
+  runnable(): boolean;
+  /** Host monotonic ms at which a halted vCPU's timer fires, or Infinity. */
+  wakeDeadline(): number;
+  /** Releases the vCPU. */
+  dispose(): void;
+}
+
+/** What a host port measures and supports. */
+export interface HostPortCapabilities {
+  /** Counts exits per kind (always true: core counts them). */
+  readonly exitCounts: boolean;
+  /** Can report retired guest instructions. */
+  readonly instructionCounts: boolean;
+  /** Can report TLB statistics. */
+  readonly tlbStats: boolean;
+  /** Paging strategy names this port supports. */
+  readonly pagingStrategies: readonly string[];
+}
+
+/** What a host port plugin's `setup` returns: the VM. */
+export interface HostPortInstance extends PluginInstance {
+  /** Guest architecture. */
+  readonly arch: GuestArch;
+  /** Capabilities. */
+  readonly capabilities: HostPortCapabilities;
+  /**
+   * Allocates a RAM region at `gpa` (host memory allocated once in C) and returns it zero-copy.
+   * Core calls this; platforms ask core through `PlatformHost.addRam`.
+   */
+  addMemoryRegion(gpa: number, size: number, options: { readonly readonly: boolean }): ArrayBuffer;
+  /** Creates vCPU `id`. Core calls this once per vCPU, after the platform's setup. */
+  createVcpu(id: number): Vcpu;
+  /** Wakes a halted vCPU (an interrupt was raised for it from the monitor). */
+  kick(vcpu: number): void;
+  /** Port-specific counters for `--stats` (instructions, TLB fills, ...). */
+  stats(): Record<string, number>;
+  /**
+   * Mechanisms for paging strategies other than `wired` (shadow tables, page-table write traps,
+   * the page queue), when the port has them (the rv64 port does).
+   */
+  readonly paging?: PagingMechanisms;
+}
+
+/** What a host port plugin's `setup` receives. */
+export type HostPortHost = PluginHost;

@@ -1,0 +1,58 @@
+/**
+ * Platform plugins: boot, memory layout and the services a platform offers devices.
+ *
+ * @module
+ */
+
+import type { DeviceBus } from "./bus.ts";
+import type { ExitRequestOptions, PlatformServices } from "./device.ts";
+import type { ExitRecord } from "./exits.ts";
+import type { HostPortInstance, Vcpu } from "./hostport.ts";
+import type { GuestMemoryAccess } from "./memory.ts";
+import type { ConsolePort, PluginHost, PluginInstance } from "./services.ts";
+
+/** What a platform plugin's `setup` receives. */
+export interface PlatformHost extends PluginHost {
+  /** The host port (arch-specific platforms narrow its vCPUs to their own types). */
+  readonly hostport: HostPortInstance;
+  /** Guest memory (empty until `addRam`). */
+  readonly memory: GuestMemoryAccess;
+  /** The exit bus (platforms register firmware calls and interrupt controllers here). */
+  readonly bus: DeviceBus;
+  /** The terminal. */
+  readonly console: ConsolePort;
+  /** Adds a RAM (or ROM) region through the host port. */
+  addRam(gpa: number, size: number, options?: { readonly readonly?: boolean; name?: string }): void;
+  /** The vCPUs; empty during `setup`, filled before `boot`. */
+  readonly vcpus: readonly Vcpu[];
+  /** Ends the machine with an exit status (poweroff, reset, guest panic). */
+  requestExit(status: number, reason?: string, options?: ExitRequestOptions): void;
+  /** Wakes the scheduler (after raising an interrupt from a timer or input). */
+  wake(vcpu?: number): void;
+}
+
+/** Boot inputs given to a platform (from `--image`, `--kernel`, `--initrd`, `--append`). */
+export interface BootSpec {
+  /** Path of the kernel or guest image. */
+  readonly kernel?: string;
+  /** Path of an initramfs. */
+  readonly initrd?: string;
+  /** Kernel command line. */
+  readonly cmdline?: string;
+}
+
+/** What a platform plugin's `setup` returns. */
+export interface PlatformInstance extends PluginInstance {
+  /** Resources for devices. */
+  readonly services: PlatformServices;
+  /**
+   * Called after every device is set up and every vCPU exists: load the image, build firmware
+   * tables from the device descriptions, and set each vCPU's initial state.
+   */
+  boot(spec: BootSpec): void | Promise<void>;
+  /**
+   * Optional: handles HLT/WFI, shutdown and system-event exits before core's default policy.
+   * Returns true if handled.
+   */
+  onExit?(vcpu: Vcpu, exit: ExitRecord): boolean;
+}

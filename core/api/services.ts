@@ -1,0 +1,126 @@
+/**
+ * What every plugin has and gets: the API version, plugin kinds, the services every plugin host
+ * offers (interrupts, timers, console, logging, metrics, files) and what `setup` returns.
+ *
+ * @module
+ */
+
+/** The plugin API version this build of vmon implements. Plugins declare the version they target. */
+export const PLUGIN_API_VERSION = 1;
+
+/** The four kinds of plugin. */
+export type PluginKind = "hostport" | "platform" | "device" | "paging";
+
+/** Guest architectures a host port can run. */
+export type GuestArch = "x86_64" | "riscv64";
+
+/** One interrupt line into the platform's interrupt controller. */
+export interface IrqLine {
+  /** The line number as the platform numbers it (GSI on x86, PLIC source on RISC-V). */
+  readonly number: number;
+  /** Sets the line level (level-triggered devices). */
+  set(level: boolean): void;
+  /** Raises and lowers the line (edge-triggered devices). */
+  pulse(): void;
+}
+
+/** Host timers, running on the machine worker between vCPU slices. */
+export interface Timers {
+  /** Calls `fn` once after `ms` milliseconds of host time. Returns an id for `clear`. */
+  setTimeout(fn: () => void, ms: number): number;
+  /** Cancels a timer. */
+  clear(id: number): void;
+  /** Host monotonic time in milliseconds. */
+  now(): number;
+}
+
+/** The machine's console: the user's terminal (or the embedding program's callbacks). */
+export interface ConsolePort {
+  /** Writes guest output. Never blocks the vCPU. */
+  write(bytes: Uint8Array): void;
+  /**
+   * Subscribes to user input. Only one device owns input: the first to subscribe, unless the
+   * manifest names another. Returns false if another device owns input.
+   */
+  onInput(fn: (bytes: Uint8Array) => void): boolean;
+}
+
+/** Log output, prefixed with the plugin's name. */
+export interface Logger {
+  /** Debug detail, shown with `--trace plugins`. */
+  debug(message: string): void;
+  /** Information for the user. */
+  info(message: string): void;
+  /** A problem the machine survives, such as a malformed guest request. */
+  warn(message: string): void;
+}
+
+/** A monotonically increasing counter reported with `--stats`. */
+export interface Counter {
+  /** Adds `n` (default 1). */
+  add(n?: number): void;
+  /** The current value. */
+  readonly value: number;
+}
+
+/** Per-plugin metrics, reported by `--stats`. */
+export interface Metrics {
+  /** Returns the counter called `name`, creating it at zero. */
+  counter(name: string, description?: string): Counter;
+}
+
+/** What every plugin gets. */
+export interface PluginHost {
+  /** The plugin's own name, as loaded. */
+  readonly name: string;
+  /** Facts about the machine being built. */
+  readonly machine: MachineInfo;
+  /** Log output. */
+  readonly log: Logger;
+  /** Counters. */
+  readonly metrics: Metrics;
+  /** Host timers. */
+  readonly timers: Timers;
+  /** Reads a host file the user named (a disk, a kernel), with clear errors. */
+  readonly files: HostFiles;
+}
+
+/** Facts about the machine, fixed before any plugin is set up. */
+export interface MachineInfo {
+  /** Number of vCPUs. */
+  readonly cpus: number;
+  /** RAM size in bytes. */
+  readonly memorySize: number;
+  /** Guest architecture of the host port. */
+  readonly arch: GuestArch;
+  /** The host port's name. */
+  readonly hostport: string;
+}
+
+/** File access for plugins; errors name the file and say why. */
+export interface HostFiles {
+  /** Reads a whole file. */
+  readFile(path: string): Uint8Array;
+  /** Opens a file for random access (disk images). */
+  open(path: string, options: { readonly write: boolean }): HostFile;
+}
+
+/** A host file opened for random access. */
+export interface HostFile {
+  /** The file's size in bytes. */
+  readonly size: number;
+  /** Reads into `buf` at byte `offset`; returns bytes read. */
+  readAt(buf: Uint8Array, offset: number): number;
+  /** Writes `buf` at byte `offset`. */
+  writeAt(buf: Uint8Array, offset: number): void;
+  /** Makes written data durable (fdatasync). */
+  sync(): void;
+  /** Closes the file. Idempotent. */
+  close(): void;
+}
+
+/** Every plugin instance can be disposed; dispose must be idempotent. */
+export interface PluginInstance {
+  /** Releases host resources (files, timers). Called in reverse setup order. */
+  dispose(): void;
+}

@@ -1,0 +1,299 @@
+/**
+ * Runs the comparison matrix: one machine per run (the rv64 host port with the deterministic
+ * icount clock, the image's platform and devices, the variant's paging strategy), the workload
+ * started through the image's `--exec` protocol, its output cut from the console between the
+ * bench markers, and the machine's counters recorded.
+ *
+ * @module
+ */
+
+import type { MachineExit, MachineManifest } from "../core/api/mod.ts";
+import { VmonError } from "../core/errors.ts";
+import { createMachine } from "../core/machine.ts";
+import type { BuiltImage } from "../images/mod.ts";
+import { buildRunManifest } from "../cli/run_manifest.ts";
+import { flattenCounters } from "./aggregate.ts";
+import { BenchCapture } from "./capture.ts";
+import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
+import { benchCommand } from "./workloads.ts";
+import { parsePvOutput, variantsFor } from "./pv.ts";
+
+/** The host port spec every comparison run uses: rv64 with guest time from retired instructions. */
+export const HOSTPORT_SPEC = "rv64,clock=icount";
+
+/** Most monitor log lines kept per run. */
+const MAX_LOG_LINES = 50;
+
+/** One run of the matrix. */
+export interface PlannedRun {
+  /** The workload. */
+  readonly workload: WorkloadRun;
+  /** The strategy variant. */
+  readonly variant: Variant;
+  /** Measure or baseline. */
+  readonly phase: RunPhase;
+  /** N of this run. */
+  readonly n: number;
+  /** Repeat index from 0. */
+  readonly repeat: number;
+}
+
+/**
+ * Orders the runs: the repeat is the outer loop, so that slow drift of the host spreads over all
+ * strategies instead of favouring one; inside it, each workload and variant runs its baseline
+ * (when it has one) right before the measured run. `pv-update` runs under the `--batch` variants
+ * only, the other workloads under the other variants only ({@linkcode variantsFor}). Baselines repeat too: their counters are
+ * checked for determinism like the rest, and their wall time is subtracted repeat by repeat.
+ *
+ * @param matrix The workloads, variants and number of repeats.
+ * @returns The runs in the order to run them.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./runner.ts";
+ *
+ * const w = { name: "forkwait", n: 16, baseN: 2, opsPerN: 1, op: "fork", args: (n: number) => [String(n)] };
+ * const v = { id: "wired", strategy: "wired", options: {} };
+ * const runs = planRuns({ workloads: [w], variants: [v], repeat: 2 });
+ * const got = runs.map((r) => `${r.phase}:${r.n}#${r.repeat}`).join();
+ * if (got !== "baseline:2#0,measure:16#0,baseline:2#1,measure:16#1") throw new Error(got);
+ * ```
+ */
+export function planRuns(
+  matrix: {
+    readonly workloads: readonly WorkloadRun[];
+    readonly variants: readonly Variant[];
+    readonly repeat: number;
+  },
+): PlannedRun[] {
+  const out: PlannedRun[] = [];
+  for (let repeat = 0; repeat < matrix.repeat; repeat++) {
+    for (const workload of matrix.workloads) {
+      for (const variant of variantsFor(workload, matrix.variants)) {
+        if (workload.baseN !== undefined) {
+          out.push({ workload, variant, phase: "baseline", n: workload.baseN, repeat });
+        }
+        out.push({ workload, variant, phase: "measure", n: workload.n, repeat });
+      }
+    }
+  }
+  return out;
+}
+
+/** What every run shares. */
+export interface RunOptions {
+  /** The built bench image (Linux workloads). */
+  readonly image: BuiltImage;
+  /** The built pv-guest image (needed by `pv-update` runs). */
+  readonly pvImage?: BuiltImage;
+  /** vCPUs (default: the image's). */
+  readonly cpus?: number;
+  /** RAM bytes (default: the image's). */
+  readonly memory?: number;
+  /** Host milliseconds after which a run is stopped and counted as failed. */
+  readonly timeoutMs: number;
+  /** Receives the guest console bytes as they arrive (for `--console`). */
+  readonly echo?: (bytes: Uint8Array) => void;
+}
+
+/**
+ * The manifest of one run: the image's defaults with the rv64 host port on the icount clock, the
+ * run's paging strategy and options, and the workload command passed with `--exec`.
+ *
+ * @param run The run.
+ * @param options The image and machine size.
+ */
+export function runManifest(
+  run: PlannedRun,
+  options: Pick<RunOptions, "image" | "pvImage" | "cpus" | "memory">,
+): MachineManifest {
+  if (run.workload.kind === "pv") return pvManifest(run, options);
+  const base = buildRunManifest({
+    host: HOSTPORT_SPEC,
+    exec: benchCommand(run.workload, run.n),
+    ...(options.cpus !== undefined ? { cpus: String(options.cpus) } : {}),
+    ...(options.memory !== undefined ? { mem: String(options.memory) } : {}),
+  }, { image: options.image });
+  return {
+    ...base,
+    // No random /chosen/rng-seed: the guest's entropy (and so its address-space layout and
+    // instruction counts) must be the same in every repeat.
+    platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
+    paging: { use: run.variant.strategy, options: { ...run.variant.options } },
+  };
+}
+
+/**
+ * The manifest of a `pv-update` run: the pv-guest image with its own defaults (32 MiB, no
+ * devices), one vCPU, the rv64 port on the icount clock, no random seed, the queued strategy
+ * with the variant's options and `pv.batch=<size>` on the command line. `--cpus` and `--mem`
+ * (sized for Linux) do not apply.
+ */
+function pvManifest(
+  run: PlannedRun,
+  options: Pick<RunOptions, "image" | "pvImage">,
+): MachineManifest {
+  const image = options.pvImage;
+  if (image === undefined) {
+    throw new VmonError(`Cannot run ${run.workload.name}: the pv-guest image was not built`);
+  }
+  const base = buildRunManifest({ host: HOSTPORT_SPEC, cpus: "1" }, { image });
+  return {
+    ...base,
+    platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
+    paging: { use: run.variant.strategy, options: { ...run.variant.options } },
+    boot: { ...base.boot, cmdline: benchCommand(run.workload, run.n, run.variant.batch) },
+  };
+}
+
+/** Splits console text into lines, as the pv-guest prints them. */
+class LineCapture {
+  #decoder = new TextDecoder();
+  #text = "";
+
+  write(bytes: Uint8Array): void {
+    this.#text += this.#decoder.decode(bytes, { stream: true });
+  }
+
+  lines(): string[] {
+    return (this.#text + this.#decoder.decode()).split("\n");
+  }
+}
+
+/**
+ * Runs the machine of `run`, sending its console to `capture` (and `options.echo`), keeping the
+ * first monitor log lines, and flattening its counters.
+ */
+async function runCaptured(
+  run: PlannedRun,
+  options: RunOptions,
+  capture: { write(bytes: Uint8Array): void },
+) {
+  const log: string[] = [];
+  const manifest = runManifest(run, options);
+  const { exit, timedOut } = await runMachine(manifest, {
+    write: (bytes) => {
+      options.echo?.(bytes);
+      capture.write(bytes);
+    },
+    log: (line) => {
+      if (log.length < MAX_LOG_LINES) log.push(line);
+    },
+    timeoutMs: options.timeoutMs,
+  });
+  const counters = flattenCounters(exit.stats, run.variant.strategy);
+  return { exit, timedOut, log, counters, command: manifest.boot?.cmdline ?? "" };
+}
+
+/**
+ * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
+ * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
+ * (a plugin refuses its options, the host port lacks the strategy) throws.
+ *
+ * @param run The run.
+ * @param options The image, machine size, timeout and console echo.
+ * @returns The record.
+ */
+export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  if (run.workload.kind === "pv") return await runPv(run, options);
+  const capture = new BenchCapture();
+  const { exit, timedOut, log, counters } = await runCaptured(run, options, capture);
+  const out = capture.finish();
+  const tail = out.tail.filter((l) => l !== "").slice(-5).join(" | ");
+  let error: string | undefined;
+  if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
+  else if (exit.failed) error = `the machine failed: ${exit.reason}`;
+  else if (out.begin === undefined) error = `no "vmon-bench: begin" marker (last lines: ${tail})`;
+  else if (out.end === undefined) error = `no "vmon-bench: end" marker (last lines: ${tail})`;
+  else if (out.endStatus !== 0) {
+    error = `the workload ended with status ${out.endStatus} (last lines: ${tail})`;
+  } else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
+  else if (out.result.length === 0) error = "the workload printed no result line";
+  return {
+    workload: run.workload.name,
+    variant: run.variant.id,
+    strategy: run.variant.strategy,
+    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
+    phase: run.phase,
+    n: run.n,
+    repeat: run.repeat,
+    command: benchCommand(run.workload, run.n),
+    status: exit.status,
+    reason: exit.reason,
+    failed: exit.failed || timedOut,
+    output: out.output,
+    result: out.result,
+    ...(out.timeLine !== undefined ? { timeLine: out.timeLine } : {}),
+    ...(out.guestMs !== undefined ? { guestMs: out.guestMs } : {}),
+    ...(out.endStatus !== undefined ? { endStatus: out.endStatus } : {}),
+    ...(out.windowMs !== undefined ? { windowMs: out.windowMs } : {}),
+    machineMs: exit.stats.wallMs,
+    counters,
+    exits: { ...exit.stats.exits },
+    log,
+    ...(error !== undefined ? { error } : {}),
+  };
+}
+
+/** Runs a machine with a timeout; the console goes to `write`, log lines to `log`. */
+async function runMachine(
+  manifest: MachineManifest,
+  options: {
+    write: (bytes: Uint8Array) => void;
+    log: (line: string) => void;
+    timeoutMs: number;
+  },
+): Promise<{ exit: MachineExit; timedOut: boolean }> {
+  const machine = await createMachine(manifest, {
+    console: { write: options.write },
+    log: options.log,
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    machine.stop(`timed out after ${Math.round(options.timeoutMs / 1000)} s`, 124);
+  }, options.timeoutMs);
+  try {
+    return { exit: await machine.run(), timedOut };
+  } finally {
+    clearTimeout(timer);
+    await machine[Symbol.asyncDispose]();
+  }
+}
+
+/**
+ * Runs one `pv-update` run: the pv-guest under the variant's strategy and batch size. Its record
+ * has the guest's `pv-guest:` lines as output, the batch-independent ones as result (see
+ * {@linkcode parsePvOutput}) and the updates it submitted as `ops`.
+ */
+async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
+  const capture = new LineCapture();
+  const { exit, timedOut, log, counters, command } = await runCaptured(run, options, capture);
+  const out = parsePvOutput(capture.lines(), { batch: run.variant.batch ?? 0, counters });
+  let error: string | undefined;
+  if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
+  else if (exit.failed) error = `the machine failed: ${exit.reason}`;
+  else if (out.error !== undefined) error = out.error;
+  else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
+  return {
+    workload: run.workload.name,
+    variant: run.variant.id,
+    strategy: run.variant.strategy,
+    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
+    phase: run.phase,
+    n: run.n,
+    repeat: run.repeat,
+    command,
+    status: exit.status,
+    reason: exit.reason,
+    failed: exit.failed || timedOut,
+    output: out.output,
+    result: out.result,
+    machineMs: exit.stats.wallMs,
+    ...(out.updates !== undefined ? { ops: out.updates } : {}),
+    counters,
+    exits: { ...exit.stats.exits },
+    log,
+    ...(error !== undefined ? { error } : {}),
+  };
+}

@@ -1,0 +1,722 @@
+/**
+ * Test hosts built on core's own pieces: {@linkcode createTestDeviceHost} for devices,
+ * {@linkcode createTestPagingHost} for paging strategies. Used by the built-in plugins' tests.
+ *
+ * @module
+ */
+
+import type {
+  AccessSize,
+  ConsolePort,
+  Counter,
+  DeviceBus,
+  DeviceDescription,
+  DeviceHost,
+  DevicePluginDefinition,
+  GuestArch,
+  GuestMemoryAccess,
+  HostFiles,
+  HostPortInstance,
+  HypercallHandler,
+  IrqLine,
+  Logger,
+  MachineInfo,
+  Metrics,
+  OptionsSchema,
+  OptionValues,
+  PagingHost,
+  PagingMechanisms,
+  PlatformServices,
+  PluginInstance,
+  RangeHandler,
+  Registration,
+  Timers,
+} from "../core/api/mod.ts";
+import { hex, VmonError } from "../core/errors.ts";
+import { createHostFiles } from "../core/files.ts";
+import { GuestMemory } from "../core/memory.ts";
+
+export { createHostFiles };
+import { validateOptions } from "../core/schema.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Interrupt lines, timers, metrics, logs
+// ---------------------------------------------------------------------------------------------
+
+/** An interrupt line whose level and history a test can observe. */
+export interface TestIrqLine extends IrqLine {
+  /** The current level. */
+  readonly level: boolean;
+  /** Every level set, in order (a pulse records `true` then `false`). */
+  readonly history: readonly boolean[];
+  /** Number of low-to-high transitions. */
+  readonly raises: number;
+}
+
+class IrqLineImpl implements TestIrqLine {
+  readonly number: number;
+  level = false;
+  history: boolean[] = [];
+  raises = 0;
+
+  constructor(n: number) {
+    this.number = n;
+  }
+
+  set(level: boolean): void {
+    if (level && !this.level) this.raises++;
+    this.level = level;
+    this.history.push(level);
+  }
+
+  pulse(): void {
+    this.set(true);
+    this.set(false);
+  }
+}
+
+/** Timers that only advance when the test says so. */
+export class FakeTimers implements Timers {
+  #now = 0;
+  #next = 1;
+  #pending = new Map<number, { at: number; fn: () => void }>();
+
+  /** Schedules `fn` at now + `ms`. */
+  setTimeout(fn: () => void, ms: number): number {
+    const id = this.#next++;
+    this.#pending.set(id, { at: this.#now + Math.max(0, ms), fn });
+    return id;
+  }
+
+  /** Cancels a timer. */
+  clear(id: number): void {
+    this.#pending.delete(id);
+  }
+
+  /** The fake time in milliseconds. */
+  now(): number {
+    return this.#now;
+  }
+
+  /** Number of timers not yet fired. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Moves time forward by `ms`, firing due timers in deadline order (timers scheduled by a
+   * callback fire too if they fall inside the window).
+   */
+  advance(ms: number): void {
+    const end = this.#now + Math.max(0, ms);
+    for (;;) {
+      let best: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.#pending) {
+        if (entry[1].at <= end && (!best || entry[1].at < best[1].at)) best = entry;
+      }
+      if (!best) break;
+      this.#pending.delete(best[0]);
+      this.#now = Math.max(this.#now, best[1].at);
+      best[1].fn();
+    }
+    this.#now = end;
+  }
+}
+
+/** One captured log line. */
+export interface LogEntry {
+  /** The level. */
+  readonly level: "debug" | "info" | "warn";
+  /** The message. */
+  readonly message: string;
+}
+
+/** One captured `requestExit` call. */
+export interface ExitRequest {
+  /** The exit status. */
+  readonly status: number;
+  /** The reason given, if any. */
+  readonly reason?: string;
+  /** True when the plugin reported a failure. */
+  readonly failed?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The host
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@linkcode createTestDeviceHost}. */
+export interface TestDeviceHostOptions {
+  /** The plugin name the host reports (default `test-device`). */
+  name?: string;
+  /** Bytes of RAM (default 1 MiB). Ignored when `memory` is given. */
+  memorySize?: number;
+  /** Guest physical address of RAM (default 0). Ignored when `memory` is given. */
+  memoryBase?: number;
+  /** A memory implementation to use instead of a fresh {@linkcode GuestMemory}. */
+  memory?: GuestMemoryAccess;
+  /** Whether the platform has port I/O (default true). */
+  hasPio?: boolean;
+  /** Register shift for byte-wide devices on MMIO (default 0). */
+  mmioRegShift?: number;
+  /** Where `allocateMmio` starts handing out windows (default 0x1000_0000). */
+  mmioBase?: number;
+  /** The first line `allocateIrq()` hands out without a preference (default 1). */
+  firstIrq?: number;
+  /** The guest architecture reported in `machine` (default from `hasPio`). */
+  arch?: GuestArch;
+  /** Host files (default: the real file system through {@linkcode createHostFiles}). */
+  files?: HostFiles;
+  /** Print log lines to stderr as well as capturing them (default false). */
+  echoLogs?: boolean;
+}
+
+/** The host `createTestDeviceHost` returns: a `DeviceHost` plus controls for the test. */
+export interface TestDeviceHost extends DeviceHost {
+  /** Fake timers; see {@linkcode FakeTimers.advance}. */
+  readonly timers: FakeTimers;
+  /** Reads port `port` through the bus (unclaimed: all ones). */
+  pioRead(port: number, size: AccessSize): number;
+  /** Writes port `port` through the bus (unclaimed: ignored). */
+  pioWrite(port: number, size: AccessSize, value: number): void;
+  /** Reads MMIO address `gpa` through the bus; an 8-byte read is returned as a number. */
+  mmioRead(gpa: number, size: AccessSize): number;
+  /** Writes MMIO address `gpa` through the bus. */
+  mmioWrite(gpa: number, size: AccessSize, value: number): void;
+  /** Calls the handler of hypercall `nr`, as the platform would. */
+  hypercall(nr: number, fid: number, args?: readonly bigint[]): { error: number; value: bigint };
+  /** The interrupt line `n` (created on first use, whether allocated or not). */
+  irq(n: number): TestIrqLine;
+  /** Lines handed out by `allocateIrq`, by number. */
+  readonly allocatedIrqs: ReadonlyMap<number, TestIrqLine>;
+  /** Everything the device wrote to the console, concatenated. */
+  readonly output: Uint8Array;
+  /** The console output decoded as UTF-8. */
+  outputText(): string;
+  /** Number of `console.write` calls (to check batching). */
+  readonly consoleWrites: number;
+  /** Delivers user input to the device that subscribed; returns false if none did. */
+  input(data: string | Uint8Array): boolean;
+  /** Moves the fake clock forward, firing due timers. */
+  advance(ms: number): void;
+  /** Captured `requestExit` calls. */
+  readonly exits: readonly ExitRequest[];
+  /** Captured `describe` calls. */
+  readonly descriptions: readonly DeviceDescription[];
+  /** Windows handed out by `allocateMmio`. */
+  readonly mmioAllocations: readonly { base: number; size: number }[];
+  /** Registered PIO ranges. */
+  readonly pioRanges: readonly { base: number; size: number }[];
+  /** Registered MMIO ranges. */
+  readonly mmioRanges: readonly { base: number; size: number }[];
+  /** Unclaimed accesses so far. */
+  readonly unclaimed: number;
+  /** Captured log lines. */
+  readonly logs: readonly LogEntry[];
+  /** Current metric values by counter name. */
+  counters(): Record<string, number>;
+}
+
+interface Range {
+  base: number;
+  size: number;
+  handler: RangeHandler;
+  owner: string;
+  live: boolean;
+}
+
+function maskFor(size: AccessSize): number {
+  return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
+}
+
+class RangeTable {
+  #ranges: Range[] = [];
+  #kind: string;
+
+  constructor(kind: string) {
+    this.#kind = kind;
+  }
+
+  get list(): { base: number; size: number }[] {
+    return this.#ranges.map((r) => ({ base: r.base, size: r.size }));
+  }
+
+  add(base: number, size: number, handler: RangeHandler, owner: string): Registration {
+    if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size <= 0) {
+      throw new VmonError(
+        `Cannot register ${this.#kind} range at ${base} (${size} bytes): invalid`,
+      );
+    }
+    const hit = this.#ranges.find((r) => base < r.base + r.size && r.base < base + size);
+    if (hit) {
+      throw new VmonError(
+        `Cannot register ${this.#kind} range ${hex(base)}-${
+          hex(base + size - 1)
+        }: overlaps "${hit.owner}"`,
+      );
+    }
+    const range: Range = { base, size, handler, owner, live: true };
+    this.#ranges.push(range);
+    return {
+      unregister: () => {
+        if (!range.live) return;
+        range.live = false;
+        this.#ranges = this.#ranges.filter((r) => r !== range);
+      },
+    };
+  }
+
+  find(addr: number, size: number): Range | undefined {
+    return this.#ranges.find((r) => addr >= r.base && addr + size <= r.base + r.size);
+  }
+}
+
+/**
+ * Builds a {@linkcode TestDeviceHost}: a `DeviceHost` whose RAM, bus, interrupt lines, console,
+ * timers and platform services are all in memory and observable.
+ *
+ * @param options See {@linkcode TestDeviceHostOptions}.
+ * @returns The host, passed to a device plugin's `setup`.
+ *
+ * @example Capture console output and an exit request
+ * ```ts
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
+ * import { createTestDeviceHost } from "./mod.ts";
+ *
+ * const host = createTestDeviceHost({ hasPio: false });
+ * host.console.write(new TextEncoder().encode("hi"));
+ * host.requestExit(3, "guest exit");
+ * assertEquals(host.outputText(), "hi");
+ * assertEquals(host.exits, [{ status: 3, reason: "guest exit" }]);
+ * ```
+ */
+export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestDeviceHost {
+  const name = options.name ?? "test-device";
+  const hasPio = options.hasPio ?? true;
+  let memory = options.memory;
+  if (!memory) {
+    const ram = new GuestMemory();
+    ram.addRegion(options.memoryBase ?? 0, new ArrayBuffer(options.memorySize ?? 1 << 20));
+    memory = ram;
+  }
+  const timers = new FakeTimers();
+  const pio = new RangeTable("PIO");
+  const mmio = new RangeTable("MMIO");
+  const hypercalls = new Map<number, HypercallHandler>();
+  const lines = new Map<number, IrqLineImpl>();
+  const allocated = new Map<number, IrqLineImpl>();
+  const outChunks: Uint8Array[] = [];
+  let consoleWrites = 0;
+  let inputFn: ((bytes: Uint8Array) => void) | undefined;
+  const exits: ExitRequest[] = [];
+  const descriptions: DeviceDescription[] = [];
+  const mmioAllocations: { base: number; size: number }[] = [];
+  let nextMmio = options.mmioBase ?? 0x1000_0000;
+  let nextIrq = options.firstIrq ?? 1;
+  let unclaimed = 0;
+  const logs: LogEntry[] = [];
+  const counters = new Map<string, { value: number }>();
+
+  const line = (n: number): IrqLineImpl => {
+    let l = lines.get(n);
+    if (!l) {
+      l = new IrqLineImpl(n);
+      lines.set(n, l);
+    }
+    return l;
+  };
+
+  const log = (level: LogEntry["level"]) => (message: string) => {
+    logs.push({ level, message });
+    if (options.echoLogs) console.error(`[${name}] ${level}: ${message}`);
+  };
+  const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn") };
+
+  const metrics: Metrics = {
+    counter(counterName: string): Counter {
+      let c = counters.get(counterName);
+      if (!c) {
+        c = { value: 0 };
+        counters.set(counterName, c);
+      }
+      const cell = c;
+      return {
+        add(n = 1) {
+          cell.value += n;
+        },
+        get value() {
+          return cell.value;
+        },
+      };
+    },
+  };
+
+  const bus: DeviceBus = {
+    registerPio: (base, size, handler) => {
+      if (!hasPio) throw new VmonError(`Cannot register PIO range ${hex(base)}: no port I/O`);
+      return pio.add(base, size, handler, name);
+    },
+    registerMmio: (base, size, handler) => mmio.add(base, size, handler, name),
+    registerHypercall: (nr, handler) => {
+      if (hypercalls.has(nr)) {
+        throw new VmonError(`Cannot register hypercall ${hex(nr)}: already registered`);
+      }
+      hypercalls.set(nr, handler);
+      return { unregister: () => void hypercalls.delete(nr) };
+    },
+  };
+
+  const platform: PlatformServices = {
+    hasPio,
+    mmioRegShift: options.mmioRegShift ?? 0,
+    allocateMmio(size: number): number {
+      if (!Number.isSafeInteger(size) || size <= 0) {
+        throw new VmonError(`Cannot allocate an MMIO window of ${size} bytes: invalid size`);
+      }
+      const align = Math.max(0x1000, 2 ** Math.ceil(Math.log2(size)));
+      const base = Math.ceil(nextMmio / align) * align;
+      nextMmio = base + Math.max(size, 0x1000);
+      mmioAllocations.push({ base, size });
+      return base;
+    },
+    allocateIrq(preferred?: number): IrqLine {
+      let n = preferred;
+      if (n === undefined) {
+        while (allocated.has(nextIrq)) nextIrq++;
+        n = nextIrq++;
+      } else if (allocated.has(n)) {
+        throw new VmonError(`Cannot allocate interrupt line ${n}: already in use`);
+      }
+      const l = line(n);
+      allocated.set(n, l);
+      return l;
+    },
+    describe(description: DeviceDescription): void {
+      descriptions.push(description);
+    },
+  };
+
+  const consolePort: ConsolePort = {
+    write(bytes: Uint8Array): void {
+      consoleWrites++;
+      outChunks.push(bytes.slice());
+    },
+    onInput(fn: (bytes: Uint8Array) => void): boolean {
+      if (inputFn) return false;
+      inputFn = fn;
+      return true;
+    },
+  };
+
+  const machine: MachineInfo = {
+    cpus: 1,
+    memorySize: memory.size,
+    arch: options.arch ?? (hasPio ? "x86_64" : "riscv64"),
+    hostport: "test",
+  };
+
+  const access = (table: RangeTable, addr: number, size: AccessSize) => {
+    const r = table.find(addr, size);
+    if (!r) unclaimed++;
+    return r;
+  };
+
+  const read = (table: RangeTable, addr: number, size: AccessSize): number => {
+    const r = access(table, addr, size);
+    if (!r) return size === 8 ? Number.MAX_SAFE_INTEGER : maskFor(size);
+    const off = addr - r.base;
+    if (size === 8) {
+      if (r.handler.read64) return Number(r.handler.read64(off, 0));
+      const lo = r.handler.read(off, 4, 0) >>> 0;
+      const hi = r.handler.read(off + 4, 4, 0) >>> 0;
+      return hi * 2 ** 32 + lo;
+    }
+    return (r.handler.read(off, size, 0) & maskFor(size)) >>> 0;
+  };
+
+  const write = (table: RangeTable, addr: number, size: AccessSize, value: number): void => {
+    const r = access(table, addr, size);
+    if (!r) return;
+    const off = addr - r.base;
+    if (size === 8) {
+      if (r.handler.write64) return r.handler.write64(off, BigInt(value), 0);
+      r.handler.write(off, 4, value % 2 ** 32 >>> 0, 0);
+      r.handler.write(off + 4, 4, Math.floor(value / 2 ** 32) >>> 0, 0);
+      return;
+    }
+    r.handler.write(off, size, (value & maskFor(size)) >>> 0, 0);
+  };
+
+  return {
+    name,
+    machine,
+    log: logger,
+    metrics,
+    timers,
+    files: options.files ?? createHostFiles(),
+    memory,
+    bus,
+    platform,
+    console: consolePort,
+    requestExit(status: number, reason?: string, options?: { failed?: boolean }): void {
+      exits.push({
+        status,
+        ...(reason === undefined ? {} : { reason }),
+        ...(options?.failed ? { failed: true } : {}),
+      });
+    },
+    pioRead: (port, size) => read(pio, port, size),
+    pioWrite: (port, size, value) => write(pio, port, size, value),
+    mmioRead: (gpa, size) => read(mmio, gpa, size),
+    mmioWrite: (gpa, size, value) => write(mmio, gpa, size, value),
+    hypercall(nr, fid, args = []) {
+      const h = hypercalls.get(nr);
+      if (!h) return { error: -2, value: 0n };
+      const full = [...args];
+      while (full.length < 6) full.push(0n);
+      const r = h({ nr, fid, args: full, vcpu: 0 });
+      return { error: r.error, value: BigInt(r.value) };
+    },
+    irq: line,
+    allocatedIrqs: allocated,
+    get output(): Uint8Array {
+      const total = outChunks.reduce((n, c) => n + c.length, 0);
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const c of outChunks) {
+        out.set(c, at);
+        at += c.length;
+      }
+      return out;
+    },
+    outputText(): string {
+      return new TextDecoder().decode(this.output);
+    },
+    get consoleWrites() {
+      return consoleWrites;
+    },
+    input(data: string | Uint8Array): boolean {
+      if (!inputFn) return false;
+      inputFn(typeof data === "string" ? new TextEncoder().encode(data) : data);
+      return true;
+    },
+    advance: (ms) => timers.advance(ms),
+    exits,
+    descriptions,
+    mmioAllocations,
+    get pioRanges() {
+      return pio.list;
+    },
+    get mmioRanges() {
+      return mmio.list;
+    },
+    get unclaimed() {
+      return unclaimed;
+    },
+    logs,
+    counters: () => Object.fromEntries([...counters].map(([k, v]) => [k, v.value])),
+  };
+}
+
+/**
+ * Sets up a device plugin on a test host the way the machine would: the raw options are
+ * validated against the plugin's schema (defaults filled in, unknown options refused) before
+ * `setup` is called.
+ *
+ * @param plugin The device plugin definition (a plugin module's default export).
+ * @param host The host, from {@linkcode createTestDeviceHost}.
+ * @param options Raw option values, as a manifest would give them.
+ * @returns The plugin instance.
+ *
+ * @example
+ * ```ts
+ * import { definePlugin } from "../core/define_plugin.ts";
+ * import { createTestDeviceHost, setupTestDevice } from "./mod.ts";
+ *
+ * const plugin = definePlugin({
+ *   name: "hello",
+ *   kind: "device",
+ *   apiVersion: 1,
+ *   description: "Says hello",
+ *   options: { text: { type: "string", description: "What to say", default: "hello" } },
+ *   setup(host, options) {
+ *     host.console.write(new TextEncoder().encode(options.text));
+ *     return { dispose() {} };
+ *   },
+ * });
+ * const host = createTestDeviceHost();
+ * const dev = await setupTestDevice(plugin, host);
+ * if (host.outputText() !== "hello") throw new Error("no hello");
+ * dev.dispose();
+ * ```
+ */
+export async function setupTestDevice<S extends OptionsSchema>(
+  plugin: DevicePluginDefinition<S>,
+  host: DeviceHost,
+  options: Readonly<Record<string, unknown>> = {},
+): Promise<PluginInstance> {
+  const values = validateOptions(plugin.options, options, { plugin: plugin.name });
+  return await plugin.setup(host, values as OptionValues<S>);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paging strategies
+// ---------------------------------------------------------------------------------------------
+
+/** Options of {@linkcode createTestPagingHost}. */
+export interface TestPagingHostOptions {
+  /** Guest physical address of RAM (default 0x8000_0000). */
+  memoryBase?: number;
+  /** RAM size in bytes (default 64 KiB). */
+  memorySize?: number;
+  /** The host port's name, for messages (default `rv64`). */
+  hostport?: string;
+  /** Whether the host port offers paging mechanisms (default true). */
+  mechanisms?: boolean;
+  /** vCPUs (default 1). */
+  cpus?: number;
+}
+
+/** A paging plugin host for unit tests, with what it recorded. */
+export interface TestPagingHost {
+  /** The host to pass to a paging plugin's `setup`. */
+  readonly host: PagingHost;
+  /** Guest RAM (real {@linkcode GuestMemory}). */
+  readonly memory: GuestMemory;
+  /** Hypercall handlers registered by the plugin, by extension number. */
+  readonly hypercalls: Map<number, HypercallHandler>;
+  /** Guest physical addresses passed to `invalidate`, in call order. */
+  readonly invalidated: number[];
+  /** `approve` answers, in call order. */
+  readonly approvals: { vcpu: number; approve: boolean }[];
+  /** Pages the fake port treats as shadowed page-table pages (page addresses); tests add some. */
+  readonly ptPages: Set<number>;
+  /** Mode, leaf ranges and exits the plugin asked for. */
+  readonly state: {
+    mode?: string;
+    ranges: (readonly [number, number])[];
+    exits: Map<number, { sfence?: boolean; satp?: boolean; whileQueued?: boolean }>;
+  };
+  /** Log messages, by level. */
+  readonly logs: LogEntry[];
+}
+
+/**
+ * A paging plugin host over real guest RAM and a host port that lists `strategies`; its
+ * mechanisms behave like the rv64 port's as far as TypeScript can see them: `queuePage`
+ * snapshots a page of {@linkcode TestPagingHost.ptPages} into a slot (up to 4, then -2),
+ * `releaseQueue` empties the queue; `invalidate` and `approve` are recorded.
+ *
+ * @param strategies What the host port lists in `capabilities.pagingStrategies`.
+ * @param options RAM, host port name, mechanisms, vCPUs.
+ *
+ * @example
+ * ```ts
+ * import { createTestPagingHost } from "./mod.ts";
+ *
+ * const t = createTestPagingHost(["wired", "shadow"]);
+ * t.ptPages.add(0x8000_1000);
+ * if (!t.host.hostport.paging?.isPageTable(0x8000_1008)) throw new Error("not a table");
+ * ```
+ */
+export function createTestPagingHost(
+  strategies: readonly string[],
+  options: TestPagingHostOptions = {},
+): TestPagingHost {
+  const base = options.memoryBase ?? 0x8000_0000;
+  const size = options.memorySize ?? 0x10000;
+  const memory = new GuestMemory();
+  memory.addRegion(base, new ArrayBuffer(size));
+  const hypercalls = new Map<number, HypercallHandler>();
+  const invalidated: number[] = [];
+  const approvals: { vcpu: number; approve: boolean }[] = [];
+  const ptPages = new Set<number>();
+  const logs: LogEntry[] = [];
+  const state: TestPagingHost["state"] = { ranges: [], exits: new Map() };
+  const queue: { gpa: number; snap: Uint8Array }[] = [];
+  const pageOf = (gpa: number) => gpa - (gpa % 4096);
+  const mechanisms: PagingMechanisms = {
+    setMode: (mode) => void (state.mode = mode),
+    setLeafRanges: (ranges) => void (state.ranges = ranges.map(([a, b]) => [a, b] as const)),
+    setExits: (vcpu, exits) => void state.exits.set(vcpu, { ...exits }),
+    approve: (vcpu, approve) => void approvals.push({ vcpu, approve }),
+    invalidate(gpa, len) {
+      invalidated.push(gpa);
+      // a whole-page invalidation leaves the page unshadowed, as on the port
+      if (len >= 4096 && gpa % 4096 === 0) ptPages.delete(gpa);
+      return 1;
+    },
+    flushShadow: () => ptPages.clear(),
+    isPageTable: (gpa) => ptPages.has(pageOf(gpa)),
+    queuePage(gpa) {
+      const page = pageOf(gpa);
+      if (!ptPages.has(page) || queue.some((q) => q.gpa === page)) return -1;
+      if (queue.length >= 4) return -2;
+      queue.push({ gpa: page, snap: memory.read(page, 4096) });
+      return queue.length - 1;
+    },
+    queuedPages: () => queue.map((q) => q.gpa),
+    snapshot(slot) {
+      const q = queue[slot];
+      if (q === undefined) throw new VmonError(`Cannot read queue slot ${slot}: not in use`);
+      return q.snap;
+    },
+    releaseQueue: () => queue.splice(0).length,
+    counters: () => ({ shadowFills: 0, shadowDrops: 0, ptPages: ptPages.size }),
+  };
+  const hostport = {
+    arch: "riscv64",
+    capabilities: {
+      exitCounts: true,
+      instructionCounts: true,
+      tlbStats: true,
+      pagingStrategies: [...strategies],
+    },
+    ...(options.mechanisms === false ? {} : { paging: mechanisms }),
+  } as unknown as HostPortInstance;
+  const counters = new Map<string, { value: number }>();
+  const log = (level: LogEntry["level"]) => (message: string) => void logs.push({ level, message });
+  const host: PagingHost = {
+    name: "test-paging",
+    machine: {
+      cpus: options.cpus ?? 1,
+      memorySize: size,
+      arch: "riscv64",
+      hostport: options.hostport ?? "rv64",
+    } as MachineInfo,
+    log: { debug: log("debug"), info: log("info"), warn: log("warn") },
+    metrics: {
+      counter(name: string): Counter {
+        let c = counters.get(name);
+        if (c === undefined) counters.set(name, c = { value: 0 });
+        const cell = c;
+        return {
+          add: (n = 1) => void (cell.value += n),
+          get value() {
+            return cell.value;
+          },
+        };
+      },
+    },
+    timers: new FakeTimers(),
+    files: createHostFiles(),
+    hostport,
+    memory,
+    bus: {
+      registerPio: () => {
+        throw new VmonError("Cannot register PIO ranges on the test paging host: not offered");
+      },
+      registerMmio: () => {
+        throw new VmonError("Cannot register MMIO ranges on the test paging host: not offered");
+      },
+      registerHypercall(nr, handler) {
+        if (hypercalls.has(nr)) {
+          throw new VmonError(`Cannot register hypercall ${hex(nr)}: already registered`);
+        }
+        hypercalls.set(nr, handler);
+        return { unregister: () => void hypercalls.delete(nr) };
+      },
+    },
+  };
+  return { host, memory, hypercalls, invalidated, approvals, ptPages, state, logs };
+}
