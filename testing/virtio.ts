@@ -104,6 +104,8 @@ export class VirtioTestDriver {
   #chains = new Map<string, { addr: number; len: number }[]>();
 
   /**
+   * Makes a driver for the device whose MMIO window is at `base` in `host`.
+   *
    * @param host The test host the device is attached to.
    * @param base The device's MMIO base.
    */

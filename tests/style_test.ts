@@ -1,6 +1,6 @@
 /**
  * The style tools pass on the whole repository: `deno fmt --check`, `deno lint`, and
- * `deno doc --lint` on the public API (every export documented, no private types leaking).
+ * `deno doc --lint` on both public entries, `mod.ts` and `testing/mod.ts` (every export documented, no private types leaking).
  */
 
 import assert from "node:assert/strict";
@@ -29,6 +29,6 @@ Deno.test("style: deno lint", async () => {
 });
 
 Deno.test("style: deno doc --lint on the public API", async () => {
-  const r = await deno(["doc", "--lint", "mod.ts"]);
+  const r = await deno(["doc", "--lint", "mod.ts", "testing/mod.ts"]);
   assert.ok(r.ok, r.out);
 });
