@@ -7,9 +7,10 @@
 
 import type { PluginRef } from "../core/api/mod.ts";
 import { VmonError } from "../core/errors.ts";
+import { TRACE_WORDS } from "../core/trace.ts";
 
-/** Trace categories `--trace` accepts. */
-export const TRACE_CATEGORIES: readonly string[] = ["exits", "io", "mmio", "sbi", "plugins", "all"];
+/** Words `--trace` accepts: core's trace categories and `all` (the list is core/trace.ts's). */
+export const TRACE_CATEGORIES: readonly string[] = TRACE_WORDS;
 
 const KEY = /^[A-Za-z][A-Za-z0-9_-]*$/;
 

@@ -11,7 +11,8 @@ import { VmonError } from "../core/errors.ts";
 import { parseSize } from "../core/schema.ts";
 import { MAX_CPUS } from "../core/manifest.ts";
 import type { BuiltImage } from "../images/mod.ts";
-import { parsePluginSpec, TRACE_CATEGORIES } from "./flags.ts";
+import { parseTraceSpec } from "../core/trace.ts";
+import { parsePluginSpec } from "./flags.ts";
 
 /** The flags of `vmon run`, as commander delivers them. */
 export interface RunFlags {
@@ -87,20 +88,9 @@ export function checkFlags(flags: RunFlags): CheckedFlags {
     }
     if (memory === 0) throw new VmonError(`Invalid --mem "${flags.mem}": must be more than 0`);
   }
-  const trace: string[] = [];
-  if (flags.trace !== undefined) {
-    for (const raw of flags.trace.split(",")) {
-      const cat = raw.trim();
-      if (!TRACE_CATEGORIES.includes(cat)) {
-        throw new VmonError(
-          `Invalid --trace "${flags.trace}": unknown category "${cat}" (known: ${
-            TRACE_CATEGORIES.join(", ")
-          })`,
-        );
-      }
-      if (!trace.includes(cat)) trace.push(cat);
-    }
-  }
+  const trace: string[] = flags.trace === undefined
+    ? []
+    : [...parseTraceSpec(flags.trace, { what: "--trace" })];
   let stats: CheckedFlags["stats"] = "none";
   if (flags.stats === true || flags.stats === "table") stats = "table";
   else if (flags.stats === "json") stats = "json";

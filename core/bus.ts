@@ -6,14 +6,18 @@
  * - A handler gets the offset inside its range, never the absolute address.
  * - An access is claimed only when it lies entirely inside one range; an access that starts in
  *   a range and runs past its end is unclaimed.
- * - Unclaimed reads return all-ones, unclaimed writes are ignored; both are counted (plugin
- *   name `unclaimed`) and traced. Unclaimed hypercalls return `SBI_ERR_NOT_SUPPORTED` (-2) and
- *   are counted by number.
+ * - Unclaimed reads return all-ones over the access width (an 8-byte read gives
+ *   `0xffff_ffff_ffff_ffff`), unclaimed writes are ignored; both are counted (plugin name
+ *   `unclaimed`) and traced. Unclaimed hypercalls return `SBI_ERR_NOT_SUPPORTED` (-2) and are
+ *   counted by number.
  * - A handler that throws (any error, `VmonError` included) does not stop the machine: the error
  *   is caught, counted per plugin and logged once per plugin, and the access is treated as
  *   unclaimed. A device that wants the machine to end calls `requestExit` instead of throwing.
  * - 8-byte accesses go to `read64`/`write64` when the handler has them, otherwise they are split
  *   into two 4-byte accesses, low word first (at `offset` and `offset + 4`).
+ * - An access that does not come from a vCPU exit record (test hosts, tools) goes through
+ *   {@linkcode ExitBus.access}, which applies every policy above and counts it as one `io` or
+ *   `mmio` exit.
  *
  * @module
  */
@@ -79,6 +83,32 @@ export interface RangeInfo {
   readonly size: number;
   /** The plugin that registered it. */
   readonly owner: string;
+}
+
+/** One access for {@linkcode ExitBus.access}: a port I/O or MMIO read or write. */
+export interface BusAccess {
+  /** `PIO` (a port) or `MMIO` (a guest physical address). */
+  readonly space: Space;
+  /** The port or guest physical address. */
+  readonly address: number;
+  /** Width in bytes. */
+  readonly size: AccessSize;
+  /**
+   * The value to write; omit for a read. Only the low `size` bytes are written; a number is
+   * truncated to a whole number first.
+   */
+  readonly write?: number | bigint;
+}
+
+/** The outcome of {@linkcode ExitBus.access}. */
+export interface BusAccessResult {
+  /** True if a plugin handled the access (false when unclaimed or when its handler threw). */
+  readonly claimed: boolean;
+  /**
+   * The value read (all ones over `size` bytes when unclaimed); for a write, the `size` bytes
+   * written.
+   */
+  readonly value: bigint;
 }
 
 /** The bus counters, as plain objects (for `MachineStats`). */
@@ -345,6 +375,56 @@ export class ExitBus {
   dispatchMmio(exit: ExitRecord, vcpu: number): boolean {
     this.#exitCounts[ExitKind.Mmio]!++;
     return this.#dispatchRange(this.#mmio, exit, vcpu, 1);
+  }
+
+  /**
+   * Dispatches one access that has no vCPU exit record (test hosts, tools): it is routed exactly
+   * like an exit of one access through `dispatchIo` or `dispatchMmio` (same lookup, 8-byte
+   * splitting, unclaimed and handler-error policy, tracing) and counted as one `io` or `mmio`
+   * exit.
+   *
+   * @param access The space, address, width and, for a write, the value.
+   * @param vcpu The vCPU the handler is told about (default 0).
+   * @returns Whether a plugin handled it, and the value read or written.
+   *
+   * @example
+   * ```ts
+   * import { ExitBus } from "./bus.ts";
+   * const bus = new ExitBus();
+   * bus.forPlugin("latch").registerMmio(0x1000, 4, { read: () => 0x2a, write: () => {} });
+   * if (bus.access({ space: "MMIO", address: 0x1000, size: 4 }).value !== 0x2an) {
+   *   throw new Error("not routed");
+   * }
+   * const miss = bus.access({ space: "MMIO", address: 0x2000, size: 8 });
+   * if (miss.claimed || miss.value !== 0xffff_ffff_ffff_ffffn) throw new Error("not all ones");
+   * ```
+   */
+  access(access: BusAccess, vcpu = 0): BusAccessResult {
+    const data = new DataView(new ArrayBuffer(8));
+    const w = access.write;
+    const isWrite = w !== undefined;
+    if (isWrite) {
+      const v = typeof w === "bigint" ? w : BigInt(Number.isFinite(w) ? Math.trunc(w) : 0);
+      data.setBigUint64(0, BigInt.asUintN(64, v), true);
+    }
+    const isPio = access.space === "PIO";
+    const exit: ExitRecord = {
+      kind: isPio ? ExitKind.Io : ExitKind.Mmio,
+      address: access.address,
+      size: access.size,
+      isWrite,
+      count: 1,
+      data,
+      nr: 0,
+      fid: 0,
+      args: new BigUint64Array(6),
+      code: 0,
+      pc: 0n,
+      detail: "",
+    };
+    const claimed = isPio ? this.dispatchIo(exit, vcpu) : this.dispatchMmio(exit, vcpu);
+    const bits = validSize(access.size) ? access.size * 8 : 64;
+    return { claimed, value: BigInt.asUintN(bits, data.getBigUint64(0, true)) };
   }
 
   #dispatchRange(map: RangeMap, exit: ExitRecord, vcpu: number, count: number): boolean {

@@ -222,6 +222,47 @@ Deno.test("ExitBus unclaimed accesses read all-ones, ignore writes and are count
   ]);
 });
 
+Deno.test("ExitBus.access dispatches one access like an exit of one access", () => {
+  const lines: string[] = [];
+  const bus = new ExitBus({ tracer: new Tracer("io,mmio", { write: (l) => lines.push(l) }) });
+  const calls: string[] = [];
+  const regs = new Map([[0, 0x1234_5678], [4, 0x9abc_def0]]);
+  bus.forPlugin("dev").registerMmio(0x1000, 8, recorder(calls, regs));
+  bus.forPlugin("port").registerPio(0x80, 2, recorder(calls));
+  eq(bus.access({ space: "MMIO", address: 0x1004, size: 2 }, 3), {
+    claimed: true,
+    value: 0xdef0n,
+  });
+  // 8 bytes without read64: split, low word first.
+  eq(bus.access({ space: "MMIO", address: 0x1000, size: 8 }).value, 0x9abc_def0_1234_5678n);
+  eq(bus.access({ space: "PIO", address: 0x81, size: 1, write: 0x1ff }), {
+    claimed: true,
+    value: 0xffn,
+  });
+  eq(bus.access({ space: "MMIO", address: 0x1000, size: 8, write: 2 ** 32 + 7 }).claimed, true);
+  eq(calls, [
+    "r2@4 v3",
+    "r4@0 v0",
+    "r4@4 v0",
+    "w1@1=ff v0",
+    "w4@0=7 v0",
+    "w4@4=1 v0",
+  ]);
+  // Unclaimed: all ones over the width, 8 bytes included; past a range's end too.
+  eq(bus.access({ space: "MMIO", address: 0x2000, size: 8 }), {
+    claimed: false,
+    value: 0xffff_ffff_ffff_ffffn,
+  });
+  eq(bus.access({ space: "MMIO", address: 0x1006, size: 4 }).value, 0xffff_ffffn);
+  eq(bus.access({ space: "PIO", address: 0x90, size: 2, write: 5 }).claimed, false);
+  const c = bus.counters();
+  eq(c.exits, { io: 2, mmio: 5 });
+  eq(c.plugins, { dev: 3, port: 1, unclaimed: 3 });
+  eq(c.unclaimed, { io: 1, mmio: 2 });
+  eq(lines[0], "[vcpu3] mmio read 0x1004 size 2 = 0xdef0 -> dev");
+  eq(lines[4], "[vcpu0] mmio read 0x2000 size 8 = 0xffffffffffffffff -> unclaimed");
+});
+
 Deno.test("ExitBus survives handlers that throw, logging once per plugin", () => {
   const logs: string[] = [];
   const bus = new ExitBus({ log: (m) => logs.push(m) });

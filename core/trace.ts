@@ -9,11 +9,14 @@ import type { ExitKindCode, ExitRecord } from "./api/mod.ts";
 import { ExitKind } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 
-/** The trace categories (`all` enables every one). */
+/** The trace categories (`all` enables every one): the one list, the CLI's included. */
 export const TRACE_CATEGORIES = ["exits", "io", "mmio", "sbi", "plugins"] as const;
 
 /** One trace category. */
 export type TraceCategory = typeof TRACE_CATEGORIES[number];
+
+/** Every word a trace spec accepts: the categories, then `all`. */
+export const TRACE_WORDS: readonly string[] = [...TRACE_CATEGORIES, "all"];
 
 /** Exit kind names as used in stats and traces, indexed by {@linkcode ExitKind} code. */
 export const EXIT_KIND_NAMES: Readonly<Record<ExitKindCode, string>> = {
@@ -38,11 +41,15 @@ export function exitKindName(kind: number): string {
 
 /**
  * Parses `--trace` values: category names separated by commas (or given as several strings),
- * `all` for every category. An empty list enables nothing.
+ * `all` for every category; case and spaces around names do not matter, empty names are
+ * skipped. An empty list enables nothing. The CLI's `--trace` check is this function.
  *
  * @param spec `"io,mmio"`, `["io", "sbi"]` or `"all"`.
- * @returns The enabled categories.
- * @throws {VmonError} For an unknown category, listing the known ones.
+ * @param options `what` names the spec in the error (default `trace spec`; the CLI passes
+ * `--trace`).
+ * @returns The enabled categories, in the order first named (`all`: in list order).
+ * @throws {VmonError} For an unknown category:
+ * `Invalid <what> "<spec>": unknown category "<name>" (known: <TRACE_WORDS>)`.
  *
  * @example
  * ```ts
@@ -51,18 +58,25 @@ export function exitKindName(kind: number): string {
  * if (!cats.has("io") || cats.has("mmio")) throw new Error("bad parse");
  * ```
  */
-export function parseTraceSpec(spec: string | readonly string[]): Set<TraceCategory> {
+export function parseTraceSpec(
+  spec: string | readonly string[],
+  options: { what?: string } = {},
+): Set<TraceCategory> {
   const out = new Set<TraceCategory>();
-  const words = (typeof spec === "string" ? [spec] : spec).flatMap((s) => s.split(","))
-    .map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
-  for (const w of words) {
+  const names = (typeof spec === "string" ? [spec] : spec).flatMap((s) => s.split(","))
+    .map((s) => s.trim()).filter((s) => s !== "");
+  for (const name of names) {
+    const w = name.toLowerCase();
     if (w === "all") {
       for (const c of TRACE_CATEGORIES) out.add(c);
     } else if ((TRACE_CATEGORIES as readonly string[]).includes(w)) {
       out.add(w as TraceCategory);
     } else {
+      const text = typeof spec === "string" ? spec : spec.join(",");
       throw new VmonError(
-        `Unknown trace category "${w}": expected one of ${TRACE_CATEGORIES.join(", ")}, all`,
+        `Invalid ${options.what ?? "trace spec"} "${text}": unknown category "${name}" (known: ${
+          TRACE_WORDS.join(", ")
+        })`,
       );
     }
   }

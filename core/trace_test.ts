@@ -23,7 +23,17 @@ Deno.test("parseTraceSpec refuses unknown categories", () => {
     if (!(e instanceof VmonError)) throw e;
     eq(
       e.message,
-      'Unknown trace category "disk": expected one of exits, io, mmio, sbi, plugins, all',
+      'Invalid trace spec "io,disk": unknown category "disk" (known: exits, io, mmio, sbi, plugins, all)',
+    );
+  }
+  try {
+    parseTraceSpec(["exits", " Bogus"], { what: "--trace" });
+    throw new Error("no error");
+  } catch (e) {
+    if (!(e instanceof VmonError)) throw e;
+    eq(
+      e.message,
+      'Invalid --trace "exits, Bogus": unknown category "Bogus" (known: exits, io, mmio, sbi, plugins, all)',
     );
   }
 });

@@ -1,5 +1,6 @@
 /**
- * Test hosts built on core's own pieces: {@linkcode createTestDeviceHost} for devices,
+ * Test hosts built on core's own pieces: {@linkcode createTestDeviceHost} for devices (core's
+ * exit bus and metrics, so a device sees exactly the machine's bus policies),
  * {@linkcode createTestPagingHost} for paging strategies. Used by the built-in plugins' tests.
  *
  * @module
@@ -28,15 +29,17 @@ import type {
   PagingMechanisms,
   PlatformServices,
   PluginInstance,
-  RangeHandler,
-  Registration,
   Timers,
 } from "../core/api/mod.ts";
+import { ExitKind, type ExitRecord } from "../core/api/mod.ts";
+import { type BusCounters, ExitBus, type Space } from "../core/bus.ts";
 import { hex, VmonError } from "../core/errors.ts";
 import { createHostFiles } from "../core/files.ts";
 import { GuestMemory } from "../core/memory.ts";
+import { MetricsRegistry } from "../core/stats.ts";
 
 export { createHostFiles };
+export type { BusCounters };
 import { validateOptions } from "../core/schema.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -171,19 +174,38 @@ export interface TestDeviceHostOptions {
   echoLogs?: boolean;
 }
 
-/** The host `createTestDeviceHost` returns: a `DeviceHost` plus controls for the test. */
+/**
+ * The host `createTestDeviceHost` returns: a `DeviceHost` plus controls for the test.
+ *
+ * The bus is core's exit bus (`ExitBus` in `core/bus.ts`); the access helpers dispatch one
+ * access through it as a vCPU exit would, so its policies hold here too: handlers get offsets;
+ * an access is claimed only when it lies inside one range; unclaimed reads give all ones over
+ * the width (`0xffff_ffff_ffff_ffff` for 8 bytes) and unclaimed writes are ignored; 8-byte
+ * accesses go to `read64`/`write64` or are split low word first; a handler that throws does
+ * not throw out of the helper: the access is treated as unclaimed, counted in
+ * {@linkcode TestDeviceHost.busCounters} `errors` and logged once (a `warn` in `logs`).
+ */
 export interface TestDeviceHost extends DeviceHost {
   /** Fake timers; see {@linkcode FakeTimers.advance}. */
   readonly timers: FakeTimers;
   /** Reads port `port` through the bus (unclaimed: all ones). */
   pioRead(port: number, size: AccessSize): number;
   /** Writes port `port` through the bus (unclaimed: ignored). */
-  pioWrite(port: number, size: AccessSize, value: number): void;
-  /** Reads MMIO address `gpa` through the bus; an 8-byte read is returned as a number. */
+  pioWrite(port: number, size: AccessSize, value: number | bigint): void;
+  /**
+   * Reads MMIO address `gpa` through the bus (unclaimed: all ones). An 8-byte read is returned
+   * as a number, exact up to 2^53 (all ones reads as 2 ** 64); use
+   * {@linkcode TestDeviceHost.mmioRead64} for the exact value.
+   */
   mmioRead(gpa: number, size: AccessSize): number;
-  /** Writes MMIO address `gpa` through the bus. */
-  mmioWrite(gpa: number, size: AccessSize, value: number): void;
-  /** Calls the handler of hypercall `nr`, as the platform would. */
+  /** Reads 8 bytes at MMIO address `gpa` through the bus, exactly (unclaimed: all ones). */
+  mmioRead64(gpa: number): bigint;
+  /** Writes MMIO address `gpa` through the bus (unclaimed: ignored). */
+  mmioWrite(gpa: number, size: AccessSize, value: number | bigint): void;
+  /**
+   * Calls hypercall `nr` through the bus, as the platform would (unclaimed, or a handler that
+   * throws: `SBI_ERR_NOT_SUPPORTED`, -2). Arguments are 64-bit unsigned, padded to 6 with 0.
+   */
   hypercall(nr: number, fid: number, args?: readonly bigint[]): { error: number; value: bigint };
   /** The interrupt line `n` (created on first use, whether allocated or not). */
   irq(n: number): TestIrqLine;
@@ -205,70 +227,38 @@ export interface TestDeviceHost extends DeviceHost {
   readonly descriptions: readonly DeviceDescription[];
   /** Windows handed out by `allocateMmio`. */
   readonly mmioAllocations: readonly { base: number; size: number }[];
-  /** Registered PIO ranges. */
+  /** Registered PIO ranges, by base (the bus's `ranges()`). */
   readonly pioRanges: readonly { base: number; size: number }[];
-  /** Registered MMIO ranges. */
+  /** Registered MMIO ranges, by base (the bus's `ranges()`). */
   readonly mmioRanges: readonly { base: number; size: number }[];
-  /** Unclaimed accesses so far. */
+  /** Unclaimed port I/O and MMIO accesses so far (the bus's `unclaimed` `io` + `mmio`). */
   readonly unclaimed: number;
-  /** Captured log lines. */
+  /** The bus's own counters: exits, accesses by plugin, handler errors, unclaimed by kind. */
+  busCounters(): BusCounters;
+  /** Captured log lines (the bus's handler-failure warnings included). */
   readonly logs: readonly LogEntry[];
-  /** Current metric values by counter name. */
+  /** Current metric values by counter name (core's metrics registry, for this plugin). */
   counters(): Record<string, number>;
 }
 
-interface Range {
-  base: number;
-  size: number;
-  handler: RangeHandler;
-  owner: string;
-  live: boolean;
-}
-
-function maskFor(size: AccessSize): number {
-  return size === 1 ? 0xff : size === 2 ? 0xffff : 0xffffffff;
-}
-
-class RangeTable {
-  #ranges: Range[] = [];
-  #kind: string;
-
-  constructor(kind: string) {
-    this.#kind = kind;
-  }
-
-  get list(): { base: number; size: number }[] {
-    return this.#ranges.map((r) => ({ base: r.base, size: r.size }));
-  }
-
-  add(base: number, size: number, handler: RangeHandler, owner: string): Registration {
-    if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size <= 0) {
-      throw new VmonError(
-        `Cannot register ${this.#kind} range at ${base} (${size} bytes): invalid`,
-      );
-    }
-    const hit = this.#ranges.find((r) => base < r.base + r.size && r.base < base + size);
-    if (hit) {
-      throw new VmonError(
-        `Cannot register ${this.#kind} range ${hex(base)}-${
-          hex(base + size - 1)
-        }: overlaps "${hit.owner}"`,
-      );
-    }
-    const range: Range = { base, size, handler, owner, live: true };
-    this.#ranges.push(range);
-    return {
-      unregister: () => {
-        if (!range.live) return;
-        range.live = false;
-        this.#ranges = this.#ranges.filter((r) => r !== range);
-      },
-    };
-  }
-
-  find(addr: number, size: number): Range | undefined {
-    return this.#ranges.find((r) => addr >= r.base && addr + size <= r.base + r.size);
-  }
+/** An exit record for a hypercall made by the test (the range helpers use `ExitBus.access`). */
+function hypercallExit(nr: number, fid: number, args: readonly bigint[]): ExitRecord {
+  const regs = new BigUint64Array(6);
+  for (let i = 0; i < 6 && i < args.length; i++) regs[i] = args[i]!;
+  return {
+    kind: ExitKind.Hypercall,
+    address: 0,
+    size: 0,
+    isWrite: false,
+    count: 0,
+    data: new DataView(new ArrayBuffer(0)),
+    nr,
+    fid,
+    args: regs,
+    code: 0,
+    pc: 0n,
+    detail: "",
+  };
 }
 
 /**
@@ -300,9 +290,6 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     memory = ram;
   }
   const timers = new FakeTimers();
-  const pio = new RangeTable("PIO");
-  const mmio = new RangeTable("MMIO");
-  const hypercalls = new Map<number, HypercallHandler>();
   const lines = new Map<number, IrqLineImpl>();
   const allocated = new Map<number, IrqLineImpl>();
   const outChunks: Uint8Array[] = [];
@@ -313,9 +300,7 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
   const mmioAllocations: { base: number; size: number }[] = [];
   let nextMmio = options.mmioBase ?? 0x1000_0000;
   let nextIrq = options.firstIrq ?? 1;
-  let unclaimed = 0;
   const logs: LogEntry[] = [];
-  const counters = new Map<string, { value: number }>();
 
   const line = (n: number): IrqLineImpl => {
     let l = lines.get(n);
@@ -332,38 +317,18 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
   };
   const logger: Logger = { debug: log("debug"), info: log("info"), warn: log("warn") };
 
-  const metrics: Metrics = {
-    counter(counterName: string): Counter {
-      let c = counters.get(counterName);
-      if (!c) {
-        c = { value: 0 };
-        counters.set(counterName, c);
-      }
-      const cell = c;
-      return {
-        add(n = 1) {
-          cell.value += n;
-        },
-        get value() {
-          return cell.value;
-        },
-      };
-    },
-  };
-
+  // Core's own metrics and exit bus: the machine's counters and bus policies, not copies.
+  const registry = new MetricsRegistry();
+  const metrics: Metrics = registry.forPlugin(name);
+  const exitBus = new ExitBus({ log: log("warn") });
+  const own = exitBus.forPlugin(name);
   const bus: DeviceBus = {
     registerPio: (base, size, handler) => {
       if (!hasPio) throw new VmonError(`Cannot register PIO range ${hex(base)}: no port I/O`);
-      return pio.add(base, size, handler, name);
+      return own.registerPio(base, size, handler);
     },
-    registerMmio: (base, size, handler) => mmio.add(base, size, handler, name),
-    registerHypercall: (nr, handler) => {
-      if (hypercalls.has(nr)) {
-        throw new VmonError(`Cannot register hypercall ${hex(nr)}: already registered`);
-      }
-      hypercalls.set(nr, handler);
-      return { unregister: () => void hypercalls.delete(nr) };
-    },
+    registerMmio: (base, size, handler) => own.registerMmio(base, size, handler),
+    registerHypercall: (nr, handler) => own.registerHypercall(nr, handler),
   };
 
   const platform: PlatformServices = {
@@ -415,37 +380,16 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     hostport: "test",
   };
 
-  const access = (table: RangeTable, addr: number, size: AccessSize) => {
-    const r = table.find(addr, size);
-    if (!r) unclaimed++;
-    return r;
-  };
-
-  const read = (table: RangeTable, addr: number, size: AccessSize): number => {
-    const r = access(table, addr, size);
-    if (!r) return size === 8 ? Number.MAX_SAFE_INTEGER : maskFor(size);
-    const off = addr - r.base;
-    if (size === 8) {
-      if (r.handler.read64) return Number(r.handler.read64(off, 0));
-      const lo = r.handler.read(off, 4, 0) >>> 0;
-      const hi = r.handler.read(off + 4, 4, 0) >>> 0;
-      return hi * 2 ** 32 + lo;
-    }
-    return (r.handler.read(off, size, 0) & maskFor(size)) >>> 0;
-  };
-
-  const write = (table: RangeTable, addr: number, size: AccessSize, value: number): void => {
-    const r = access(table, addr, size);
-    if (!r) return;
-    const off = addr - r.base;
-    if (size === 8) {
-      if (r.handler.write64) return r.handler.write64(off, BigInt(value), 0);
-      r.handler.write(off, 4, value % 2 ** 32 >>> 0, 0);
-      r.handler.write(off + 4, 4, Math.floor(value / 2 ** 32) >>> 0, 0);
-      return;
-    }
-    r.handler.write(off, size, (value & maskFor(size)) >>> 0, 0);
-  };
+  // Thin wrappers: one access each, dispatched through the real bus on vCPU 0.
+  const read = (space: Space, address: number, size: AccessSize): bigint =>
+    exitBus.access({ space, address, size }).value;
+  const write = (space: Space, address: number, size: AccessSize, value: number | bigint) =>
+    void exitBus.access({ space, address, size, write: value });
+  const ranges = (space: Space) =>
+    exitBus.ranges().filter((r) => r.space === space).map((r) => ({
+      base: r.base,
+      size: r.size,
+    }));
 
   return {
     name,
@@ -465,16 +409,13 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
         ...(options?.failed ? { failed: true } : {}),
       });
     },
-    pioRead: (port, size) => read(pio, port, size),
-    pioWrite: (port, size, value) => write(pio, port, size, value),
-    mmioRead: (gpa, size) => read(mmio, gpa, size),
-    mmioWrite: (gpa, size, value) => write(mmio, gpa, size, value),
+    pioRead: (port, size) => Number(read("PIO", port, size)),
+    pioWrite: (port, size, value) => write("PIO", port, size, value),
+    mmioRead: (gpa, size) => Number(read("MMIO", gpa, size)),
+    mmioRead64: (gpa) => read("MMIO", gpa, 8),
+    mmioWrite: (gpa, size, value) => write("MMIO", gpa, size, value),
     hypercall(nr, fid, args = []) {
-      const h = hypercalls.get(nr);
-      if (!h) return { error: -2, value: 0n };
-      const full = [...args];
-      while (full.length < 6) full.push(0n);
-      const r = h({ nr, fid, args: full, vcpu: 0 });
+      const r = exitBus.dispatchHypercall(hypercallExit(nr, fid, args), 0);
       return { error: r.error, value: BigInt(r.value) };
     },
     irq: line,
@@ -505,16 +446,18 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     descriptions,
     mmioAllocations,
     get pioRanges() {
-      return pio.list;
+      return ranges("PIO");
     },
     get mmioRanges() {
-      return mmio.list;
+      return ranges("MMIO");
     },
     get unclaimed() {
-      return unclaimed;
+      const u = exitBus.counters().unclaimed;
+      return (u.io ?? 0) + (u.mmio ?? 0);
     },
+    busCounters: () => exitBus.counters(),
     logs,
-    counters: () => Object.fromEntries([...counters].map(([k, v]) => [k, v.value])),
+    counters: () => ({ ...registry.snapshot()[name] }),
   };
 }
 

@@ -24,7 +24,7 @@ Deno.test("test bus refuses overlaps and routes offsets", () => {
   });
   assertThrows(
     () => host.bus.registerMmio(0x10ff, 4, { read: () => 0, write: () => {} }),
-    /Cannot register MMIO range 0x10ff-0x1102: overlaps "dev0"/,
+    /Cannot register MMIO range 0x10ff-0x1102 for "dev0": overlaps "dev0" at 0x1000-0x10ff/,
   );
   assertThrows(() => host.bus.registerPio(0x3f8, 8, { read: () => 0, write: () => {} }));
   assertEquals(host.mmioRead(0x1010, 4), 0x10);
@@ -34,6 +34,38 @@ Deno.test("test bus refuses overlaps and routes offsets", () => {
   assertEquals(seen.slice(2), [8, 7, 12, 1]);
   assertEquals(host.mmioRead(0x2000, 2), 0xffff);
   assertEquals(host.unclaimed, 1);
+});
+
+Deno.test("test bus is core's exit bus: unclaimed, 8-byte, failing handlers, hypercalls", () => {
+  const host = createTestDeviceHost({ name: "dev0" });
+  host.bus.registerPio(0x60, 4, { read: () => 0x1ff, write: () => {} });
+  host.bus.registerPio(0x10, 2, { read: () => 0, write: () => {} });
+  host.bus.registerMmio(0x1000, 8, {
+    read: (off) => off === 0 ? 0x9abc_def0 : 0x1234_5678,
+    write: () => {
+      throw new Error("write bug");
+    },
+  });
+  host.bus.registerHypercall(0x10, (req) => ({ error: 0, value: req.args[0]! + 1n }));
+  assertEquals(host.pioRanges, [{ base: 0x10, size: 2 }, { base: 0x60, size: 4 }]);
+  assertEquals(host.pioRead(0x60, 1), 0xff);
+  assertEquals(host.mmioRead64(0x1000), 0x1234_5678_9abc_def0n);
+  // Unclaimed: all ones over the width, 8 bytes included (the machine's answer).
+  assertEquals(host.mmioRead64(0x2000), 0xffff_ffff_ffff_ffffn);
+  assertEquals(host.mmioRead(0x2000, 8), 2 ** 64);
+  assertEquals(host.mmioRead64(0x1004), 0xffff_ffff_ffff_ffffn, "past the end: unclaimed");
+  // A failing handler does not throw out of the helper: unclaimed, counted, logged once.
+  host.mmioWrite(0x1000, 4, 1);
+  host.mmioWrite(0x1000, 4, 2);
+  assertEquals(host.unclaimed, 5);
+  assertEquals(host.busCounters().errors, { dev0: 2 });
+  assertEquals(host.logs.length, 1);
+  assertEquals(host.logs[0]?.level, "warn");
+  assertEquals(host.hypercall(0x10, 0, [41n]), { error: 0, value: 42n });
+  assertEquals(host.hypercall(0x11, 0), { error: -2, value: 0n });
+  assertThrows(() => host.metrics.counter("c").add(-1), /counters only increase/);
+  host.metrics.counter("c").add(2);
+  assertEquals(host.counters(), { c: 2 });
 });
 
 Deno.test("test platform allocates irqs and mmio windows", () => {
