@@ -1,9 +1,10 @@
 /**
  * Shared policy helpers of the paging strategies (`shadow`, `queued`; plugins may not import
- * each other, so what both need lives here, in the public API): which host port mechanisms a
- * strategy needs, and the validation rules for guest page-table entries (DESIGN.md, "Paging
- * strategies"): a mapping may point only into the guest's RAM (or the device window below it
- * when allowed), a next-level table must be RAM.
+ * each other, so what both need lives here, in the public API): checking that the host port has
+ * the paging mechanisms a strategy needs (the versioned contract of `core/api/paging.ts`), the
+ * counters every strategy reports, and the validation rules for guest page-table entries
+ * (DESIGN.md, "Paging strategies"): a mapping may point only into the guest's RAM (or the device
+ * window below it when allowed), a next-level table must be RAM.
  *
  * ```ts
  * import { checkPte, leafRanges } from "./paging.ts";
@@ -24,34 +25,97 @@
 import type {
   Counter,
   GuestMemoryAccess,
+  PagingCapabilities,
   PagingCounterName,
   PagingHost,
-  PagingMechanisms,
+  PagingMechanismName,
+  PagingMechanismsFor,
+  PagingRequirement,
 } from "./api/mod.ts";
-import { PAGING_COUNTER_NAMES } from "./api/mod.ts";
+import {
+  PAGING_COUNTER_NAMES,
+  PAGING_MECHANISM_NAMES,
+  PAGING_MECHANISMS,
+  PAGING_MECHANISMS_VERSION,
+} from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 
 /** A guest physical range `[start, end)` a leaf PTE may map. */
 export type PhysRange = readonly [number, number];
 
 /**
- * The host port's paging mechanisms, or a clear error when the host port does not list
- * `strategy` in `capabilities.pagingStrategies` (or offers no mechanisms).
+ * The host port's paging mechanisms a strategy needs, checked against what the port describes in
+ * `capabilities.paging`; a clear one-line error otherwise: a mechanism the port does not have
+ * (the first one missing, in the order of `requirement.mechanisms`), another contract version
+ * (checked only when the strategy needs a mechanism), or a port that lists a mechanism it does
+ * not implement.
  *
  * @param host The paging plugin's host.
- * @param strategy The strategy's name.
+ * @param requirement The strategy's name, the contract version it was written for and the
+ *   mechanisms it uses.
+ * @returns The port's `paging` object, typed to the mechanisms asked for.
+ *
+ * @example
+ * ```ts
+ * import type { PagingHost } from "./api/mod.ts";
+ * import { requirePagingMechanisms } from "./paging.ts";
+ *
+ * // a host port that describes no paging mechanism (as kvm does)
+ * const host = {
+ *   machine: { hostport: "kvm" },
+ *   hostport: { capabilities: { paging: { version: 1, mechanisms: [] } } },
+ * } as unknown as PagingHost;
+ * try {
+ *   requirePagingMechanisms(host, { strategy: "s", version: 1, mechanisms: ["write-protect"] });
+ *   throw new Error("accepted");
+ * } catch (e) {
+ *   const want = 'Paging strategy "s" needs the "write-protect" mechanism, ' +
+ *     'which host port "kvm" does not have';
+ *   if ((e as Error).message !== want) throw e;
+ * }
+ * // a strategy that needs no mechanism works on every host port
+ * requirePagingMechanisms(host, { strategy: "w", version: 1, mechanisms: [] });
+ * ```
  */
-export function requirePagingMechanisms(host: PagingHost, strategy: string): PagingMechanisms {
-  const supported = host.hostport.capabilities.pagingStrategies;
-  const mech = host.hostport.paging;
-  if (!supported.includes(strategy) || mech === undefined) {
+export function requirePagingMechanisms<N extends PagingMechanismName>(
+  host: PagingHost,
+  requirement: PagingRequirement<N>,
+): PagingMechanismsFor<N> {
+  const { strategy, version, mechanisms } = requirement;
+  const port = host.machine.hostport;
+  const offered: PagingCapabilities = host.hostport.capabilities.paging ??
+    { version: PAGING_MECHANISMS_VERSION, mechanisms: [] };
+  const impl = (host.hostport.paging ?? {}) as Record<string, unknown>;
+  if (mechanisms.length === 0) return impl as PagingMechanismsFor<N>;
+  for (const name of mechanisms) {
+    if (!Object.hasOwn(PAGING_MECHANISMS, name)) {
+      throw new VmonError(
+        `Paging strategy "${strategy}" needs an unknown paging mechanism "${name}": the mechanisms are ${
+          PAGING_MECHANISM_NAMES.join(", ")
+        }`,
+      );
+    }
+  }
+  if (offered.version !== version) {
     throw new VmonError(
-      `Paging strategy "${strategy}" is not supported by host port "${host.machine.hostport}": it supports ${
-        supported.length > 0 ? supported.join(", ") : "no paging strategies"
-      }`,
+      `Paging strategy "${strategy}" needs version ${version} of the paging mechanisms, host port "${port}" has version ${offered.version}`,
     );
   }
-  return mech;
+  for (const name of mechanisms) {
+    if (!offered.mechanisms.includes(name)) {
+      throw new VmonError(
+        `Paging strategy "${strategy}" needs the "${name}" mechanism, which host port "${port}" does not have`,
+      );
+    }
+    for (const method of PAGING_MECHANISMS[name]) {
+      if (typeof impl[method] !== "function") {
+        throw new VmonError(
+          `Cannot use the "${name}" paging mechanism of host port "${port}": it lists the mechanism but its paging object has no ${method}()`,
+        );
+      }
+    }
+  }
+  return impl as PagingMechanismsFor<N>;
 }
 
 /**
@@ -159,9 +223,12 @@ export interface PagingCounters {
  * The counters a strategy on a host port's paging mechanisms reports.
  *
  * @param host The paging plugin's host (counters are made with `host.metrics`).
- * @param mech The host port's mechanisms ({@linkcode requirePagingMechanisms}).
+ * @param mech The host port's `counters` mechanism ({@linkcode requirePagingMechanisms}).
  */
-export function createPagingCounters(host: PagingHost, mech: PagingMechanisms): PagingCounters {
+export function createPagingCounters(
+  host: PagingHost,
+  mech: PagingMechanismsFor<"counters">,
+): PagingCounters {
   const count = {} as Record<PagingCounterName, Counter>;
   for (const name of PAGING_COUNTER_NAMES) count[name] = host.metrics.counter(name);
   let unexpected = 0;

@@ -26,12 +26,18 @@ import type {
   OptionsSchema,
   OptionValues,
   PagingHost,
+  PagingMechanismName,
   PagingMechanisms,
   PlatformServices,
   PluginInstance,
   Timers,
 } from "../core/api/mod.ts";
 import { ExitKind, type ExitRecord } from "../core/api/mod.ts";
+import {
+  PAGING_MECHANISM_NAMES,
+  PAGING_MECHANISMS,
+  PAGING_MECHANISMS_VERSION,
+} from "../core/api/mod.ts";
 import { type BusCounters, ExitBus, type Space } from "../core/bus.ts";
 import { hex, VmonError } from "../core/errors.ts";
 import { createHostFiles } from "../core/files.ts";
@@ -514,8 +520,8 @@ export interface TestPagingHostOptions {
   memorySize?: number;
   /** The host port's name, for messages (default `rv64`). */
   hostport?: string;
-  /** Whether the host port offers paging mechanisms (default true). */
-  mechanisms?: boolean;
+  /** The paging contract version the host port states (default `PAGING_MECHANISMS_VERSION`). */
+  version?: number;
   /** vCPUs (default 1). */
   cpus?: number;
 }
@@ -534,36 +540,39 @@ export interface TestPagingHost {
   readonly approvals: { vcpu: number; approve: boolean }[];
   /** Pages the fake port treats as shadowed page-table pages (page addresses); tests add some. */
   readonly ptPages: Set<number>;
-  /** Mode, leaf ranges and exits the plugin asked for. */
+  /** Mode, leaf ranges, exits, write-protected pages and skipped instructions (by vCPU). */
   readonly state: {
     mode?: string;
     ranges: (readonly [number, number])[];
     exits: Map<number, { sfence?: boolean; satp?: boolean; whileQueued?: boolean }>;
+    writeProtected: Set<number>;
+    skipped: number[];
   };
   /** Log messages, by level. */
   readonly logs: LogEntry[];
 }
 
 /**
- * A paging plugin host over real guest RAM and a host port that lists `strategies`; its
- * mechanisms behave like the rv64 port's as far as TypeScript can see them: `queuePage`
- * snapshots a page of {@linkcode TestPagingHost.ptPages} into a slot (up to 4, then -2),
- * `releaseQueue` empties the queue; `invalidate` and `approve` are recorded.
+ * A paging plugin host over real guest RAM and a host port that offers the paging `mechanisms`
+ * (`capabilities.paging`, and the methods of those mechanisms on `hostport.paging`); they behave
+ * like the rv64 port's as far as TypeScript can see them: `queuePage` snapshots a page of
+ * {@linkcode TestPagingHost.ptPages} into a slot (up to 4, then -2), `releaseQueue` empties the
+ * queue; `invalidate`, `approve`, `writeProtect` and `skipInstruction` are recorded.
  *
- * @param strategies What the host port lists in `capabilities.pagingStrategies`.
- * @param options RAM, host port name, mechanisms, vCPUs.
+ * @param mechanisms The mechanisms the host port offers (default all; `[]` as on kvm).
+ * @param options RAM, host port name, contract version, vCPUs.
  *
  * @example
  * ```ts
  * import { createTestPagingHost } from "./mod.ts";
  *
- * const t = createTestPagingHost(["wired", "shadow"]);
+ * const t = createTestPagingHost(["shadow-tables", "counters"]);
  * t.ptPages.add(0x8000_1000);
- * if (!t.host.hostport.paging?.isPageTable(0x8000_1008)) throw new Error("not a table");
+ * if (!t.host.hostport.paging?.isPageTable?.(0x8000_1008)) throw new Error("not a table");
  * ```
  */
 export function createTestPagingHost(
-  strategies: readonly string[],
+  mechanisms: readonly PagingMechanismName[] = PAGING_MECHANISM_NAMES,
   options: TestPagingHostOptions = {},
 ): TestPagingHost {
   const base = options.memoryBase ?? 0x8000_0000;
@@ -575,10 +584,25 @@ export function createTestPagingHost(
   const approvals: { vcpu: number; approve: boolean }[] = [];
   const ptPages = new Set<number>();
   const logs: LogEntry[] = [];
-  const state: TestPagingHost["state"] = { ranges: [], exits: new Map() };
+  const state: TestPagingHost["state"] = {
+    ranges: [],
+    exits: new Map(),
+    writeProtected: new Set(),
+    skipped: [],
+  };
   const queue: { gpa: number; snap: Uint8Array }[] = [];
   const pageOf = (gpa: number) => gpa - (gpa % 4096);
-  const mechanisms: PagingMechanisms = {
+  const all: PagingMechanisms = {
+    writeProtect(gpa, len, on) {
+      let n = 0;
+      for (let page = pageOf(gpa); page < gpa + len; page += 4096) {
+        if (state.writeProtected.has(page) !== on) n++;
+        if (on) state.writeProtected.add(page);
+        else state.writeProtected.delete(page);
+      }
+      return n;
+    },
+    skipInstruction: (vcpu) => void state.skipped.push(vcpu),
     setMode: (mode) => void (state.mode = mode),
     setLeafRanges: (ranges) => void (state.ranges = ranges.map(([a, b]) => [a, b] as const)),
     setExits: (vcpu, exits) => void state.exits.set(vcpu, { ...exits }),
@@ -607,15 +631,23 @@ export function createTestPagingHost(
     releaseQueue: () => queue.splice(0).length,
     counters: () => ({ shadowFills: 0, shadowDrops: 0, ptPages: ptPages.size }),
   };
+  // only the methods of the mechanisms offered, as a port with fewer mechanisms would have
+  const offered: Partial<PagingMechanisms> = {};
+  for (const name of mechanisms) {
+    for (const method of PAGING_MECHANISMS[name]) Object.assign(offered, { [method]: all[method] });
+  }
   const hostport = {
     arch: "riscv64",
     capabilities: {
       exitCounts: true,
       instructionCounts: true,
       tlbStats: true,
-      pagingStrategies: [...strategies],
+      paging: {
+        version: options.version ?? PAGING_MECHANISMS_VERSION,
+        mechanisms: [...mechanisms],
+      },
     },
-    ...(options.mechanisms === false ? {} : { paging: mechanisms }),
+    ...(mechanisms.length === 0 ? {} : { paging: offered }),
   } as unknown as HostPortInstance;
   const counters = new Map<string, { value: number }>();
   const log = (level: LogEntry["level"]) => (message: string) => void logs.push({ level, message });

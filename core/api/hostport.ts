@@ -6,7 +6,7 @@
 
 import type { HypercallResult } from "./bus.ts";
 import type { ExitKindCode, ExitRecord } from "./exits.ts";
-import type { PagingMechanisms } from "./paging.ts";
+import type { PagingCapabilities, PagingMechanisms } from "./paging.ts";
 import type { GuestArch, PluginHost, PluginInstance } from "./services.ts";
 
 /** Register values by name: `rax`..`r15`, `rip`, `rflags` on x86; `x0`..`x31`, `pc` on RISC-V. */
@@ -50,8 +50,11 @@ export interface HostPortCapabilities {
   readonly instructionCounts: boolean;
   /** Can report TLB statistics. */
   readonly tlbStats: boolean;
-  /** Paging strategy names this port supports. */
-  readonly pagingStrategies: readonly string[];
+  /**
+   * The paging mechanism contract version the port implements and the mechanisms its `paging`
+   * object offers (`{ version: PAGING_MECHANISMS_VERSION, mechanisms: [] }` when it has none).
+   */
+  readonly paging: PagingCapabilities;
 }
 
 /** What a host port plugin's `setup` returns: the VM. */
@@ -72,10 +75,12 @@ export interface HostPortInstance extends PluginInstance {
   /** Port-specific counters for `--stats` (instructions, TLB fills, ...). */
   stats(): Record<string, number>;
   /**
-   * Mechanisms for paging strategies other than `wired` (shadow tables, page-table write traps,
-   * the page queue), when the port has them (the rv64 port does).
+   * The paging mechanisms listed in `capabilities.paging.mechanisms` (write protection, paging
+   * exits, shadow tables, the page queue, ...): the methods of those mechanisms, when the port
+   * has any (the rv64 port has them all). Strategies reach them through
+   * `requirePagingMechanisms`.
    */
-  readonly paging?: PagingMechanisms;
+  readonly paging?: Partial<PagingMechanisms>;
 }
 
 /** What a host port plugin's `setup` receives. */

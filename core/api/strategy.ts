@@ -12,7 +12,10 @@ import type { PluginHost, PluginInstance } from "./services.ts";
 
 /** What a paging plugin's `setup` receives. */
 export interface PagingHost extends PluginHost {
-  /** The host port, which must list the strategy in `capabilities.pagingStrategies`. */
+  /**
+   * The host port: `capabilities.paging` lists the paging mechanisms it offers and `paging` has
+   * them (check with `requirePagingMechanisms`).
+   */
   readonly hostport: HostPortInstance;
   /** Guest memory. */
   readonly memory: GuestMemoryAccess;

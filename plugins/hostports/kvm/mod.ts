@@ -21,6 +21,7 @@ import {
   type HostPortPluginDefinition,
   type HypercallResult,
   type OptionsSchema,
+  PAGING_MECHANISMS_VERSION,
   PLUGIN_API_VERSION,
   type RegisterSet,
   VmonError,
@@ -499,7 +500,8 @@ export class KvmHostPort implements X86HostPort {
     exitCounts: true,
     instructionCounts: false,
     tlbStats: false,
-    pagingStrategies: ["wired"],
+    // the hardware walks the guest's tables: no paging mechanism (only `wired` runs here)
+    paging: { version: PAGING_MECHANISMS_VERSION, mechanisms: [] },
   };
   readonly #lib: KvmLibrary;
   #vm: Deno.PointerValue;

@@ -16,6 +16,8 @@ import {
   type HostPortCapabilities,
   type HostPortHost,
   type HypercallResult,
+  PAGING_MECHANISM_NAMES,
+  PAGING_MECHANISMS_VERSION,
   type PagingMechanisms,
   PLUGIN_API_VERSION,
   type RegisterSet,
@@ -338,9 +340,12 @@ export class Rv64Port implements Rv64HostPort {
     exitCounts: true,
     instructionCounts: true,
     tlbStats: true,
-    pagingStrategies: ["wired", "shadow", "queued"],
+    paging: { version: PAGING_MECHANISMS_VERSION, mechanisms: PAGING_MECHANISM_NAMES },
   };
-  /** Mechanisms for the shadow and queued paging strategies (C shadow tables and page queue). */
+  /**
+   * Every paging mechanism (core/api/paging.ts), in C: write protection, paging exits, skipping
+   * an instruction, shadow tables, the page queue, counters.
+   */
   readonly paging: PagingMechanisms;
   readonly timebaseHz: number = TIMEBASE_HZ;
   #lib: Rv64Library["symbols"];
@@ -376,6 +381,17 @@ export class Rv64Port implements Rv64HostPort {
       }
     };
     return {
+      writeProtect(gpa, size, on) {
+        const n = lib.rv64_write_protect(m(), BigInt(gpa), BigInt(size), on ? 1 : 0);
+        if (n < 0) throw new VmonError(`Cannot write-protect ${hex(gpa)}+${hex(size)}: not RAM`);
+        return n;
+      },
+      skipInstruction(vcpu) {
+        checkVcpu(vcpu, "skip the instruction");
+        if (lib.rv64_skip_instruction(m(), vcpu) < 0) {
+          throw new VmonError(`Cannot skip the instruction of hart ${vcpu}: pc is not in RAM`);
+        }
+      },
       setMode(mode) {
         const code = PagingMode[mode];
         if (code === undefined || lib.rv64_paging_mode(m(), code) !== 0) {
@@ -511,32 +527,6 @@ export class Rv64Port implements Rv64HostPort {
     return BigInt(this.#lib.rv64_time_now(this.#machine()));
   }
 
-  /**
-   * Write-protects (or unprotects) guest physical pages for a paging strategy. Returns the
-   * number of pages changed.
-   */
-  writeProtect(gpa: number, size: number, on: boolean): number {
-    const n = this.#lib.rv64_write_protect(this.#machine(), BigInt(gpa), BigInt(size), on ? 1 : 0);
-    if (n < 0) throw new VmonError(`Cannot write-protect ${hex(gpa)}+${hex(size)}: not RAM`);
-    return n;
-  }
-
-  /** Enables exits after `sfence.vma` and/or `satp` writes on hart `vcpu`. */
-  setPagingExits(vcpu: number, exits: { sfence?: boolean; satp?: boolean }): void {
-    this.#lib.rv64_set_paging_exits(
-      this.#machine(),
-      vcpu,
-      (exits.sfence ? 1 : 0) | (exits.satp ? 2 : 0),
-    );
-  }
-
-  /** Steps hart `vcpu` over its current instruction (after a write-protect exit applied). */
-  skipInstruction(vcpu: number): void {
-    if (this.#lib.rv64_skip_instruction(this.#machine(), vcpu) < 0) {
-      throw new VmonError(`Cannot skip the instruction of hart ${vcpu}: pc is not in RAM`);
-    }
-  }
-
   /** Forgets decoded instructions (after the monitor rewrote guest code). */
   invalidateCode(): void {
     this.#lib.rv64_invalidate_code(this.#machine());
@@ -548,7 +538,7 @@ export class Rv64Port implements Rv64HostPort {
       if (!v) continue;
       for (const [k, n] of Object.entries(v.counters())) out[k] = (out[k] ?? 0) + n;
     }
-    // The names every host port uses for the paging comparison (core/api.ts).
+    // The names every host port uses for the paging comparison (core/api/paging.ts).
     out["tlb-fills"] = out.tlbFills ?? 0;
     out["tlb-flushes"] = out.tlbFlushes ?? 0;
     if (this.#m) Object.assign(out, this.paging.counters());

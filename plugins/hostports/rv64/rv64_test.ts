@@ -4,7 +4,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { ExitKind } from "../../../core/api/mod.ts";
+import { ExitKind, PAGING_MECHANISMS_VERSION } from "../../../core/api/mod.ts";
 import { assemble, haveCrossAssembler } from "../../../ffi/rv64/asm.ts";
 import { PagingExitCode } from "../../../ffi/rv64/symbols.ts";
 import plugin, { Rv64Port, type Rv64PortOptions } from "./mod.ts";
@@ -526,8 +526,8 @@ test("paging mechanisms: write-protect exits, skip, sfence and satp exits", () =
   `);
   try {
     const h = b.hart;
-    b.port.writeProtect(0x8000_5000, 4096, true);
-    b.port.setPagingExits(0, { sfence: true, satp: true });
+    b.port.paging.writeProtect(0x8000_5000, 4096, true);
+    b.port.paging.setExits(0, { sfence: true, satp: true });
     assertEquals(runUntilExit(h), ExitKind.Paging);
     assertEquals(h.exit.code, PagingExitCode.WriteProtected);
     assertEquals(h.exit.address, 0x8000_5008);
@@ -535,10 +535,10 @@ test("paging mechanisms: write-protect exits, skip, sfence and satp exits", () =
     assertEquals(h.exit.data.getBigUint64(0, true), 0xabcdefn);
     // the monitor applies the store itself and steps over it
     b.view.setBigUint64(0x5008, 0xabcdefn, true);
-    b.port.skipInstruction(0);
+    b.port.paging.skipInstruction(0);
     assertEquals(runUntilExit(h), ExitKind.Paging);
     assertEquals(h.exit.address, 0x8000_5010);
-    b.port.writeProtect(0x8000_5000, 4096, false); // unprotect and re-execute
+    b.port.paging.writeProtect(0x8000_5000, 4096, false); // unprotect and re-execute
     assertEquals(runUntilExit(h), ExitKind.Paging);
     assertEquals(h.exit.code, PagingExitCode.Sfence);
     assertEquals(runUntilExit(h), ExitKind.Paging);
@@ -634,7 +634,17 @@ Deno.test("rv64 plugin definition", () => {
   assertEquals(plugin.kind, "hostport");
   assertEquals(plugin.arch, "riscv64");
   using port = new Rv64Port({ harts: 2 });
-  assertEquals(port.capabilities.pagingStrategies, ["wired", "shadow", "queued"]);
+  assertEquals(port.capabilities.paging, {
+    version: PAGING_MECHANISMS_VERSION,
+    mechanisms: [
+      "write-protect",
+      "paging-exits",
+      "skip-instruction",
+      "shadow-tables",
+      "page-queue",
+      "counters",
+    ],
+  });
   assertEquals(port.timebaseHz, 10_000_000);
   port.addMemoryRegion(0x8000_0000, 0x10000, { readonly: false });
   let threw = false;

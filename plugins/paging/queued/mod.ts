@@ -25,6 +25,7 @@ import {
   type HypercallResult,
   isWritableLeaf,
   leafRanges,
+  PAGING_MECHANISMS_VERSION,
   type PagingInstance,
   type PagingPluginDefinition,
   PagingTrapCode,
@@ -36,8 +37,11 @@ import {
   VmonError,
 } from "../../../mod.ts";
 
-/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+/** The strategy's name, as reported in stats. */
 export const STRATEGY = "queued";
+
+/** The paging mechanisms the strategy uses (the host port must list them all). */
+export const MECHANISMS = ["shadow-tables", "page-queue", "paging-exits", "counters"] as const;
 
 /** vmon's SBI extension id for page-table updates (firmware-specific range): "\nVMN". */
 export const PV_EID = 0x0A564D4E;
@@ -97,7 +101,11 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     "Xen-style batching: page-table pages unhooked on first write, validated at the next flush; paravirtual update call",
   options,
   setup(host, opts): PagingInstance {
-    const mech = requirePagingMechanisms(host, STRATEGY);
+    const mech = requirePagingMechanisms(host, {
+      strategy: STRATEGY,
+      version: PAGING_MECHANISMS_VERSION,
+      mechanisms: MECHANISMS,
+    });
     const memory = host.memory;
     const rules: PteRules = { memory, ranges: leafRanges(memory, opts["allow-mmio"]) };
     mech.setMode("queued");

@@ -8,13 +8,23 @@ import queued, { PV_EID, PvFunction, SbiError } from "./mod.ts";
 const BASE = 0x8000_0000;
 const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);
 
-Deno.test("queued refuses a host port that does not list it", () => {
-  const { host } = fakeHost(["wired"], { hostport: "kvm", mechanisms: false });
+Deno.test("queued refuses a host port without its mechanisms, naming the missing one", () => {
+  const { host } = fakeHost([], { hostport: "kvm" });
   throws(() => queued.setup(host, queued.options === undefined ? {} as never : defaults()), (e) => {
     ok(e instanceof VmonError);
     strictEqual(
       e.message,
-      'Paging strategy "queued" is not supported by host port "kvm": it supports wired',
+      'Paging strategy "queued" needs the "shadow-tables" mechanism, which host port "kvm" does not have',
+    );
+    return true;
+  });
+  // shadow tables without the page queue: the queue is named
+  const { host: partial } = fakeHost(["shadow-tables", "counters", "paging-exits"]);
+  throws(() => queued.setup(partial, defaults()), (e) => {
+    ok(e instanceof VmonError);
+    strictEqual(
+      e.message,
+      'Paging strategy "queued" needs the "page-queue" mechanism, which host port "rv64" does not have',
     );
     return true;
   });
@@ -25,7 +35,7 @@ function defaults() {
 }
 
 Deno.test("queued: the paravirtual update call validates, applies and reports each update", () => {
-  const f = fakeHost(["wired", "shadow", "queued"]);
+  const f = fakeHost();
   const inst = queued.setup(f.host, defaults()) as PagingInstance;
   const call = f.hypercalls.get(PV_EID);
   ok(call !== undefined);
@@ -70,7 +80,7 @@ Deno.test("queued: the paravirtual update call validates, applies and reports ea
 });
 
 Deno.test("queued: bad calls fail as a whole with SBI errors", () => {
-  const f = fakeHost(["queued"]);
+  const f = fakeHost();
   queued.setup(f.host, defaults());
   const call = f.hypercalls.get(PV_EID)!;
   const go = (fid: number, ...a: number[]) =>
@@ -107,24 +117,24 @@ const exit = (code: number, address = 0) =>
   }) as unknown as ExitRecord;
 
 Deno.test("queued: one trap per page, the queue is validated and applied at the next flush", () => {
-  const f = fakeHost(["queued"]);
+  const f = fakeHost();
   const inst = queued.setup(f.host, { ...defaults(), "on-invalid": "revert" }) as PagingInstance;
   deepStrictEqual(f.state.exits.get(0), { sfence: true, satp: true, whileQueued: true });
   const table = BASE + 0x3000;
   f.ptPages.add(table);
   f.memory.writeU64(table + 8, pte(BASE + 0x4000, 0xc3));
   inst.onTrap!(VCPU, exit(PagingTrapCode.PtWrite, table + 8));
-  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [table]);
+  deepStrictEqual(f.host.hostport.paging!.queuedPages!(), [table]);
   // the guest now writes the unhooked page freely: one valid change, one invalid one
   f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0x07));
   f.memory.writeU64(table + 16, pte(0x4000_0000_0000, 0xc7));
   inst.onTrap!(VCPU, exit(PagingTrapCode.Sfence));
   // the page that changed stays unhooked, snapshotted as it is now
-  deepStrictEqual(f.host.hostport.paging!.queuedPages(), [table], "the changed page stays queued");
+  deepStrictEqual(f.host.hostport.paging!.queuedPages!(), [table], "the changed page stays queued");
   strictEqual(f.memory.readU64(table + 8), pte(BASE + 0x5000, 0x07));
   strictEqual(f.memory.readU64(table + 16), 0n, "the invalid entry was reverted");
   deepStrictEqual(f.invalidated, [table + 8, table + 16]);
-  deepStrictEqual(f.host.hostport.paging!.snapshot(0), f.memory.read(table, 4096));
+  deepStrictEqual(f.host.hostport.paging!.snapshot!(0), f.memory.read(table, 4096));
   // A and D bits set since (the port's walker) are no change; a later real change is
   f.memory.writeU64(table + 8, pte(BASE + 0x5000, 0xc7));
   f.memory.writeU64(table + 24, pte(BASE + 0x6000, 0xc3));
@@ -143,7 +153,7 @@ Deno.test("queued: one trap per page, the queue is validated and applied at the 
 });
 
 Deno.test("queued: by default an invalid entry keeps the guest's data and unshadows the page", () => {
-  const f = fakeHost(["queued"]);
+  const f = fakeHost();
   const inst = queued.setup(f.host, defaults()) as PagingInstance;
   const table = BASE + 0x3000;
   f.ptPages.add(table);

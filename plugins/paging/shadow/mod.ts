@@ -16,6 +16,7 @@ import {
   hex,
   leafRanges,
   mergeBytes,
+  PAGING_MECHANISMS_VERSION,
   type PagingInstance,
   type PagingPluginDefinition,
   PagingTrapCode,
@@ -25,8 +26,11 @@ import {
   type Vcpu,
 } from "../../../mod.ts";
 
-/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+/** The strategy's name, as reported in stats. */
 export const STRATEGY = "shadow";
+
+/** The paging mechanisms the strategy uses (the host port must list them all). */
+export const MECHANISMS = ["shadow-tables", "counters"] as const;
 
 const options = {
   "allow-mmio": {
@@ -52,7 +56,11 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
     "Shadow translations per address space; every page-table write traps and is validated",
   options,
   setup(host, opts): PagingInstance {
-    const mech = requirePagingMechanisms(host, STRATEGY);
+    const mech = requirePagingMechanisms(host, {
+      strategy: STRATEGY,
+      version: PAGING_MECHANISMS_VERSION,
+      mechanisms: MECHANISMS,
+    });
     const rules: PteRules = {
       memory: host.memory,
       ranges: leafRanges(host.memory, opts["allow-mmio"]),

@@ -9,20 +9,29 @@ const BASE = 0x8000_0000;
 const pte = (pa: number, flags: number) => (BigInt(pa / 4096) << 10n) | BigInt(flags);
 const OPTS = { "allow-mmio": true, "on-invalid": "unshadow" };
 
-Deno.test("shadow refuses a host port that does not list it", () => {
-  const { host } = fakeHost(["wired"], { hostport: "kvm", mechanisms: false });
+Deno.test("shadow refuses a host port without its mechanisms, naming the missing one", () => {
+  const { host } = fakeHost([], { hostport: "kvm" });
   throws(() => shadow.setup(host, OPTS), (e) => {
     ok(e instanceof VmonError);
     strictEqual(
       e.message,
-      'Paging strategy "shadow" is not supported by host port "kvm": it supports wired',
+      'Paging strategy "shadow" needs the "shadow-tables" mechanism, which host port "kvm" does not have',
+    );
+    return true;
+  });
+  const old = fakeHost(undefined, { version: 2 });
+  throws(() => shadow.setup(old.host, OPTS), (e) => {
+    ok(e instanceof VmonError);
+    strictEqual(
+      e.message,
+      'Paging strategy "shadow" needs version 1 of the paging mechanisms, host port "rv64" has version 2',
     );
     return true;
   });
 });
 
 Deno.test("shadow reports every paging counter, zero before any trap", () => {
-  const { host } = fakeHost(["wired", "shadow"]);
+  const { host } = fakeHost();
   const inst = shadow.setup(host, OPTS) as PagingInstance;
   const s = inst.stats();
   for (const name of PAGING_COUNTER_NAMES) strictEqual(s[name], 0, name);
@@ -45,7 +54,7 @@ function ptWrite(gpa: number, size: number, value: bigint): ExitRecord {
 const VCPU = { id: 0 } as Vcpu;
 
 Deno.test("shadow: a valid PTE store is approved, an invalid one unshadows the page", () => {
-  const f = fakeHost(["shadow"]);
+  const f = fakeHost();
   const inst = shadow.setup(f.host, OPTS) as PagingInstance;
   const table = BASE + 0x3000;
   f.ptPages.add(table);
@@ -66,7 +75,7 @@ Deno.test("shadow: a valid PTE store is approved, an invalid one unshadows the p
 });
 
 Deno.test("shadow: on-invalid=drop skips the invalid store", () => {
-  const f = fakeHost(["shadow"]);
+  const f = fakeHost();
   const inst = shadow.setup(f.host, { ...OPTS, "on-invalid": "drop" }) as PagingInstance;
   f.ptPages.add(BASE);
   inst.onTrap!(VCPU, ptWrite(BASE, 8, pte(0x4000_0000_0000, 0xc7)));

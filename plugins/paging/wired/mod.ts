@@ -1,8 +1,8 @@
 /**
  * The `wired` paging strategy: all guest RAM is resident and pinned, and the vCPU's MMU walks
  * the guest's own page tables (hardware-assisted paging, EPT-like). The monitor is not involved
- * in translation, so the strategy has nothing to trap: it checks that the host port supports it
- * and reports zero traps. It is the baseline the `shadow` and `queued` strategies are measured
+ * in translation, so the strategy has nothing to trap and needs no paging mechanism: it works on
+ * every host port (kvm, rv64) and reports zero traps. It is the baseline the `shadow` and `queued` strategies are measured
  * against.
  *
  * @module
@@ -16,10 +16,9 @@ import {
   type PagingPluginDefinition,
   PLUGIN_API_VERSION,
   type Vcpu,
-  VmonError,
 } from "../../../mod.ts";
 
-/** The strategy's name, as host ports list it in `capabilities.pagingStrategies`. */
+/** The strategy's name, as reported in stats. */
 export const STRATEGY = "wired";
 
 /** The `wired` paging strategy plugin. */
@@ -30,14 +29,8 @@ const wired: PagingPluginDefinition<Record<never, never>> = definePlugin({
   description: "Guest RAM pinned; the MMU walks the guest's page tables directly (no traps)",
   options: {},
   setup(host): PagingInstance {
-    const supported = host.hostport.capabilities.pagingStrategies;
-    if (!supported.includes(STRATEGY)) {
-      throw new VmonError(
-        `Cannot use paging strategy "${STRATEGY}": host port "${host.machine.hostport}" supports ${
-          supported.length > 0 ? supported.join(", ") : "no paging strategies"
-        }`,
-      );
-    }
+    // No paging mechanism is needed: the host port's MMU (or the hardware) walks the guest's
+    // tables, which is every port's default.
     // A paging trap never arrives under this strategy; if a host port sends one anyway it is
     // counted (so the stats show it) and reported once, and the guest continues.
     const unexpected = host.metrics.counter("unexpected-traps", "Paging traps (should be 0)");

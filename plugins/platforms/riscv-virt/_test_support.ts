@@ -13,7 +13,7 @@ import type {
   Rv64Privilege,
   Vcpu,
 } from "../../../core/api/mod.ts";
-import { ExitKind } from "../../../core/api/mod.ts";
+import { ExitKind, PAGING_MECHANISMS_VERSION } from "../../../core/api/mod.ts";
 import { createTestDeviceHost, type TestDeviceHost } from "../../../testing/mod.ts";
 import { RAM_BASE } from "./layout.ts";
 
@@ -165,7 +165,7 @@ export function createTestPlatformHost(
       exitCounts: true,
       instructionCounts: false,
       tlbStats: false,
-      pagingStrategies: ["wired"],
+      paging: { version: PAGING_MECHANISMS_VERSION, mechanisms: [] },
     },
     timebaseHz: options.timebaseHz ?? 10_000_000,
     time: () => 0n,

@@ -9,7 +9,7 @@ import type {
   X86SpecialRegisters,
   X86Vcpu,
 } from "../../../core/api/mod.ts";
-import { ExitKind } from "../../../core/api/mod.ts";
+import { ExitKind, PAGING_MECHANISMS_VERSION } from "../../../core/api/mod.ts";
 import { VmonError } from "../../../core/errors.ts";
 import plugin, { describeFault, parseArg } from "./mod.ts";
 import { FAULT_PORT, LAYOUT, SELECTORS, tssAddress } from "./layout.ts";
@@ -93,7 +93,7 @@ function recordingPort(irqchip: boolean): X86HostPort & { lines: [number, boolea
       exitCounts: true,
       instructionCounts: false,
       tlbStats: false,
-      pagingStrategies: ["wired"],
+      paging: { version: PAGING_MECHANISMS_VERSION, mechanisms: [] },
     },
     addMemoryRegion: (_gpa, size) => new ArrayBuffer(size),
     createVcpu: (id) => new RecordingVcpu(id),
