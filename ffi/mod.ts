@@ -1,11 +1,13 @@
 /**
- * Loading vmon's C accelerator libraries. Only host ports import this module.
+ * The one loader of vmon's C accelerator libraries (`ffi/kvm`, `ffi/rv64`). Only host ports (and
+ * the backends' own `mod.ts`) import this module.
  *
- * `loadLibrary(backend, symbols)` builds `ffi/<backend>/*.c` into the cache when needed
- * ({@linkcode buildLibrary}) and opens it with `Deno.dlopen` by absolute path. Each thread (the
- * main thread, every Worker) opens the library itself; the handle is cached per thread, so later
- * calls are free. `VMON_FFI_LIB_<BACKEND>` (for example `VMON_FFI_LIB_KVM`) names a prebuilt
- * library to load instead.
+ * `loadLibrary(backend, symbols, options)` builds `ffi/<backend>/*.c` into the cache when needed
+ * ({@linkcode buildLibrary}: `libvmon-<backend>-<hash>.so`) and opens it with `Deno.dlopen` by
+ * absolute path. Each thread (the main thread, every Worker) opens the library itself; the
+ * handle is cached per thread, so later calls are free. `VMON_FFI_LIB_<BACKEND>` (for example
+ * `VMON_FFI_LIB_KVM`, `VMON_FFI_LIB_RV64`) names a prebuilt library to load instead. Each backend
+ * wraps this in its own `mod.ts` with its typed symbol table (`loadKvm`, `loadRv64`).
  *
  * @module
  */

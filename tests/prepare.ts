@@ -6,9 +6,9 @@
  *
  * Usage: `deno run --allow-all tests/prepare.ts [--only images|ffi]`
  *
- * C libraries are found by convention: a module `ffi/<name>/build.ts` (or `ffi/<name>/mod.ts`)
- * exporting a function named `buildLibrary` (or `build`, `ensureLibrary`) that takes no arguments
- * and builds (or finds in the cache) that library.
+ * C libraries are found by convention: every backend `ffi/<name>/mod.ts` exports
+ * `buildLibrary()`, which builds that library into the cache (or finds it there) with the one
+ * builder of `ffi/build.ts`.
  *
  * @module
  */
@@ -19,8 +19,6 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { REPO_ROOT } from "../core/cache.ts";
 import { buildImage, listImages } from "../images/mod.ts";
-
-const BUILD_FUNCTIONS = ["buildLibrary", "build", "ensureLibrary"];
 
 interface Step {
   readonly label: string;
@@ -37,23 +35,19 @@ async function ffiSteps(): Promise<Step[]> {
     return steps;
   }
   for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-    for (const file of ["build.ts", "mod.ts"]) {
-      const path = join(ffi, entry.name, file);
-      try {
-        Deno.statSync(path);
-      } catch {
-        continue;
-      }
-      const mod = await import(pathToFileURL(path).href) as Record<string, unknown>;
-      const name = BUILD_FUNCTIONS.find((n) => typeof mod[n] === "function");
-      if (name === undefined) continue;
-      const fn = mod[name] as () => unknown;
-      steps.push({
-        label: `C library ffi/${entry.name}`,
-        run: async () => await fn(),
-      });
-      break;
+    const path = join(ffi, entry.name, "mod.ts");
+    try {
+      Deno.statSync(path);
+    } catch {
+      continue; // not a backend (ffi/common holds shared headers)
     }
+    const mod = await import(pathToFileURL(path).href) as Record<string, unknown>;
+    const build = mod.buildLibrary;
+    if (typeof build !== "function") continue;
+    steps.push({
+      label: `C library ffi/${entry.name}`,
+      run: async () => await build(),
+    });
   }
   return steps;
 }

@@ -6,7 +6,7 @@
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { join } from "node:path";
-import { loadRv64 } from "../ffi/rv64/load.ts";
+import { loadRv64 } from "../ffi/rv64/mod.ts";
 import { haveCrossAssembler } from "../ffi/rv64/asm.ts";
 
 const HAVE_AS = haveCrossAssembler();

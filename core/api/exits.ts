@@ -4,7 +4,10 @@
  * @module
  */
 
-/** Exit kinds. Numeric so that the exit path compares small integers. */
+/**
+ * Exit kinds. Numeric so that the exit path compares small integers. The C backends use the same
+ * values from `ffi/common/exits.h` (`VMON_EXIT_<KIND>`, checked by `ffi/exits_test.ts`).
+ */
 export const ExitKind = {
   /** Port I/O (x86). */
   Io: 1,
@@ -35,7 +38,10 @@ export const ExitKind = {
 /** One of the {@linkcode ExitKind} values. */
 export type ExitKindCode = typeof ExitKind[keyof typeof ExitKind];
 
-/** System event types for {@linkcode ExitKind.SystemEvent}. */
+/**
+ * System event types for {@linkcode ExitKind.SystemEvent} (KVM's values; `VMON_SYSTEM_EVENT_*` in
+ * `ffi/common/exits.h`, checked by `ffi/exits_test.ts`).
+ */
 export const SystemEventType = { Shutdown: 1, Reset: 2, Crash: 3 } as const;
 
 /**

@@ -14,26 +14,17 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "exits.h"
 #include "vmon_ffi.h"
 
 #define VMON_KVM_MAX_REGIONS 64
 #define VMON_KVM_MAX_VCPUS 256
 
-/* ExitKind codes of core/api.ts. */
-enum {
-  VMON_EXIT_IO = 1,
-  VMON_EXIT_MMIO = 2,
-  VMON_EXIT_HALT = 3,
-  VMON_EXIT_SHUTDOWN = 4,
-  VMON_EXIT_FAIL_ENTRY = 5,
-  VMON_EXIT_INTERNAL_ERROR = 6,
-  VMON_EXIT_SYSTEM_EVENT = 7,
-  VMON_EXIT_HYPERCALL = 8,
-  VMON_EXIT_INTERRUPTED = 9,
-  VMON_EXIT_DEBUG = 10,
-  VMON_EXIT_UNKNOWN = 12,
-  VMON_EXIT_KINDS = 16
-};
+/* KVM passes its system event type through as the exit code: it must equal ours. */
+_Static_assert(KVM_SYSTEM_EVENT_SHUTDOWN == VMON_SYSTEM_EVENT_SHUTDOWN &&
+                   KVM_SYSTEM_EVENT_RESET == VMON_SYSTEM_EVENT_RESET &&
+                   KVM_SYSTEM_EVENT_CRASH == VMON_SYSTEM_EVENT_CRASH,
+               "KVM system event types are vmon's");
 
 /* Flags of struct vmon_kvm_exit.flags. */
 enum {
@@ -46,7 +37,7 @@ enum {
  * a Uint32Array and a BigUint64Array made once over it; the layout is fixed (see symbols.ts).
  */
 struct vmon_kvm_exit {
-  uint32_t kind;          /*   0: ExitKind code */
+  uint32_t kind;          /*   0: enum vmon_exit_kind */
   uint32_t raw_reason;    /*   4: KVM exit_reason (KVM_EXIT_INTR for slice ends) */
   uint32_t address_lo;    /*   8: Io: port; Mmio: gpa bits 0-31 */
   uint32_t address_hi;    /*  12: Mmio: gpa bits 32-63 */
@@ -61,7 +52,7 @@ struct vmon_kvm_exit {
   uint64_t pc;            /*  48: guest rip, valid with VMON_EXIT_F_PC */
   uint64_t args[6];       /*  56: Hypercall arguments */
   uint64_t data[16];      /* 104: InternalError data words, FailEntry reason and cpu, Debug info */
-  uint64_t counts[VMON_EXIT_KINDS]; /* 232: exits per ExitKind code since creation */
+  uint64_t counts[VMON_EXIT_KINDS]; /* 232: exits per kind since creation */
   uint64_t runs;          /* 360: KVM_RUN calls */
   uint64_t signals;       /* 368: KVM_RUN calls interrupted by a signal (slice ends and others) */
 };                        /* 376 bytes */
@@ -105,12 +96,12 @@ struct vmon_kvm_vcpu {
 };
 
 /* Records the failing step and errno for vmon_kvm_last_error (thread-local). Returns -errno. */
-int vmon_kvm__fail(const char *what, int err);
+VMON_INTERNAL int vmon_kvm__fail(const char *what, int err);
 
 /* The host address of guest-physical [gpa, gpa+len) if it lies inside one region, else NULL. */
-uint8_t *vmon_kvm__gpa_to_host(struct vmon_kvm_vm *vm, uint64_t gpa, uint64_t len);
+VMON_INTERNAL uint8_t *vmon_kvm__gpa_to_host(struct vmon_kvm_vm *vm, uint64_t gpa, uint64_t len);
 
 /* Sets the time slice in microseconds (0 = unbounded); ends the current slice. */
-void vmon_kvm_vcpu_set_slice(struct vmon_kvm_vcpu *v, uint32_t us);
+VMON_EXPORT void vmon_kvm_vcpu_set_slice(struct vmon_kvm_vcpu *v, uint32_t us);
 
 #endif

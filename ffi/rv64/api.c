@@ -5,13 +5,15 @@
  * returned by the functions below (RAM, exit records, register blocks, counters) is owned by the
  * machine and valid until rv64_destroy(); the caller never frees them. Hart indices and guest
  * addresses from the caller are checked.
+ *
+ * Layer: the top; calls cpu.c, mmu.c and trap.c, and the paging mechanism through m->paging.
+ * The paging exports (rv64_paging_mode, the shadow and queue functions) are in shadow.c.
  */
 #include "rv64.h"
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
 
-#define EXPORT __attribute__((visibility("default")))
 
 static uint64_t mono_ns(void) {
   struct timespec ts;
@@ -58,7 +60,7 @@ static void hart_reset(rv64_hart *h) {
  * Creates a machine with `nharts` harts (1..64). flags bit 0: `time` counts retired
  * instructions (`ipt` instructions per tick) instead of the host clock. Returns NULL on failure.
  */
-EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
+VMON_EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
   if (nharts < 1 || nharts > 64) return NULL;
   rv64_machine *m = calloc(1, sizeof *m);
   if (!m) return NULL;
@@ -89,9 +91,9 @@ EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
 }
 
 /* Frees the machine and everything it owns (RAM included). Idempotent for NULL. */
-EXPORT void rv64_destroy(rv64_machine *m) {
+VMON_EXPORT void rv64_destroy(rv64_machine *m) {
   if (!m) return;
-  rv64_shadow_free(m);
+  if (m->paging) m->paging->release(m);
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];
     uint64_t pages = r->size >> 12;
@@ -110,7 +112,7 @@ EXPORT void rv64_destroy(rv64_machine *m) {
  * Adds a RAM region at guest physical `gpa` of `size` bytes (both multiples of 4 KiB, no
  * overlap). Returns the host mapping (owned by the machine until rv64_destroy) or NULL.
  */
-EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int readonly) {
+VMON_EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int readonly) {
   if (!m || m->nregions >= MAX_REGIONS || !size || (gpa & 0xfff) || (size & 0xfff)) return NULL;
   if (gpa + size < gpa || size > (1ULL << 40)) return NULL;
   for (int i = 0; i < m->nregions; i++) {
@@ -122,12 +124,8 @@ EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int r
   uint64_t pages = size >> 12;
   rv64_region r = {gpa, size, p, calloc(pages, 1), calloc(pages, sizeof(insn_t *)),
                    calloc(pages, sizeof(uint32_t)), readonly, NULL, NULL, NULL};
-  if (m->paging_mode && rv64_region_pages_init(m, &r) < 0) {
-    free(r.flags); free(r.dec); free(r.dec_gen);
-    munmap(p, size);
-    return NULL;
-  }
-  if (!r.flags || !r.dec || !r.dec_gen) {
+  /* the paging mechanism's per-page state last: it frees its own arrays when it fails */
+  if (!r.flags || !r.dec || !r.dec_gen || (m->paging && m->paging->region_added(m, &r) < 0)) {
     free(r.flags); free(r.dec); free(r.dec_gen);
     munmap(p, size);
     return NULL;
@@ -137,25 +135,25 @@ EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, int r
 }
 
 /* The exit record of hart `i` (layout in rv64.h), or NULL. */
-EXPORT rv64_exit *rv64_exit_record(rv64_machine *m, int i) {
+VMON_EXPORT rv64_exit *rv64_exit_record(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   return h ? &h->exit : NULL;
 }
 
 /* The register block of hart `i`: x0..x31, a scratch slot, f0..f31, pc (66 u64), or NULL. */
-EXPORT uint64_t *rv64_registers(rv64_machine *m, int i) {
+VMON_EXPORT uint64_t *rv64_registers(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   return h ? h->x : NULL;
 }
 
 /* The counters of hart `i` (CNT_* order in rv64.h), or NULL. */
-EXPORT uint64_t *rv64_counters(rv64_machine *m, int i) {
+VMON_EXPORT uint64_t *rv64_counters(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   return h ? h->counters : NULL;
 }
 
 /* Runs hart `i` for at most `budget` instructions; returns the exit kind (-1 for a bad hart). */
-EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
+VMON_EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
   rv64_hart *h = hart(m, i);
   if (!h) return -1;
   h->x[0] = 0;
@@ -163,7 +161,7 @@ EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
 }
 
 /* Reads a CSR without privilege checks. Unknown CSRs (and bad harts) read as 0. */
-EXPORT uint64_t rv64_get_csr(rv64_machine *m, int i, int csr) {
+VMON_EXPORT uint64_t rv64_get_csr(rv64_machine *m, int i, int csr) {
   rv64_hart *h = hart(m, i);
   uint64_t v = 0;
   if (!h || csr < 0 || csr > 0xfff || rv64_csr_read(h, csr, &v, 0) < 0) return 0;
@@ -171,14 +169,14 @@ EXPORT uint64_t rv64_get_csr(rv64_machine *m, int i, int csr) {
 }
 
 /* Writes a CSR without privilege checks. Returns 0, or -1 for an unknown CSR or bad hart. */
-EXPORT int rv64_set_csr(rv64_machine *m, int i, int csr, uint64_t value) {
+VMON_EXPORT int rv64_set_csr(rv64_machine *m, int i, int csr, uint64_t value) {
   rv64_hart *h = hart(m, i);
   if (!h || csr < 0 || csr > 0xfff) return -1;
   return rv64_csr_write(h, csr, value, 0);
 }
 
 /* Sets the privilege level (0 user, 1 supervisor, 3 machine). Returns 0 or -1. */
-EXPORT int rv64_set_priv(rv64_machine *m, int i, int priv) {
+VMON_EXPORT int rv64_set_priv(rv64_machine *m, int i, int priv) {
   rv64_hart *h = hart(m, i);
   if (!h || (priv != 0 && priv != 1 && priv != 3)) return -1;
   h->priv = priv;
@@ -187,13 +185,13 @@ EXPORT int rv64_set_priv(rv64_machine *m, int i, int priv) {
 }
 
 /* The privilege level of hart `i`, or -1. */
-EXPORT int rv64_get_priv(rv64_machine *m, int i) {
+VMON_EXPORT int rv64_get_priv(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   return h ? h->priv : -1;
 }
 
 /* Sets the supervisor timer deadline (time ticks, ~0 for none) and clears STIP. */
-EXPORT void rv64_set_timer(rv64_machine *m, int i, uint64_t deadline) {
+VMON_EXPORT void rv64_set_timer(rv64_machine *m, int i, uint64_t deadline) {
   rv64_hart *h = hart(m, i);
   if (!h) return;
   h->timer_deadline = deadline;
@@ -201,7 +199,7 @@ EXPORT void rv64_set_timer(rv64_machine *m, int i, uint64_t deadline) {
 }
 
 /* Sets (level 1) or clears a pending interrupt: bit 1 SSIP, 5 STIP, 9 SEIP, 3 MSIP, 11 MEIP. */
-EXPORT int rv64_set_irq(rv64_machine *m, int i, int bit, int level) {
+VMON_EXPORT int rv64_set_irq(rv64_machine *m, int i, int bit, int level) {
   rv64_hart *h = hart(m, i);
   if (!h || (bit != 1 && bit != 3 && bit != 5 && bit != 7 && bit != 9 && bit != 11)) return -1;
   if (level) h->mip |= 1ULL << bit;
@@ -210,20 +208,21 @@ EXPORT int rv64_set_irq(rv64_machine *m, int i, int bit, int level) {
 }
 
 /* Flushes hart `i`'s TLB: everything when `all`, else the page of `va`. */
-EXPORT void rv64_flush_tlb(rv64_machine *m, int i, int all, uint64_t va) {
+VMON_EXPORT void rv64_flush_tlb(rv64_machine *m, int i, int all, uint64_t va) {
   rv64_hart *h = hart(m, i);
   if (!h) return;
   if (all) rv64_tlb_flush(h);
   else rv64_tlb_flush_va(h, va);
   /* a remote fence is a flush for the queued strategy too: exit before the next instruction */
-  if (h->exit_on_sfence == 1 || (h->exit_on_sfence && rv64_queue_fence_exit(h, all, va))) {
+  if (h->exit_on_sfence == 1 ||
+      (h->exit_on_sfence && m->paging && m->paging->flush_exit(h, all, va))) {
     h->flush_pending = 1;
     h->exit.addr = all ? 0 : va;
   }
 }
 
 /* Starts (1) or stops (0) hart `i` (SBI HSM). Starting clears the halted state. */
-EXPORT void rv64_set_started(rv64_machine *m, int i, int started) {
+VMON_EXPORT void rv64_set_started(rv64_machine *m, int i, int started) {
   rv64_hart *h = hart(m, i);
   if (!h) return;
   h->started = started != 0;
@@ -232,13 +231,13 @@ EXPORT void rv64_set_started(rv64_machine *m, int i, int started) {
 }
 
 /* Bit 0: started; bit 1: halted in WFI. -1 for a bad hart. */
-EXPORT int rv64_hart_state(rv64_machine *m, int i) {
+VMON_EXPORT int rv64_hart_state(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   return h ? (h->started ? 1 : 0) | (h->halted ? 2 : 0) : -1;
 }
 
 /* 1 when hart `i` would make progress: started, and not halted or an enabled interrupt is pending. */
-EXPORT int rv64_runnable(rv64_machine *m, int i) {
+VMON_EXPORT int rv64_runnable(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   if (!h || !h->started) return 0;
   if (!h->halted) return 1;
@@ -250,7 +249,7 @@ EXPORT int rv64_runnable(rv64_machine *m, int i) {
  * Time ticks until hart `i`'s timer fires (0 when due), or -1 when no timer is set. In icount
  * mode with every started hart halted, advances time to the earliest deadline first.
  */
-EXPORT double rv64_ticks_to_deadline(rv64_machine *m, int i) {
+VMON_EXPORT double rv64_ticks_to_deadline(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   if (!h || h->timer_deadline == ~0ULL) return -1;
   uint64_t t = rv64_time(m);
@@ -271,16 +270,16 @@ EXPORT double rv64_ticks_to_deadline(rv64_machine *m, int i) {
 }
 
 /* The current value of the `time` CSR. */
-EXPORT uint64_t rv64_time_now(rv64_machine *m) {
+VMON_EXPORT uint64_t rv64_time_now(rv64_machine *m) {
   return m ? rv64_time(m) : 0;
 }
 
 /*
  * Write-protects (on = 1) or unprotects guest physical pages [gpa, gpa + size). A guest store
- * to a protected page is not performed and exits with EXIT_PAGING / PAGING_WRITE_PROTECTED.
+ * to a protected page is not performed and exits with VMON_EXIT_PAGING / VMON_PAGING_WRITE_PROTECTED.
  * Returns the number of pages changed, or -1 when the range is not RAM.
  */
-EXPORT int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int on) {
+VMON_EXPORT int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int on) {
   if (!m || !size) return -1;
   int n = 0;
   for (uint64_t a = gpa & ~0xfffULL; a < gpa + size; a += 0x1000) {
@@ -302,7 +301,7 @@ EXPORT int rv64_write_protect(rv64_machine *m, uint64_t gpa, uint64_t size, int 
  * Enables exits after sfence.vma (bit 0 of `which`) and after satp writes (bit 1); with bit 2
  * they happen only while page-table pages are queued (queued strategy).
  */
-EXPORT void rv64_set_paging_exits(rv64_machine *m, int i, int which) {
+VMON_EXPORT void rv64_set_paging_exits(rv64_machine *m, int i, int which) {
   rv64_hart *h = hart(m, i);
   if (!h) return;
   int how = (which & 4) ? 2 : 1;
@@ -312,9 +311,9 @@ EXPORT void rv64_set_paging_exits(rv64_machine *m, int i, int which) {
 
 /*
  * Steps over the instruction at pc without executing it (the monitor performed a store that
- * exited with PAGING_WRITE_PROTECTED itself). Returns the length stepped, or -1.
+ * exited with VMON_PAGING_WRITE_PROTECTED itself). Returns the length stepped, or -1.
  */
-EXPORT int rv64_skip_instruction(rv64_machine *m, int i) {
+VMON_EXPORT int rv64_skip_instruction(rv64_machine *m, int i) {
   rv64_hart *h = hart(m, i);
   uint64_t gpa;
   if (!h) return -1;
@@ -327,7 +326,7 @@ EXPORT int rv64_skip_instruction(rv64_machine *m, int i) {
 }
 
 /* Forgets every decoded instruction (the monitor rewrote guest code). */
-EXPORT void rv64_invalidate_code(rv64_machine *m) {
+VMON_EXPORT void rv64_invalidate_code(rv64_machine *m) {
   if (!m) return;
   m->dec_gen++;
   for (int i = 0; i < m->nharts; i++) m->harts[i]->fvpage = ~0ULL;

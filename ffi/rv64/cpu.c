@@ -1,20 +1,16 @@
 /*
- * The hart: CSRs, traps and interrupts (privileged spec 1.12 subset), and the interpreter loop
- * over decoded instructions.
+ * The hart: CSRs and interrupts (privileged spec 1.12 subset), system instructions, and the
+ * interpreter loop over decoded instructions.
+ *
+ * Layer: calls mmu.c (slow paths of loads, stores, atomics and fetches), fpu.c, decode.c and
+ * trap.c. The paging mechanism is reached only through m->paging->flush_exit, on sfence.vma and
+ * satp writes with exits "while queued". The fast paths (TLB hits in LOADN/STOREN, fetch_fast)
+ * are inline here and call nothing.
  */
 #include "rv64.h"
-#include <stdarg.h>
-#include <stdio.h>
 #include <time.h>
 
 #define CHUNK 8192 /* instructions between timer/interrupt checks */
-
-void rv64_set_exit_detail(rv64_hart *h, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(h->exit.detail, sizeof h->exit.detail, fmt, ap);
-  va_end(ap);
-}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -33,51 +29,7 @@ uint64_t rv64_time(rv64_machine *m) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* traps and interrupts                                                                      */
-
-void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval) {
-  int irq = (int)(cause >> 63);
-  uint64_t code = cause & ~(1ULL << 63);
-  uint64_t deleg = irq ? h->mideleg : h->medeleg;
-  h->counters[irq ? CNT_INTERRUPTS : CNT_TRAPS]++;
-  h->pt_bypass = 0; /* an approved store that did not run yet is asked for again */
-  if (h->priv <= 1 && code < 64 && ((deleg >> code) & 1)) {
-    uint64_t s = h->mstatus;
-    h->sepc = h->pc;
-    h->scause = cause;
-    h->stval = tval;
-    s = (s & ~MS_SPIE) | ((s & MS_SIE) ? MS_SPIE : 0);
-    s &= ~MS_SIE;
-    s = (s & ~MS_SPP) | (h->priv ? MS_SPP : 0);
-    h->mstatus = s;
-    h->priv = 1;
-    uint64_t base = h->stvec & ~3ULL;
-    h->pc = ((h->stvec & 3) == 1 && irq) ? base + 4 * code : base;
-  } else {
-    if (h->mtvec == 0) {
-      /* no machine-mode firmware: the monitor plays it, so this trap ends the guest */
-      h->exit.kind = EXIT_SHUTDOWN;
-      h->exit.code = (uint32_t)code;
-      h->exit.pc = h->pc;
-      rv64_set_exit_detail(h, "unhandled %s %llu at pc 0x%llx (tval 0x%llx, privilege %d)",
-                           irq ? "interrupt" : "exception", (unsigned long long)code,
-                           (unsigned long long)h->pc, (unsigned long long)tval, h->priv);
-      return;
-    }
-    uint64_t s = h->mstatus;
-    h->mepc = h->pc;
-    h->mcause = cause;
-    h->mtval = tval;
-    s = (s & ~MS_MPIE) | ((s & MS_MIE) ? MS_MPIE : 0);
-    s &= ~MS_MIE;
-    s = (s & ~MS_MPP) | ((uint64_t)h->priv << MS_MPP_SHIFT);
-    h->mstatus = s;
-    h->priv = 3;
-    uint64_t base = h->mtvec & ~3ULL;
-    h->pc = ((h->mtvec & 3) == 1 && irq) ? base + 4 * code : base;
-  }
-  rv64_update_modes(h);
-}
+/* interrupts                                                                                */
 
 /* Returns the interrupt to take now (number + 1) or 0. */
 int rv64_pending_irq(rv64_hart *h) {
@@ -321,7 +273,7 @@ static inline int fetch_fast(rv64_hart *h, uint64_t pc) {
 /*
  * Runs instructions until at least `chunk` have executed (checked at taken branches, jumps and
  * page ends), an exit, or a state change that needs an interrupt check (CSR writes, xRET,
- * fence.i). Returns an exit kind or EXIT_NONE; *done gets the number of instructions executed.
+ * fence.i). Returns an exit kind or VMON_EXIT_NONE; *done gets the number of instructions executed.
  *
  * Dispatch is threaded (computed goto over decoded slots). Sequential flow advances the slot
  * pointer; each decode page ends with sentinel slots (OP_REFETCH) that send execution through
@@ -338,7 +290,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
   uint64_t *const X = h->x;
   uint64_t pc = h->pc;
   uint64_t cnt = 0, counted = 0;
-  int ret = EXIT_NONE;
+  int ret = VMON_EXIT_NONE;
   const insn_t *d;
   insn_t tmp[3];
 
@@ -398,7 +350,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
       if (s == MEM_EXIT) {                                                                   \
         h->pend_load = 1; h->pend_size = size; h->pend_signed = (ctype)-1 < (ctype)1;        \
         h->pend_fp = &(rdst) != &X[d->rd]; h->pend_rd = d->rd; h->pend_len = d->len;         \
-        ret = EXIT_MMIO; goto out;                                                           \
+        ret = VMON_EXIT_MMIO; goto out;                                                           \
       }                                                                                      \
       rdst = (uint64_t)(ctype)v | (box);                                                     \
     }                                                                                        \
@@ -417,7 +369,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
       int s = rv64_store_slow(h, va, size, sv);                                              \
       if (s == MEM_TRAP) AFTER_TRAP();                                                       \
       if (s == MEM_EXIT) {                                                                   \
-        if (h->exit.kind == EXIT_MMIO) { pc += d->len; cnt++; }                              \
+        if (h->exit.kind == VMON_EXIT_MMIO) { pc += d->len; cnt++; }                              \
         ret = (int)h->exit.kind; goto out;                                                   \
       }                                                                                      \
     }                                                                                        \
@@ -431,11 +383,11 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
   do {                                                                                       \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 4);                                              \
-    if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); } \
+    if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); } \
     int32_t a; uint32_t b = (uint32_t)X[d->rs2];                                             \
     memcpy(&a, p, 4);                                                                        \
     uint32_t r = (expr);                                                                     \
-    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = EXIT_PAGING; goto out; } \
+    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = VMON_EXIT_PAGING; goto out; } \
     memcpy(p, &r, 4);                                                                        \
     X[d->rd] = (uint64_t)(int64_t)a;                                                         \
     NEXT();                                                                                  \
@@ -445,11 +397,11 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
   do {                                                                                       \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 8);                                              \
-    if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); } \
+    if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); } \
     int64_t a; uint64_t b = X[d->rs2];                                                       \
     memcpy(&a, p, 8);                                                                        \
     uint64_t r = (expr);                                                                     \
-    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = EXIT_PAGING; goto out; } \
+    if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = VMON_EXIT_PAGING; goto out; } \
     memcpy(p, &r, 8);                                                                        \
     X[d->rd] = (uint64_t)a;                                                                  \
     NEXT();                                                                                  \
@@ -673,11 +625,11 @@ L_SC_D: {
     if (h->res_valid && h->res_addr == va) {
       SAVE();
       uint8_t *p = rv64_amo_ptr(h, va, size);
-      if (!p) { if (h->exit.kind == EXIT_PAGING) { ret = EXIT_PAGING; goto out; } AFTER_TRAP(); }
+      if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); }
       if (unlikely(h->pt_hold)) {
         h->pt_hold = 0;
         h->exit.data = size == 4 ? (uint32_t)X[d->rs2] : X[d->rs2];
-        ret = EXIT_PAGING;
+        ret = VMON_EXIT_PAGING;
         goto out;
       }
       memcpy(p, &X[d->rs2], (size_t)size);
@@ -779,7 +731,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       return 1;
     case OP_ECALL:
       if (h->priv == 1) {
-        h->exit.kind = EXIT_HYPERCALL;
+        h->exit.kind = VMON_EXIT_HYPERCALL;
         h->exit.nr = h->x[17];
         h->exit.fid = h->x[16];
         for (int i = 0; i < 6; i++) h->exit.args[i] = h->x[10 + i];
@@ -832,7 +784,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
         return 1;
       }
       h->halted = 1;
-      h->exit.kind = EXIT_HALT;
+      h->exit.kind = VMON_EXIT_HALT;
       h->exit.pc = pc;
       return 1;
     case OP_SFENCE_VMA:
@@ -840,9 +792,10 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       if (d->rs1 == 0) rv64_tlb_flush(h);
       else rv64_tlb_flush_va(h, h->x[d->rs1]);
       h->pc = pc + 4;
-      if (h->exit_on_sfence == 1 || (h->exit_on_sfence && rv64_queue_fence_exit(h, d->rs1 == 0, h->x[d->rs1]))) {
-        h->exit.kind = EXIT_PAGING;
-        h->exit.code = PAGING_SFENCE;
+      if (h->exit_on_sfence == 1 ||
+          (h->exit_on_sfence && h->m->paging && h->m->paging->flush_exit(h, d->rs1 == 0, h->x[d->rs1]))) {
+        h->exit.kind = VMON_EXIT_PAGING;
+        h->exit.code = VMON_PAGING_SFENCE;
         h->exit.addr = d->rs1 ? h->x[d->rs1] : 0;
         h->exit.data = d->rs2 ? h->x[d->rs2] : 0;
         h->exit.size = 0;
@@ -872,9 +825,11 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
       }
       h->x[d->rd] = old;
       h->pc = pc + 4;
-      if (do_write && csr == 0x180 && (h->exit_on_satp == 1 || (h->exit_on_satp && h->m->pq_len && rv64_queue_changed(h->m)))) {
-        h->exit.kind = EXIT_PAGING;
-        h->exit.code = PAGING_SATP;
+      if (do_write && csr == 0x180 &&
+          (h->exit_on_satp == 1 ||
+           (h->exit_on_satp && h->m->paging && h->m->paging->flush_exit(h, 1, 0)))) {
+        h->exit.kind = VMON_EXIT_PAGING;
+        h->exit.code = VMON_PAGING_SATP;
         h->exit.addr = satp_before;
         h->exit.data = h->satp;
         h->exit.size = 0;
@@ -888,25 +843,25 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
 }
 
 int rv64_run_hart(rv64_hart *h, uint64_t budget) {
-  h->exit.kind = EXIT_NONE;
+  h->exit.kind = VMON_EXIT_NONE;
   h->exit.detail[0] = 0;
   complete_pending(h);
   if (unlikely(h->flush_pending)) {
     h->flush_pending = 0;
-    h->exit.kind = EXIT_PAGING;
-    h->exit.code = PAGING_SFENCE;
+    h->exit.kind = VMON_EXIT_PAGING;
+    h->exit.code = VMON_PAGING_SFENCE;
     h->exit.size = 0;
     h->exit.is_write = 0;
     h->exit.data = 0;
     h->exit.pc = h->pc;
     h->counters[CNT_PAGING_EXITS]++;
-    return EXIT_PAGING;
+    return VMON_EXIT_PAGING;
   }
-  if (budget == 0) { h->exit.kind = EXIT_INTERRUPTED; return EXIT_INTERRUPTED; }
-  if (!h->started) { h->exit.kind = EXIT_HALT; return EXIT_HALT; }
+  if (budget == 0) { h->exit.kind = VMON_EXIT_INTERRUPTED; return VMON_EXIT_INTERRUPTED; }
+  if (!h->started) { h->exit.kind = VMON_EXIT_HALT; return VMON_EXIT_HALT; }
   if (h->halted) {
     timer_update(h);
-    if (!(h->mip & h->mie)) { h->exit.kind = EXIT_HALT; return EXIT_HALT; }
+    if (!(h->mip & h->mie)) { h->exit.kind = VMON_EXIT_HALT; return VMON_EXIT_HALT; }
     h->halted = 0;
   }
   h->fvpage = ~0ULL;
@@ -915,7 +870,7 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     if (h->exit.kind) return (int)h->exit.kind;
   }
   uint64_t remaining = budget;
-  int k = EXIT_NONE;
+  int k = VMON_EXIT_NONE;
   while (remaining) {
     timer_update(h);
     int irq = rv64_pending_irq(h);
@@ -936,8 +891,8 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     remaining -= done < remaining ? done : remaining;
     if (k) break;
   }
-  if (k != EXIT_PAGING) h->res_valid = 0; /* an SC that exited re-executes with its reservation */
-  if (!k) k = EXIT_INTERRUPTED;
+  if (k != VMON_EXIT_PAGING) h->res_valid = 0; /* an SC that exited re-executes with its reservation */
+  if (!k) k = VMON_EXIT_INTERRUPTED;
   h->exit.kind = (uint32_t)k;
   h->exit.pc = h->pc;
   return k;

@@ -376,7 +376,7 @@ static void fence_set(int bits, char *out) {
  * returns the instruction length (2 or 4), or 0 for an illegal encoding. Branch and jump targets
  * are printed as `.+off` / `.-off`. Compressed words print their 32-bit expansion.
  */
-__attribute__((visibility("default"))) int rv64_disasm(uint32_t raw, char *buf, int len) {
+VMON_EXPORT int rv64_disasm(uint32_t raw, char *buf, int len) {
   insn_t d;
   char m[24], a[8], b[8];
   int rd, op;

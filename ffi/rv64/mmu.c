@@ -1,6 +1,10 @@
 /*
  * Guest physical memory, Sv39/Sv48 translation, the software TLBs and the slow paths of loads,
  * stores, atomics and instruction fetch (MMIO exits, write-protection exits, code-page tracking).
+ *
+ * Layer: calls trap.c only. The paging mechanism (shadow.c) is reached through the hooks of
+ * m->paging (rv64_paging_ops), set by rv64_paging_mode: on a TLB miss (xlate) and on an approved
+ * store to a protected page-table page. The fast paths (TLB hits, in cpu.c) never call it.
  */
 #include "rv64.h"
 #include <stdlib.h>
@@ -59,17 +63,6 @@ void rv64_store_tlb_drop_gpage(rv64_machine *m, uint64_t gpage) {
         if (t[k].tag != ~0ULL && t[k].gpage == gpage) t[k].tag = ~0ULL;
     }
   }
-}
-
-void rv64_update_modes(rv64_hart *h) {
-  int bare = (h->satp >> 60) == 0;
-  int eff = h->priv;
-  if (h->priv == 3 && (h->mstatus & MS_MPRV)) eff = (int)((h->mstatus & MS_MPP) >> MS_MPP_SHIFT);
-  h->fetch_mode = (h->priv == 3 || bare) ? TM_M : (h->priv == 0 ? TM_U : TM_S);
-  if (eff == 3 || bare) h->ls_mode = TM_M;
-  else if (eff == 0) h->ls_mode = TM_U;
-  else h->ls_mode = (h->mstatus & MS_SUM) ? TM_SSUM : TM_S;
-  h->fvpage = ~0ULL;
 }
 
 static uint8_t *ram_ptr(rv64_machine *m, uint64_t gpa, int len) {
@@ -171,10 +164,11 @@ int rv64_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *
   return fault_cause(acc) + 1;
 }
 
-/* Translation on a TLB miss: the guest's tables (wired) or the shadow tables. */
+/* Translation on a TLB miss: the guest's tables (wired), else the paging mechanism's hook. */
 static inline int xlate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *dirty) {
-  if (likely(!h->m->paging_mode)) return rv64_walk(h, va, acc, mode, gpa, dirty, NULL, NULL, NULL);
-  return rv64_shadow_translate(h, va, acc, mode, gpa, dirty);
+  const rv64_paging_ops *ops = h->m->paging;
+  if (likely(!ops)) return rv64_walk(h, va, acc, mode, gpa, dirty, NULL, NULL, NULL);
+  return ops->translate(h, va, acc, mode, gpa, dirty);
 }
 #define walk(h, va, acc, mode, gpa, dirty) xlate(h, va, acc, mode, gpa, dirty)
 
@@ -201,7 +195,7 @@ static uint64_t rd_le(const uint8_t *p, int size) {
 }
 
 static void mmio_exit(rv64_hart *h, uint64_t gpa, int size, int write, uint64_t val) {
-  h->exit.kind = EXIT_MMIO;
+  h->exit.kind = VMON_EXIT_MMIO;
   h->exit.addr = gpa;
   h->exit.size = (uint32_t)size;
   h->exit.is_write = (uint32_t)write;
@@ -211,7 +205,7 @@ static void mmio_exit(rv64_hart *h, uint64_t gpa, int size, int write, uint64_t 
 }
 
 static void wp_exit(rv64_hart *h, uint64_t gpa, int size, uint64_t val, int code) {
-  h->exit.kind = EXIT_PAGING;
+  h->exit.kind = VMON_EXIT_PAGING;
   h->exit.code = (uint32_t)code;
   h->exit.addr = gpa;
   h->exit.size = (uint32_t)size;
@@ -248,7 +242,7 @@ static int store_prepare(rv64_hart *h, rv64_region *r, uint64_t gpa, int size) {
        shadow entries derived from the PTEs it overwrites are dropped */
     if (h->pt_bypass != gpa + 1) return 2;
     h->pt_bypass = 0;
-    rv64_shadow_invalidate_range(h->m, gpa, (uint64_t)size);
+    h->m->paging->pt_store(h->m, gpa, (uint64_t)size);
   }
   if (f & PAGE_CODE) {
     h->counters[CNT_DECODE_FLUSHES]++;
@@ -310,14 +304,14 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
     rv64_region *r1 = rv64_find_region(h->m, gpa), *r2 = rv64_find_region(h->m, gpa2);
     uint8_t *p1 = ram_ptr(h->m, gpa, n1), *p2 = ram_ptr(h->m, gpa2, size - n1);
     if (!p1 || !p2 || r1->readonly || r2->readonly) { rv64_trap(h, EXC_STORE_ACCESS, va); return MEM_TRAP; }
-    if (r1->flags[(gpa - r1->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa, size, val, PAGING_WRITE_PROTECTED); return MEM_EXIT; }
-    if (r2->flags[(gpa2 - r2->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa2, size, val, PAGING_WRITE_PROTECTED); return MEM_EXIT; }
+    if (r1->flags[(gpa - r1->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa, size, val, VMON_PAGING_WRITE_PROTECTED); return MEM_EXIT; }
+    if (r2->flags[(gpa2 - r2->gpa) >> 12] & PAGE_WP) { wp_exit(h, gpa2, size, val, VMON_PAGING_WRITE_PROTECTED); return MEM_EXIT; }
     if (unlikely(r1->pt_count != NULL) && (rv64_pt_protected(r1, (gpa - r1->gpa) >> 12) ||
                                           rv64_pt_protected(r2, (gpa2 - r2->gpa) >> 12))) {
-      if (h->pt_bypass != gpa + 1) { wp_exit(h, gpa, size, val, PAGING_PT_WRITE); return MEM_EXIT; }
+      if (h->pt_bypass != gpa + 1) { wp_exit(h, gpa, size, val, VMON_PAGING_PT_WRITE); return MEM_EXIT; }
       h->pt_bypass = 0;
-      rv64_shadow_invalidate_range(h->m, gpa, (uint64_t)n1);
-      rv64_shadow_invalidate_range(h->m, gpa2, (uint64_t)(size - n1));
+      h->m->paging->pt_store(h->m, gpa, (uint64_t)n1);
+      h->m->paging->pt_store(h->m, gpa2, (uint64_t)(size - n1));
     }
     store_prepare(h, r1, gpa, n1);
     store_prepare(h, r2, gpa2 & ~0xfffULL, size - n1);
@@ -335,7 +329,7 @@ int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val) {
   rv64_region *r = rv64_find_region(h->m, gpa);
   if (r && !r->readonly && gpa - r->gpa + (uint64_t)size <= r->size) {
     int k = store_prepare(h, r, gpa, size);
-    if (k) { wp_exit(h, gpa, size, val, k == 1 ? PAGING_WRITE_PROTECTED : PAGING_PT_WRITE); return MEM_EXIT; }
+    if (k) { wp_exit(h, gpa, size, val, k == 1 ? VMON_PAGING_WRITE_PROTECTED : VMON_PAGING_PT_WRITE); return MEM_EXIT; }
     uint64_t page = (gpa - r->gpa) >> 12;
     if (dirty && !(r->flags[page] & PAGE_CODE) && !(r->pt_count && rv64_pt_protected(r, page)))
       tlb_fill(h, h->tlb_store[mode], va, gpa, r);
@@ -364,10 +358,10 @@ uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size) {
     return NULL;
   }
   int k = store_prepare(h, r, gpa, size);
-  if (k == 1) { wp_exit(h, gpa, size, 0, PAGING_WRITE_PROTECTED); return NULL; }
+  if (k == 1) { wp_exit(h, gpa, size, 0, VMON_PAGING_WRITE_PROTECTED); return NULL; }
   if (k == 2) {
     /* the caller computes the value it would store, puts it in exit.data and exits */
-    wp_exit(h, gpa, size, 0, PAGING_PT_WRITE);
+    wp_exit(h, gpa, size, 0, VMON_PAGING_PT_WRITE);
     h->pt_hold = 1;
     return r->host + (gpa - r->gpa);
   }
@@ -440,7 +434,7 @@ int rv64_fetch_page(rv64_hart *h, uint64_t pc) {
   insn_t *d = dec_page(h, r, (gpa - r->gpa) >> 12);
   if (!d) {
     rv64_set_exit_detail(h, "Cannot allocate a decode page: out of host memory");
-    h->exit.kind = EXIT_INTERNAL;
+    h->exit.kind = VMON_EXIT_INTERNAL_ERROR;
     return MEM_EXIT;
   }
   h->fvpage = pc & ~0xfffULL;

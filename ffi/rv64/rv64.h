@@ -1,8 +1,9 @@
 /*
  * rv64: a software RV64GC machine (M/S/U modes, Sv39/Sv48) for vmon.
  *
- * Internal header shared by the C files of this folder. The exported API is in api.c and is
- * described for TypeScript in symbols.ts.
+ * Internal header shared by the C files of this folder. The exported API (VMON_EXPORT) is in
+ * api.c, its paging part in shadow.c and rv64_disasm in decode.c; symbols.ts describes it for
+ * TypeScript. Exit kinds and paging trap codes come from ffi/common/exits.h.
  *
  * Memory ownership: the machine (rv64_machine) owns every allocation made by this library (RAM
  * regions, decode pages, harts and their exit records) until rv64_destroy(). Pointers handed to
@@ -11,45 +12,25 @@
 #ifndef RV64_H
 #define RV64_H
 
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "exits.h"
+#include "vmon_ffi.h"
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
-#define RV64_INTERNAL __attribute__((visibility("hidden")))
-
-/* ExitKind values of core/api.ts */
-enum {
-  EXIT_NONE = 0,
-  EXIT_MMIO = 2,
-  EXIT_HALT = 3,
-  EXIT_SHUTDOWN = 4,
-  EXIT_INTERNAL = 6,
-  EXIT_HYPERCALL = 8,
-  EXIT_INTERRUPTED = 9,
-  EXIT_DEBUG = 10,
-  EXIT_PAGING = 11,
-};
-
-/* Paging exit codes (exit.code for EXIT_PAGING). */
-enum {
-  PAGING_WRITE_PROTECTED = 1, /* store to a write-protected guest page; not performed */
-  PAGING_SFENCE = 2,          /* sfence.vma executed (addr = va, data = asid) */
-  PAGING_SATP = 3,            /* satp written (data = new satp) */
-  PAGING_PT_WRITE = 4,        /* store/AMO to a shadowed page-table page; not performed
-                                 (addr = gpa, size, data = the bytes it would store) */
-};
 
 /* Paging modes (rv64_paging_mode): how translations are kept. */
 enum { PMODE_WIRED = 0, PMODE_SHADOW = 1, PMODE_QUEUED = 2 };
 
 /* Exit record, read from TypeScript through typed arrays; layout is fixed (see symbols.ts). */
 typedef struct rv64_exit {
-  uint32_t kind;     /* 0 */
+  uint32_t kind;     /* 0: enum vmon_exit_kind (exits.h) */
   uint32_t size;     /* 4 */
   uint32_t is_write; /* 8 */
-  uint32_t code;     /* 12 */
+  uint32_t code;     /* 12: for VMON_EXIT_PAGING an enum vmon_paging_trap */
   uint64_t addr;     /* 16: MMIO gpa, paging gpa/va */
   uint64_t data;     /* 24: MMIO write value / load value written by the monitor */
   uint64_t nr;       /* 32 */
@@ -148,6 +129,7 @@ enum { PC_SHADOW_FILLS, PC_SHADOW_DROPS, PC_AS_EVICTIONS, PC_PT_PAGES, PC_QUEUED
 #define MAX_REGIONS 8
 
 struct rv64_machine;
+struct rv64_paging_ops;
 
 typedef struct rv64_hart {
   /* Register block exported to TypeScript (BigUint64Array over it): x[0..32], f[0..31], pc. */
@@ -213,7 +195,10 @@ typedef struct rv64_machine {
   uint32_t dec_gen;       /* bumped by fence.i: decode pages of older generations are stale */
   uint64_t dec_bytes;
   rv64_hart **harts;
-  /* shadow paging (shadow.c); everything NULL/0 in wired mode; owned by the machine */
+  /* the paging mechanism (shadow.c) behind the MMU: hooks chosen by rv64_paging_mode, NULL in
+     wired mode (static tables, never freed); its state below is NULL/0 in wired mode and owned
+     by the machine */
+  const struct rv64_paging_ops *paging;
   int paging_mode;
   sh_entry *sh;                 /* SH_AS * SH_PER_AS entries */
   uint64_t sh_root[SH_AS];      /* satp of each address space (0 = free) */
@@ -275,59 +260,87 @@ enum { ACC_FETCH = 0, ACC_LOAD = 1, ACC_STORE = 2 };
 /* memory access results */
 enum { MEM_OK = 0, MEM_TRAP = 1, MEM_EXIT = 2 };
 
+/*
+ * Functions shared between the files of this folder, bottom layer first. A file calls only
+ * functions of the layers below it (ffi/rv64/layering_test.ts checks it; ffi/README.md):
+ *
+ *   api.c              the exported API: everything below
+ *   cpu.c   shadow.c   the interpreter; the paging mechanism beside it
+ *   mmu.c   fpu.c      memory, translation, TLBs; floating point
+ *   trap.c  decode.c   raising traps and exits; decoding
+ *
+ * The MMU reaches the paging mechanism only through the hooks of rv64_paging_ops, and only on
+ * slow paths (TLB misses, stores that missed the store TLB, fences): a TLB hit never calls it.
+ */
+
+/* ---- trap.c ---- */
+/* Takes trap `cause` (bit 63: interrupt) with `tval`: to S or M mode, or a Shutdown exit when it
+   would go to M mode without M-mode firmware. */
+VMON_INTERNAL void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval);
+/* Recomputes the translation modes from priv, mstatus and satp (after any change to them). */
+VMON_INTERNAL void rv64_update_modes(rv64_hart *h);
+VMON_INTERNAL void rv64_set_exit_detail(rv64_hart *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ---- decode.c ---- */
-RV64_INTERNAL void rv64_decode(uint32_t raw, insn_t *d);
-RV64_INTERNAL const char *rv64_op_name(int op);
+VMON_INTERNAL void rv64_decode(uint32_t raw, insn_t *d);
+VMON_INTERNAL const char *rv64_op_name(int op);
 
 /* ---- mmu.c ---- */
-RV64_INTERNAL rv64_region *rv64_find_region(rv64_machine *m, uint64_t gpa);
-RV64_INTERNAL void rv64_update_modes(rv64_hart *h);
-RV64_INTERNAL void rv64_tlb_flush(rv64_hart *h);
-RV64_INTERNAL void rv64_tlb_flush_va(rv64_hart *h, uint64_t va);
-RV64_INTERNAL void rv64_store_tlb_drop_gpage(rv64_machine *m, uint64_t gpage);
+VMON_INTERNAL rv64_region *rv64_find_region(rv64_machine *m, uint64_t gpa);
+VMON_INTERNAL void rv64_tlb_flush(rv64_hart *h);
+VMON_INTERNAL void rv64_tlb_flush_va(rv64_hart *h, uint64_t va);
+VMON_INTERNAL void rv64_store_tlb_drop_gpage(rv64_machine *m, uint64_t gpage);
 /* Translates va; on success fills *gpa. Returns 0 or the exception cause + 1. */
-RV64_INTERNAL int rv64_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa);
-RV64_INTERNAL int rv64_load_slow(rv64_hart *h, uint64_t va, int size, uint64_t *val);
-RV64_INTERNAL int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val);
+VMON_INTERNAL int rv64_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa);
+VMON_INTERNAL int rv64_load_slow(rv64_hart *h, uint64_t va, int size, uint64_t *val);
+VMON_INTERNAL int rv64_store_slow(rv64_hart *h, uint64_t va, int size, uint64_t val);
 /* Returns a host pointer for an aligned RAM access used by atomics, or NULL after a trap/exit. */
-RV64_INTERNAL uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size);
-RV64_INTERNAL int rv64_fetch_page(rv64_hart *h, uint64_t pc);
-RV64_INTERNAL int rv64_fetch_cross(rv64_hart *h, uint64_t pc, uint32_t *raw);
-RV64_INTERNAL void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page);
+VMON_INTERNAL uint8_t *rv64_amo_ptr(rv64_hart *h, uint64_t va, int size);
+VMON_INTERNAL int rv64_fetch_page(rv64_hart *h, uint64_t pc);
+VMON_INTERNAL int rv64_fetch_cross(rv64_hart *h, uint64_t pc, uint32_t *raw);
+VMON_INTERNAL void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page);
 /* Page-table walk; `slots` (or NULL) receives the gpa of the PTE read at each level, `nlev`
    their number. Returns 0 (gpa, dirty set) or the exception cause + 1. */
-RV64_INTERNAL int rv64_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
+VMON_INTERNAL int rv64_walk(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
                             int *dirty, uint64_t *slots, int *nlev, uint64_t *leaf);
-RV64_INTERNAL int rv64_leaf_check(rv64_hart *h, uint64_t pte, int acc, int mode);
-
-/* ---- shadow.c ---- */
-/* Translates va in shadow/queued mode: shadow lookup, else a walk that fills the shadow. */
-RV64_INTERNAL int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode,
-                                        uint64_t *gpa, int *dirty);
-RV64_INTERNAL int rv64_region_pages_init(rv64_machine *m, rv64_region *r);
-RV64_INTERNAL void rv64_shadow_free(rv64_machine *m);
-RV64_INTERNAL int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size);
-/* The queued strategy's flush rule: 1 when a queued page gained or widened a valid entry since
-   its snapshot (the flush must exit); else 0, the removals/narrowings having been applied here */
-RV64_INTERNAL int rv64_queue_changed(rv64_machine *m);
-/* 1 when sfence.vma (all, or the page of va) must exit to the queued strategy */
-RV64_INTERNAL int rv64_queue_fence_exit(rv64_hart *h, int all, uint64_t va);
+VMON_INTERNAL int rv64_leaf_check(rv64_hart *h, uint64_t pte, int acc, int mode);
 /* 1 when a guest store to page `page` of region r must exit for the paging strategy */
 static inline int rv64_pt_protected(const rv64_region *r, uint64_t page) {
   return r->pt_count && r->pt_count[page] && !r->pt_queue[page];
 }
 
-/* ---- cpu.c ---- */
-RV64_INTERNAL void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval);
-RV64_INTERNAL uint64_t rv64_time(rv64_machine *m);
-RV64_INTERNAL int rv64_csr_read(rv64_hart *h, int csr, uint64_t *val, int check);
-RV64_INTERNAL int rv64_csr_write(rv64_hart *h, int csr, uint64_t val, int check);
-RV64_INTERNAL int rv64_pending_irq(rv64_hart *h);
-RV64_INTERNAL int rv64_run_hart(rv64_hart *h, uint64_t budget);
-RV64_INTERNAL void rv64_set_exit_detail(rv64_hart *h, const char *fmt, ...);
-
 /* ---- fpu.c ---- */
-RV64_INTERNAL int rv64_fp_exec(rv64_hart *h, const insn_t *d);
+VMON_INTERNAL int rv64_fp_exec(rv64_hart *h, const insn_t *d);
+
+/* ---- cpu.c ---- */
+VMON_INTERNAL uint64_t rv64_time(rv64_machine *m);
+VMON_INTERNAL int rv64_csr_read(rv64_hart *h, int csr, uint64_t *val, int check);
+VMON_INTERNAL int rv64_csr_write(rv64_hart *h, int csr, uint64_t val, int check);
+VMON_INTERNAL int rv64_pending_irq(rv64_hart *h);
+VMON_INTERNAL int rv64_run_hart(rv64_hart *h, uint64_t budget);
+
+/* ---- shadow.c: the paging mechanism, reached through these hooks ---- */
+/*
+ * The hooks of a paging mode other than wired, set in rv64_machine.paging by rv64_paging_mode
+ * (shadow.c, exported). Called by the MMU (translate, pt_store), the interpreter and the API
+ * (flush_exit on fences and satp writes) and the API (region_added, release). Never on a TLB hit.
+ */
+typedef struct rv64_paging_ops {
+  /* A TLB miss in a translated mode: va to *gpa (*dirty: the leaf's D bit). Returns 0 or the
+     exception cause + 1. Answers from the shadow tables, else walks and fills them. */
+  int (*translate)(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa, int *dirty);
+  /* An approved store will change [gpa, gpa + size) of a protected page-table page: drop what
+     was derived from the PTEs it overwrites. */
+  void (*pt_store)(rv64_machine *m, uint64_t gpa, uint64_t size);
+  /* With exits "only while pages are queued": 1 when this sfence.vma (`all`, or the page of
+     `va`), satp write or remote fence must exit to the strategy. */
+  int (*flush_exit)(rv64_hart *h, int all, uint64_t va);
+  /* A RAM region was added: sets up its per-page state. Returns 0, or -1 when out of memory. */
+  int (*region_added)(rv64_machine *m, rv64_region *r);
+  /* Frees the mechanism's state (machine destroyed). */
+  void (*release)(rv64_machine *m);
+} rv64_paging_ops;
 
 /* opcodes of decoded instructions */
 #define RV64_OPS(X)                                                                           \

@@ -7,22 +7,26 @@
  * leaf PTE. A TLB miss looks the current address space up first; a miss walks the guest's
  * tables and fills an entry. Every entry is linked into a reverse map under each page-table page
  * its walk read a PTE from; a page with at least one node is "shadowed" and write-protected
- * (stores to it exit with PAGING_PT_WRITE), a page whose last node goes is unprotected again.
- * Dropping the entries derived from a PTE (rv64_shadow_invalidate_pte) follows the reverse map.
+ * (stores to it exit with VMON_PAGING_PT_WRITE), a page whose last node goes is unprotected again.
+ * Dropping the entries derived from a PTE (invalidate) follows the reverse map.
  *
  * Queue (queued strategy): a shadowed page can be unhooked into one of PQ_SLOTS snapshot slots;
  * the guest then writes it freely (the walker reads it live and still maps only the allowed
  * ranges), and the strategy diffs it against the snapshot, validates, drops the affected shadow
  * entries and releases the queue at the guest's next flush.
  *
+ * Layer: beside the interpreter, above the MMU. This file calls mmu.c (walks, TLB drops, region
+ * lookup); the MMU, the interpreter and the API reach it only through the hooks of shadow_ops
+ * (rv64_paging_ops in rv64.h), which rv64_paging_mode installs in m->paging, and through the
+ * exported functions below (from TypeScript).
+ *
  * Ownership: the shadow pool, the per-region arrays and the snapshot buffer are owned by the
- * machine and freed by rv64_destroy (rv64_shadow_free). Pointers returned to TypeScript
- * (rv64_queue_snapshots, rv64_paging_counters) stay valid until rv64_destroy.
+ * machine and freed by rv64_destroy (the release hook, shadow_free) or by switching to wired
+ * mode. Pointers returned to TypeScript: rv64_paging_counters is valid until rv64_destroy,
+ * rv64_queue_snapshots until rv64_destroy or the next rv64_paging_mode (callers fetch it anew).
  */
 #include "rv64.h"
 #include <stdlib.h>
-
-#define EXPORT __attribute__((visibility("default")))
 
 static rv64_hart *hart_of(rv64_machine *m, int i) {
   if (!m || i < 0 || i >= m->nharts) return NULL;
@@ -37,7 +41,7 @@ static rv64_region *page_of(rv64_machine *m, uint64_t gpa, uint64_t *page) {
   return r;
 }
 
-int rv64_region_pages_init(rv64_machine *m, rv64_region *r) {
+static int region_pages_init(rv64_machine *m, rv64_region *r) {
   (void)m;
   if (r->pt_count) return 0;
   uint64_t pages = r->size >> 12;
@@ -53,7 +57,7 @@ int rv64_region_pages_init(rv64_machine *m, rv64_region *r) {
   return 0;
 }
 
-void rv64_shadow_free(rv64_machine *m) {
+static void shadow_free(rv64_machine *m) {
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];
     free(r->pt_head); free(r->pt_count); free(r->pt_queue);
@@ -64,6 +68,7 @@ void rv64_shadow_free(rv64_machine *m) {
   m->sh = NULL;
   m->pq_snap = NULL;
   m->pq_len = 0;
+  m->paging = NULL;
   m->paging_mode = PMODE_WIRED;
 }
 
@@ -158,7 +163,7 @@ static int current_space(rv64_hart *h) {
 #ifdef RV64_SHADOW_CHECK
 /*
  * Coherence self-check (debug builds only: compile with -DRV64_SHADOW_CHECK and run with
- * VMON_RV64_LIB=<that library>): every 64th shadow miss in shadow mode, each TLB entry and
+ * VMON_FFI_LIB_RV64=<that library>): every 64th shadow miss in shadow mode, each TLB entry and
  * each shadow entry of the current address space is compared with a fresh walk of the guest's
  * tables, and every mismatch is printed to stderr with the instruction count (runs with
  * clock=icount are deterministic, so the count pins the failure down).
@@ -239,8 +244,9 @@ static void shadow_check(rv64_hart *h, const char *where) {
 }
 #endif
 
-int rv64_shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
-                          int *dirty) {
+/* The translate hook: a TLB miss answered from the shadow, else a walk that fills it. */
+static int shadow_translate(rv64_hart *h, uint64_t va, int acc, int mode, uint64_t *gpa,
+                            int *dirty) {
   rv64_machine *m = h->m;
   if ((h->satp >> 60) == 0) { *gpa = va; *dirty = 1; return 0; }
 #ifdef RV64_SHADOW_CHECK
@@ -296,10 +302,21 @@ static int invalidate(rv64_machine *m, uint64_t gpa, uint64_t len) {
   }
 }
 
-int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size) {
-  if (!m->sh || !size) return 0;
-  return invalidate(m, gpa, size);
+/* The pt_store hook: an approved store to [gpa, gpa + size) drops the entries derived from it. */
+static void shadow_pt_store(rv64_machine *m, uint64_t gpa, uint64_t size) {
+  if (m->sh && size) invalidate(m, gpa, size);
 }
+
+static int queue_flush_exit(rv64_hart *h, int all, uint64_t va); /* below */
+
+/* The hooks of the shadow and queued modes (rv64_paging_ops in rv64.h). */
+static const rv64_paging_ops shadow_ops = {
+    .translate = shadow_translate,
+    .pt_store = shadow_pt_store,
+    .flush_exit = queue_flush_exit,
+    .region_added = region_pages_init,
+    .release = shadow_free,
+};
 
 /* ---- exported API (symbols.ts) ---- */
 
@@ -308,9 +325,9 @@ int rv64_shadow_invalidate_range(rv64_machine *m, uint64_t gpa, uint64_t size) {
  * 1 shadow, 2 queued. Switching drops every shadow entry and the queue. Returns 0, or -1 for a
  * bad mode or when out of host memory.
  */
-EXPORT int rv64_paging_mode(rv64_machine *m, int mode) {
+VMON_EXPORT int rv64_paging_mode(rv64_machine *m, int mode) {
   if (!m || mode < PMODE_WIRED || mode > PMODE_QUEUED) return -1;
-  rv64_shadow_free(m);
+  shadow_free(m);
   for (int i = 0; i < m->nharts; i++) { m->harts[i]->sh_as = -1; rv64_tlb_flush(m->harts[i]); }
   memset(m->sh_root, 0, sizeof m->sh_root);
   memset(m->sh_used, 0, sizeof m->sh_used);
@@ -318,12 +335,13 @@ EXPORT int rv64_paging_mode(rv64_machine *m, int mode) {
   if (mode == PMODE_WIRED) return 0;
   m->sh = malloc((size_t)SH_AS * SH_PER_AS * sizeof(sh_entry));
   m->pq_snap = malloc((size_t)PQ_SLOTS * 4096);
-  if (!m->sh || !m->pq_snap) { rv64_shadow_free(m); return -1; }
+  if (!m->sh || !m->pq_snap) { shadow_free(m); return -1; }
   for (size_t k = 0; k < (size_t)SH_AS * SH_PER_AS; k++) { m->sh[k].tag = ~0ULL; m->sh[k].nlev = 0; }
   for (int i = 0; i < m->nregions; i++) {
-    if (rv64_region_pages_init(m, &m->regions[i]) < 0) { rv64_shadow_free(m); return -1; }
+    if (region_pages_init(m, &m->regions[i]) < 0) { shadow_free(m); return -1; }
   }
   m->paging_mode = mode;
+  m->paging = &shadow_ops;
   return 0;
 }
 
@@ -332,7 +350,7 @@ EXPORT int rv64_paging_mode(rv64_machine *m, int mode) {
  * [lo, hi) in `ranges` (caller-owned, read during the call only). A walk that reaches a leaf
  * outside them raises an access fault. n = 0 allows everything. Returns 0 or -1.
  */
-EXPORT int rv64_paging_set_ranges(rv64_machine *m, const uint64_t *ranges, int n) {
+VMON_EXPORT int rv64_paging_set_ranges(rv64_machine *m, const uint64_t *ranges, int n) {
   if (!m || n < 0 || n > 8 || (n && !ranges)) return -1;
   for (int i = 0; i < n; i++) {
     if (ranges[2 * i + 1] <= ranges[2 * i]) return -1;
@@ -344,14 +362,14 @@ EXPORT int rv64_paging_set_ranges(rv64_machine *m, const uint64_t *ranges, int n
 }
 
 /*
- * Answers a PAGING_PT_WRITE exit of hart `i`: approve = 1 lets the store (or AMO/SC) run once
+ * Answers a VMON_PAGING_PT_WRITE exit of hart `i`: approve = 1 lets the store (or AMO/SC) run once
  * when the hart resumes (it then drops the shadow entries derived from the PTEs it overwrites);
  * approve = 0 drops it: the hart steps over the instruction. Returns 0, or -1 when the hart's
  * last exit was not a page-table write.
  */
-EXPORT int rv64_paging_approve(rv64_machine *m, int i, int approve) {
+VMON_EXPORT int rv64_paging_approve(rv64_machine *m, int i, int approve) {
   rv64_hart *h = hart_of(m, i);
-  if (!h || h->exit.kind != EXIT_PAGING || h->exit.code != PAGING_PT_WRITE) return -1;
+  if (!h || h->exit.kind != VMON_EXIT_PAGING || h->exit.code != VMON_PAGING_PT_WRITE) return -1;
   if (approve) {
     h->pt_bypass = h->exit.addr + 1;
     return 0;
@@ -366,19 +384,19 @@ EXPORT int rv64_paging_approve(rv64_machine *m, int i, int approve) {
 }
 
 /* Drops the shadow entries derived from the PTE(s) in [gpa, gpa + size). Returns how many. */
-EXPORT int rv64_shadow_invalidate(rv64_machine *m, uint64_t gpa, uint64_t size) {
+VMON_EXPORT int rv64_shadow_invalidate(rv64_machine *m, uint64_t gpa, uint64_t size) {
   if (!m || !m->sh || !size || size > 4096) return 0;
   return invalidate(m, gpa, size);
 }
 
 /* Drops every shadow entry (all address spaces). */
-EXPORT void rv64_shadow_flush(rv64_machine *m) {
+VMON_EXPORT void rv64_shadow_flush(rv64_machine *m) {
   if (!m || !m->sh) return;
   for (int as = 0; as < SH_AS; as++) drop_space(m, as);
 }
 
 /* 1 when the page of `gpa` is a shadowed page-table page, 0 otherwise. */
-EXPORT int rv64_is_pt_page(rv64_machine *m, uint64_t gpa) {
+VMON_EXPORT int rv64_is_pt_page(rv64_machine *m, uint64_t gpa) {
   uint64_t page;
   rv64_region *r = m ? page_of(m, gpa, &page) : NULL;
   return r && r->pt_count[page] ? 1 : 0;
@@ -389,7 +407,7 @@ EXPORT int rv64_is_pt_page(rv64_machine *m, uint64_t gpa) {
  * snapshot slot and guest stores to it no longer exit. Returns the slot (0..PQ_SLOTS-1), -1 when
  * the page is not a shadowed page-table page or is queued already, -2 when the queue is full.
  */
-EXPORT int rv64_queue_page(rv64_machine *m, uint64_t gpa) {
+VMON_EXPORT int rv64_queue_page(rv64_machine *m, uint64_t gpa) {
   uint64_t page;
   rv64_region *r = m ? page_of(m, gpa, &page) : NULL;
   if (!r || !r->pt_count[page] || r->pt_queue[page]) return -1;
@@ -403,18 +421,18 @@ EXPORT int rv64_queue_page(rv64_machine *m, uint64_t gpa) {
 }
 
 /* The snapshot buffer: PQ_SLOTS pages of 4096 bytes, slot order (owned by the machine). */
-EXPORT uint8_t *rv64_queue_snapshots(rv64_machine *m) {
+VMON_EXPORT uint8_t *rv64_queue_snapshots(rv64_machine *m) {
   return m ? m->pq_snap : NULL;
 }
 
 /* The guest physical page of queue slot `slot`, or ~0 when the slot is not in use. */
-EXPORT uint64_t rv64_queue_gpa(rv64_machine *m, int slot) {
+VMON_EXPORT uint64_t rv64_queue_gpa(rv64_machine *m, int slot) {
   if (!m || slot < 0 || slot >= m->pq_len) return ~0ULL;
   return m->pq_gpa[slot];
 }
 
 /* Number of queued pages. */
-EXPORT int rv64_queue_length(rv64_machine *m) {
+VMON_EXPORT int rv64_queue_length(rv64_machine *m) {
   return m ? m->pq_len : 0;
 }
 
@@ -422,7 +440,7 @@ EXPORT int rv64_queue_length(rv64_machine *m) {
  * Empties the queue: every queued page is protected again if it is still shadowed (its store
  * TLB entries are dropped). Returns the number of pages released.
  */
-EXPORT int rv64_queue_release(rv64_machine *m) {
+VMON_EXPORT int rv64_queue_release(rv64_machine *m) {
   if (!m) return 0;
   int n = m->pq_len;
   for (int s = 0; s < n; s++) {
@@ -495,7 +513,7 @@ static void drop_marked(rv64_machine *m, rv64_region *r, uint64_t page, const ui
  * but a TLB miss is answered from the shadow first, so an entry derived from the old PTE would
  * bring the removed mapping straight back.
  */
-int rv64_queue_changed(rv64_machine *m) {
+static int queue_changed(rv64_machine *m) {
   uint64_t mask[PQ_SLOTS][8];
   int narrowed = 0;
   for (int s = 0; s < m->pq_len; s++) {
@@ -525,16 +543,18 @@ int rv64_queue_changed(rv64_machine *m) {
 }
 
 /*
- * Whether an sfence.vma or remote fence (`all`, or the page of `va`) must exit to the queued
- * strategy: the rule of rv64_queue_changed (which handles a fence that needs no exit itself).
+ * The flush_exit hook: whether an sfence.vma, satp write or remote fence (`all`, or the page of
+ * `va`) must exit to the queued strategy: the rule of queue_changed (which handles a flush that
+ * needs no exit itself).
  */
-int rv64_queue_fence_exit(rv64_hart *h, int all, uint64_t va) {
+static int queue_flush_exit(rv64_hart *h, int all, uint64_t va) {
   (void)all;
   (void)va;
-  return h->m->pq_len && rv64_queue_changed(h->m);
+  return h->m->pq_len && queue_changed(h->m);
 }
 
+
 /* Machine paging counters (PC_* order in rv64.h), owned by the machine. */
-EXPORT uint64_t *rv64_paging_counters(rv64_machine *m) {
+VMON_EXPORT uint64_t *rv64_paging_counters(rv64_machine *m) {
   return m ? m->pcounters : NULL;
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { PagingTrapCode } from "../../core/api/mod.ts";
+
 /** Symbols exported by the rv64 library, with their C prototypes. */
 export const RV64_SYMBOLS = {
   /** `rv64_machine *rv64_create(int nharts, int flags, int ipt)` (flags bit 0: icount clock). */
@@ -132,11 +134,14 @@ export const PAGING_COUNTER_NAMES = [
   "queuedPages",
 ] as const;
 
-/** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h). */
+/** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */
 export const QUEUE_SLOTS = 64;
 
-/** Paging modes of `rv64_paging_mode`. */
+/** Paging modes of `rv64_paging_mode` (`PMODE_*` in rv64.h, checked by `ffi/exits_test.ts`). */
 export const PagingMode = { wired: 0, shadow: 1, queued: 2 } as const;
 
-/** Paging exit codes (exit `code` of an `ExitKind.Paging` exit). */
-export const PagingExitCode = { WriteProtected: 1, Sfence: 2, Satp: 3, PtWrite: 4 } as const;
+/**
+ * Paging exit codes (exit `code` of an `ExitKind.Paging` exit): `PagingTrapCode` of the API, the
+ * mirror of `enum vmon_paging_trap` in `ffi/common/exits.h` (checked by `ffi/exits_test.ts`).
+ */
+export const PagingExitCode: typeof PagingTrapCode = PagingTrapCode;

@@ -27,7 +27,7 @@ import {
   type Rv64Privilege,
   VmonError,
 } from "../../../mod.ts";
-import { loadRv64, type Rv64Library } from "../../../ffi/rv64/load.ts";
+import { loadRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
 import {
   COUNTER_NAMES,
   EXIT_LAYOUT,
