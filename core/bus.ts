@@ -30,10 +30,13 @@ import type {
   HypercallHandler,
   HypercallRequest,
   HypercallResult,
+  PagingInstance,
+  PlatformInstance,
   RangeHandler,
   Registration,
+  Vcpu,
 } from "./api/mod.ts";
-import { ExitKind } from "./api/mod.ts";
+import { ExitKind, SystemEventType } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
 
@@ -125,6 +128,26 @@ export interface BusCounters {
 
 function fmtRange(base: number, end: number): string {
   return `${hex(base)}-${hex(end - 1)}`;
+}
+
+/** How a run ended, as decided by core's exit policy, the scheduler or a plugin. */
+export interface RunOutcome {
+  /** Exit status. */
+  status: number;
+  /** Why. */
+  reason: string;
+  /** True for failures (guest crash, host error). */
+  failed: boolean;
+}
+
+/** The plugins and callback {@linkcode ExitBus.dispatchExit} needs for exits that are no access. */
+export interface ExitRoutes {
+  /** The platform, asked first about halt, shutdown and system events. */
+  readonly platform?: PlatformInstance;
+  /** The paging strategy, which receives paging exits. */
+  readonly paging?: PagingInstance;
+  /** Ends the machine (poweroff, reset, a dead guest). */
+  readonly end: (outcome: RunOutcome) => void;
 }
 
 /** Sorted, non-overlapping ranges with binary search and a one-entry cache. */
@@ -246,6 +269,7 @@ export class ExitBus {
   #unclaimedHypercalls = new Map<number, number>();
   #exitCounts: number[] = new Array(16).fill(0);
   #tracer: Tracer;
+  #routes: ExitRoutes = { end: () => {} };
   #log: (message: string) => void;
   /** Reused for every hypercall; handlers must not keep it. */
   #request: { nr: number; fid: number; args: bigint[]; vcpu: number } = {
@@ -346,6 +370,102 @@ export class ExitBus {
   /** The plugin that owns MMIO address `gpa` (or PIO port with `space: "PIO"`), if any. */
   ownerOf(addr: number, options: { space?: Space } = {}): string | undefined {
     return (options.space === "PIO" ? this.#pio : this.#mmio).find(addr)?.owner.name;
+  }
+
+  /**
+   * Where exits that are no access go: the platform, the paging strategy, and the callback that
+   * ends the machine. Core's machine sets this once after setup.
+   */
+  setRoutes(routes: ExitRoutes): void {
+    this.#routes = routes;
+  }
+
+  /**
+   * Routes the exit `vcpu.run()` just returned, whatever its kind: port I/O, MMIO and hypercalls
+   * to the plugin that registered the range or number; paging traps to the strategy; halts,
+   * shutdowns and system events to the platform first, then core's policy (a poweroff or reset
+   * ends the machine with status 0, a dead guest with status 1 and one line naming the vCPU).
+   * Every exit is counted and, with `--trace exits`, traced.
+   *
+   * @param vcpu The vCPU whose `exit` record holds the exit.
+   * @returns True when the vCPU may run on in its slice; false when the slice ends (the slice or
+   *   budget ran out, the vCPU halted, or the machine is ending).
+   */
+  dispatchExit(vcpu: Vcpu): boolean {
+    const exit = vcpu.exit;
+    const kind = exit.kind;
+    if (this.#tracer.exits) this.#tracer.exit(vcpu.id, exit);
+    switch (kind) {
+      case ExitKind.Io:
+        this.dispatchIo(exit, vcpu.id);
+        return true;
+      case ExitKind.Mmio:
+        this.dispatchMmio(exit, vcpu.id);
+        return true;
+      case ExitKind.Hypercall:
+        vcpu.completeHypercall(this.dispatchHypercall(exit, vcpu.id));
+        return true;
+      case ExitKind.Interrupted:
+        this.countExit(kind);
+        return false;
+      case ExitKind.Halt:
+        this.countExit(kind);
+        return this.#routes.platform?.onExit?.(vcpu, exit) === true;
+      case ExitKind.Paging: {
+        this.countExit(kind);
+        const paging = this.#routes.paging;
+        if (paging?.onTrap === undefined) {
+          this.#fatal(vcpu, "a paging trap arrived but the paging strategy handles none");
+          return false;
+        }
+        paging.onTrap(vcpu, exit);
+        return true;
+      }
+      default:
+        this.countExit(kind);
+        if (this.#routes.platform?.onExit?.(vcpu, exit)) return true;
+        this.#defaultExit(vcpu);
+        return false;
+    }
+  }
+
+  /** Core's policy for exits no plugin took. */
+  #defaultExit(v: Vcpu): void {
+    const exit = v.exit;
+    switch (exit.kind) {
+      case ExitKind.Shutdown:
+        return this.#fatal(v, "triple fault (the guest shut down)");
+      case ExitKind.FailEntry:
+        return this.#fatal(v, `the host refused to enter the guest (hardware reason ${exit.code})`);
+      case ExitKind.InternalError:
+        return this.#fatal(v, `internal error (suberror ${exit.code})`);
+      case ExitKind.SystemEvent:
+        if (exit.code === SystemEventType.Shutdown) {
+          return this.#routes.end({ status: 0, reason: "poweroff", failed: false });
+        }
+        if (exit.code === SystemEventType.Reset) {
+          return this.#routes.end({
+            status: 0,
+            reason: "reset requested by the guest",
+            failed: false,
+          });
+        }
+        return this.#fatal(v, `the guest reported a crash (system event ${exit.code})`);
+      case ExitKind.Debug:
+        return this.#fatal(v, "debug exit with no debugger attached");
+      default:
+        return this.#fatal(v, `unknown exit (code ${exit.code})`);
+    }
+  }
+
+  #fatal(v: Vcpu, what: string): void {
+    const exit = v.exit;
+    const detail = exit.detail !== "" ? `: ${exit.detail}` : ` at pc ${hex(exit.pc)}`;
+    this.#routes.end({
+      status: 1,
+      reason: `Guest vCPU ${v.id} failed, ${what}${detail}`,
+      failed: true,
+    });
   }
 
   /**

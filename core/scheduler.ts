@@ -1,43 +1,20 @@
 /**
- * The vCPU scheduler: time-slices N vCPUs on the machine worker's one thread, routes every exit
- * through the exit bus, parks halted vCPUs until an interrupt or their timer, and yields to the
+ * The vCPU scheduler: time-slices N vCPUs on the machine worker's one thread, hands every exit
+ * to the exit bus (`ExitBus.dispatchExit`), parks halted vCPUs until an interrupt or their timer, and yields to the
  * worker's event loop between slices so timers and posted messages (console input, stop) run.
  *
  * @module
  */
 
-import {
-  ExitKind,
-  type ExitRecord,
-  type PagingInstance,
-  type PlatformInstance,
-  SystemEventType,
-  type Vcpu,
-} from "./api/mod.ts";
-import type { ExitBus } from "./bus.ts";
-import { hex } from "./errors.ts";
-import { NO_TRACE, type Tracer } from "./trace.ts";
+import type { Vcpu } from "./api/mod.ts";
+import type { ExitBus, RunOutcome } from "./bus.ts";
 
-/** How a run ended, as decided by the scheduler or a plugin. */
-export interface RunOutcome {
-  /** Exit status. */
-  status: number;
-  /** Why. */
-  reason: string;
-  /** True for failures (guest crash, host error). */
-  failed: boolean;
-}
+export type { RunOutcome };
 
 /** Options of {@linkcode Scheduler}. */
 export interface SchedulerOptions {
-  /** The exit bus that routes I/O, MMIO and hypercall exits. */
+  /** The exit bus, which routes every exit (its routes set by the machine). */
   bus: ExitBus;
-  /** The platform, asked first about halt, shutdown and system events. */
-  platform?: PlatformInstance;
-  /** The paging strategy, which receives paging exits. */
-  paging?: PagingInstance;
-  /** Tracing (`--trace exits`). */
-  tracer?: Tracer;
   /** Slice length handed to every `Vcpu.setSlice` (host-port units); the port's default if unset. */
   slice?: number;
   /** Called between slices (flush console output, ...). */
@@ -71,9 +48,6 @@ function nextTask(): Promise<void> {
 export class Scheduler {
   #vcpus: readonly Vcpu[];
   #bus: ExitBus;
-  #platform: PlatformInstance | undefined;
-  #paging: PagingInstance | undefined;
-  #tracer: Tracer;
   #onYield: () => void;
   #outcome: RunOutcome | undefined;
   #wake: (() => void) | undefined;
@@ -89,9 +63,6 @@ export class Scheduler {
   constructor(vcpus: readonly Vcpu[], options: SchedulerOptions) {
     this.#vcpus = vcpus;
     this.#bus = options.bus;
-    this.#platform = options.platform;
-    this.#paging = options.paging;
-    this.#tracer = options.tracer ?? NO_TRACE;
     this.#onYield = options.onYield ?? (() => {});
     if (options.slice !== undefined) {
       for (const v of vcpus) v.setSlice(options.slice);
@@ -201,47 +172,16 @@ export class Scheduler {
     });
   }
 
-  /** Runs one vCPU until its slice ends, it halts, or the machine ends. */
+  /**
+   * Runs one vCPU until its slice ends, it halts, or the machine ends. Each exit goes to the bus
+   * (`ExitBus.dispatchExit`), which routes every kind.
+   */
   #runSlice(v: Vcpu, sliceStart: number): void {
     const bus = this.#bus;
-    const exit = v.exit;
-    const traceExits = this.#tracer.exits;
     let n = 0;
     for (;;) {
-      const kind = v.run();
-      if (traceExits) this.#tracer.exit(v.id, exit);
-      switch (kind) {
-        case ExitKind.Io:
-          bus.dispatchIo(exit, v.id);
-          break;
-        case ExitKind.Mmio:
-          bus.dispatchMmio(exit, v.id);
-          break;
-        case ExitKind.Hypercall:
-          v.completeHypercall(bus.dispatchHypercall(exit, v.id));
-          break;
-        case ExitKind.Interrupted:
-          bus.countExit(kind);
-          return;
-        case ExitKind.Halt:
-          bus.countExit(kind);
-          if (this.#platform?.onExit?.(v, exit)) break;
-          return;
-        case ExitKind.Paging:
-          bus.countExit(kind);
-          if (this.#paging?.onTrap === undefined) {
-            this.#fatal(v, exit, "a paging trap arrived but the paging strategy handles none");
-            return;
-          }
-          this.#paging.onTrap(v, exit);
-          break;
-        default:
-          bus.countExit(kind);
-          if (this.#platform?.onExit?.(v, exit)) break;
-          this.#defaultExit(v, exit);
-          return;
-      }
-      if (this.#outcome !== undefined) return;
+      v.run();
+      if (!bus.dispatchExit(v) || this.#outcome !== undefined) return;
       if (this.#preempt) {
         this.#preempt = false;
         if (this.#vcpus.length > 1 || this.#paused !== undefined) return;
@@ -249,43 +189,5 @@ export class Scheduler {
       // A vCPU that exits constantly (port I/O loops) must still share the thread.
       if ((++n & 1023) === 0 && performance.now() - sliceStart >= YIELD_MS) return;
     }
-  }
-
-  /** Core's policy for exits no plugin took. */
-  #defaultExit(v: Vcpu, exit: ExitRecord): void {
-    switch (exit.kind) {
-      case ExitKind.Shutdown:
-        this.#fatal(v, exit, "triple fault (the guest shut down)");
-        return;
-      case ExitKind.FailEntry:
-        this.#fatal(v, exit, `the host refused to enter the guest (hardware reason ${exit.code})`);
-        return;
-      case ExitKind.InternalError:
-        this.#fatal(v, exit, `internal error (suberror ${exit.code})`);
-        return;
-      case ExitKind.SystemEvent:
-        if (exit.code === SystemEventType.Shutdown) {
-          this.requestExit({ status: 0, reason: "poweroff", failed: false });
-        } else if (exit.code === SystemEventType.Reset) {
-          this.requestExit({ status: 0, reason: "reset requested by the guest", failed: false });
-        } else {
-          this.#fatal(v, exit, `the guest reported a crash (system event ${exit.code})`);
-        }
-        return;
-      case ExitKind.Debug:
-        this.#fatal(v, exit, "debug exit with no debugger attached");
-        return;
-      default:
-        this.#fatal(v, exit, `unknown exit (code ${exit.code})`);
-    }
-  }
-
-  #fatal(v: Vcpu, exit: ExitRecord, what: string): void {
-    const detail = exit.detail !== "" ? `: ${exit.detail}` : ` at pc ${hex(exit.pc)}`;
-    this.requestExit({
-      status: 1,
-      reason: `Guest vCPU ${v.id} failed, ${what}${detail}`,
-      failed: true,
-    });
   }
 }

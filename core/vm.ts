@@ -198,12 +198,11 @@ export class Vm {
     await platform.boot(manifest.boot ?? {});
     this.#scheduler = new Scheduler(vcpus, {
       bus: this.#bus,
-      platform,
-      paging,
-      tracer: this.#tracer,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,
       onYield: () => this.#io.flush?.(),
     });
+    const scheduler = this.#scheduler;
+    this.#bus.setRoutes({ platform, paging, end: (outcome) => scheduler.requestExit(outcome) });
     if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
   }
 
