@@ -1,5 +1,6 @@
 /**
- * The `vmon` command line: `run`, `plugins`, `images`, `new-plugin` and `plugin bundle`.
+ * The `vmon` command line: `run`, `compare`, `plugins`, `images`, `new-plugin` and
+ * `plugin bundle`.
  * `main(args)` parses the arguments, runs the command and turns every failure into one clear
  * line on stderr (`vmon: <message>`) with a non-zero status.
  *
@@ -119,7 +120,7 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     .option("--no-baseline", "do not subtract a short baseline run from the counters")
     .option("--console", "echo the guest console on stderr")
     .action(async (flags) => {
-      const { compareCommand } = await import("../lab/mod.ts");
+      const { compareCommand } = await import("./compare.ts");
       setStatus(await compareCommand(flags));
     });
 

@@ -61,7 +61,7 @@ function writeAll(sink: { writeSync(p: Uint8Array): number }, bytes: Uint8Array)
  * @returns The machine's exit status.
  */
 export async function runCommand(flags: RunFlags): Promise<number> {
-  checkFlags(flags); // fail fast on malformed flags before building anything
+  const checked = checkFlags(flags); // once, and before building anything
   if (flags.manifest !== undefined) checkFile("manifest", flags.manifest);
   if (flags.kernel !== undefined) checkFile("kernel image", flags.kernel);
   if (flags.initrd !== undefined) checkFile("initrd", flags.initrd);
@@ -78,8 +78,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       onProgress: (line) => console.error(`vmon: image ${imageName}: ${line}`),
     });
   }
-  const machineManifest = buildRunManifest(flags, { image, manifest });
-  const { trace, stats } = checkFlags(flags);
+  const machineManifest = buildRunManifest(checked, { image, manifest });
+  const { trace, stats } = checked;
 
   const encoder = new TextEncoder();
   let quit: { reason: string; status: number } | undefined;

@@ -1,6 +1,7 @@
 /**
- * The machine manifest `vmon run` builds from an image's defaults, a manifest file and flags.
- * Pure: no I/O, so it is tested directly.
+ * The machine manifest `vmon run` builds from an image's defaults (`imageManifest` of images/),
+ * a manifest file and flags. {@linkcode checkFlags} checks the flags that need no I/O once and
+ * {@linkcode buildRunManifest} takes its result. Pure: no I/O, so it is tested directly.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import type { BootSpec, MachineManifest, PluginRef } from "../core/api/mod.ts";
 import { VmonError } from "../core/errors.ts";
 import { parseSize } from "../core/schema.ts";
 import { MAX_CPUS } from "../core/manifest.ts";
-import type { BuiltImage } from "../images/mod.ts";
+import { type BuiltImage, imageManifest } from "../images/mod.ts";
 import { parseTraceSpec } from "../core/trace.ts";
 import { parsePluginSpec } from "./flags.ts";
 
@@ -48,8 +49,11 @@ export interface RunFlags {
   stats?: string | true;
 }
 
-/** The flags of `vmon run` after checking those that need no I/O. */
-export interface CheckedFlags {
+/**
+ * The flags of `vmon run` after {@linkcode checkFlags}: those that need no I/O checked and parsed,
+ * the others (paths, plugin specs, `--exec`) as given.
+ */
+export interface CheckedFlags extends Omit<RunFlags, "cpus" | "mem" | "trace" | "stats"> {
   /** `--cpus` as a number. */
   cpus?: number;
   /** `--mem` in bytes. */
@@ -61,10 +65,10 @@ export interface CheckedFlags {
 }
 
 /**
- * Checks the flags that need no I/O: `--cpus`, `--mem`, `--trace`, `--stats`, `--exec`.
+ * Checks the flags that need no I/O, once: `--cpus`, `--mem`, `--trace`, `--stats`, `--exec`.
  *
  * @param flags The command-line flags.
- * @returns The parsed values.
+ * @returns The flags with those values parsed, for {@linkcode buildRunManifest} and the run.
  * @throws {VmonError} Naming the flag and the accepted values.
  */
 export function checkFlags(flags: RunFlags): CheckedFlags {
@@ -100,7 +104,8 @@ export function checkFlags(flags: RunFlags): CheckedFlags {
   if (flags.exec !== undefined && flags.exec.trim() === "") {
     throw new VmonError(`Invalid --exec "": the command is empty`);
   }
-  return { cpus, memory, trace, stats };
+  const { cpus: _cpus, mem: _mem, trace: _trace, stats: _stats, ...rest } = flags;
+  return { ...rest, cpus, memory, trace, stats };
 }
 
 /**
@@ -133,56 +138,55 @@ function overrideRef(base: PluginRef | undefined, spec: string, flag: string): P
 }
 
 /**
- * Builds the manifest `vmon run` starts: the image's defaults, overridden by the manifest file,
- * overridden by flags. `--device X,...` replaces the options of a device `X` that came from the
- * image or manifest (once per such device) and otherwise appends; `--disk F` appends
- * `virtio-blk,file=F`; `--append` extends the command line; `--exec` adds `vmon.exec=<base64>`.
+ * Builds the manifest `vmon run` starts: the image's defaults (`imageManifest`), overridden by the
+ * manifest file, overridden by flags. `--device X,...` replaces the options of a device `X` that
+ * came from the image or manifest (once per such device) and otherwise appends; `--disk F`
+ * appends `virtio-blk,file=F`; `--append` extends the command line; `--exec` adds
+ * `vmon.exec=<base64>`.
  *
- * @param flags The command-line flags.
+ * @param flags The command-line flags, checked by {@linkcode checkFlags}.
  * @param sources The image and manifest file, already loaded.
  * @returns A manifest for `createMachine`.
- * @throws {VmonError} If a flag is malformed or no host port or platform is known.
+ * @throws {VmonError} If a plugin spec or `--disk` is malformed or no host port or platform is
+ *   known.
  *
  * @example
  * ```ts
- * import { buildRunManifest } from "./run_manifest.ts";
+ * import { buildRunManifest, checkFlags } from "./run_manifest.ts";
  *
  * const m = buildRunManifest(
- *   { host: "rv64", platform: "riscv-virt", kernel: "/boot/Image", mem: "64M", disk: ["d.img"] },
+ *   checkFlags({
+ *     host: "rv64",
+ *     platform: "riscv-virt",
+ *     kernel: "/boot/Image",
+ *     mem: "64M",
+ *     disk: ["d.img"],
+ *   }),
  *   {},
  * );
  * if (m.memory !== 64 << 20 || m.devices?.[0]?.use !== "virtio-blk") throw new Error("bad");
  * ```
  */
-export function buildRunManifest(flags: RunFlags, sources: ManifestSources): MachineManifest {
-  const checked = checkFlags(flags);
+export function buildRunManifest(flags: CheckedFlags, sources: ManifestSources): MachineManifest {
   const { image, manifest } = sources;
-  const d = image?.defaults;
+  const fromImage = image !== undefined ? imageManifest(image) : undefined;
 
-  let hostport: PluginRef | undefined = manifest?.hostport ??
-    (d ? { use: d.hostport } : undefined);
-  let platform: PluginRef | undefined = manifest?.platform ??
-    (d
-      ? { use: d.platform, ...(d.platformOptions ? { options: { ...d.platformOptions } } : {}) }
-      : undefined);
-  let paging: PluginRef | undefined = manifest?.paging;
-  const baseDevices: PluginRef[] = manifest?.devices
-    ? [...manifest.devices]
-    : (d?.devices ?? []).map((use) => ({ use }));
-  let cpus = manifest?.cpus ?? d?.cpus;
-  let memory: number | string | undefined = manifest?.memory ?? d?.memory;
+  let hostport: PluginRef | undefined = manifest?.hostport ?? fromImage?.hostport;
+  let platform: PluginRef | undefined = manifest?.platform ?? fromImage?.platform;
+  let paging: PluginRef | undefined = manifest?.paging ?? fromImage?.paging;
+  const baseDevices: PluginRef[] = [...(manifest?.devices ?? fromImage?.devices ?? [])];
+  let cpus = manifest?.cpus ?? fromImage?.cpus;
+  let memory: number | string | undefined = manifest?.memory ?? fromImage?.memory;
   const boot: { kernel?: string; initrd?: string; cmdline?: string } = {
-    kernel: image?.kernel,
-    initrd: image?.initrd,
-    cmdline: image?.cmdline,
+    ...fromImage?.boot,
     ...manifest?.boot,
   };
 
   if (flags.host !== undefined) hostport = overrideRef(hostport, flags.host, "--host");
   if (flags.platform !== undefined) platform = overrideRef(platform, flags.platform, "--platform");
   if (flags.paging !== undefined) paging = overrideRef(paging, flags.paging, "--paging");
-  if (checked.cpus !== undefined) cpus = checked.cpus;
-  if (checked.memory !== undefined) memory = checked.memory;
+  if (flags.cpus !== undefined) cpus = flags.cpus;
+  if (flags.memory !== undefined) memory = flags.memory;
 
   const devices = [...baseDevices];
   const overridden = new Set<number>();

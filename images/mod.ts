@@ -4,7 +4,8 @@
  * keyed by a hash of their sources and toolchain, and are rebuilt only when those change.
  *
  * To add an image, write a recipe ({@linkcode ImageRecipe}) in its own folder and add it to the
- * `IMAGES` table below.
+ * `IMAGES` table below. {@linkcode imageManifest} turns a built image into the manifest that boots
+ * it (the one definition of an image's machine, used by `vmon run` and the paging comparison).
  *
  * @example List the images
  * ```ts
@@ -25,6 +26,7 @@ import { PV_GUEST } from "./pv-guest/mod.ts";
 import { LINUX_RV64_BENCH } from "./workloads/mod.ts";
 
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "./types.ts";
+export { imageManifest, type ImageManifestOptions } from "./manifest.ts";
 
 /** Every image recipe, in the order `vmon images` lists them. */
 const IMAGES: readonly ImageRecipe[] = [

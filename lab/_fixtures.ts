@@ -8,7 +8,7 @@
 
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 
-/** A workload as `resolveWorkloads` would return it. */
+/** A workload as `workloadRun` would return it. */
 export function fixtureWorkload(
   name: string,
   n: number,
@@ -24,7 +24,7 @@ export function fixtureWorkload(
   };
 }
 
-/** A variant with default options; with `batch`, a `--batch` variant as resolveVariants makes. */
+/** A variant with default options; with `batch`, a batch variant as `batchVariant` makes. */
 export function fixtureVariant(id: string, batch?: number): Variant {
   const strategy = id.split("/")[0]!;
   return {

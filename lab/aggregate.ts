@@ -153,7 +153,7 @@ function runsOf(
  * `(median(measured) - median(baseline)) / ((n - baseN) * opsPerN)`, which removes boot,
  * program start and power-off; without a baseline they are `median(measured) / (n * opsPerN)`;
  * for a workload whose runs report their own operation count (`pv-update`, see
- * core/compare/pv.ts) `median(measured) / median(ops)`: whole runs over the updates submitted.
+ * lab/pv.ts) `median(measured) / median(ops)`: whole runs over the updates submitted.
  * Host wall time per op is the median over repeats of (measured - baseline marker window) divided
  * the same way (or of the whole machine times when a run has no window), or without a baseline
  * the median marker window over `n * opsPerN`, or for `pv-update` (no markers; the pv-guest boots

@@ -1,14 +1,13 @@
-// Unit tests of the paravirtual row group (`--batch`): workload resolution, planning (pv-update
+// Unit tests of the paravirtual row group (`--batch`): the workload, planning (pv-update
 // only under the batch variants), the reading of the pv-guest's console lines, and per-update
 // aggregation. Every number here is test data built by hand, not a measurement.
 
 import { deepStrictEqual as assertEquals, ok, strictEqual, throws } from "node:assert/strict";
-import { VmonError } from "../core/errors.ts";
 import { checkDeterminism, findMismatches, summarize } from "./aggregate.ts";
 import { fixturePvLines, fixtureRun, fixtureVariant, fixtureWorkload } from "./_fixtures.ts";
 import { parsePvOutput, PV_WORKLOAD, pvCmdline, pvWorkload, variantsFor } from "./pv.ts";
 import { planRuns, runManifest } from "./runner.ts";
-import { benchCommand, resolveWorkloads } from "./workloads.ts";
+import { benchCommand } from "./workloads.ts";
 import type { BuiltImage } from "../images/mod.ts";
 
 const VARIANTS = [
@@ -18,25 +17,15 @@ const VARIANTS = [
   fixtureVariant("queued/b64", 64),
 ];
 
-Deno.test("--batch adds pv-update to the workloads; pv-update alone needs --batch", () => {
-  assertEquals(
-    resolveWorkloads("forkwait", { pv: true }).map((w) => [w.name, w.kind ?? "bench"]),
-    [["forkwait", "bench"], ["pv-update", "pv"]],
-  );
-  const [pv, ...rest] = resolveWorkloads("pv-update", { pv: true, n: "pv-update=64" });
-  strictEqual(rest.length, 0);
-  strictEqual(pv?.n, 64);
+Deno.test("pv-update runs the pv-guest with its options on the command line, no baseline", () => {
+  const pv = pvWorkload(64);
+  strictEqual(pv.name, PV_WORKLOAD);
+  strictEqual(pv.kind, "pv");
+  strictEqual(pv.n, 64);
   strictEqual(pv.baseN, undefined);
   strictEqual(benchCommand(pv, 64), "pv.updates=64 pv.random=256 pv.seed=1");
   strictEqual(benchCommand(pv, 64, 8), "pv.batch=8 pv.updates=64 pv.random=256 pv.seed=1");
   strictEqual(pvCmdline(pv, { n: 64, batch: 8 }), benchCommand(pv, 64, 8));
-  throws(
-    () => resolveWorkloads("forkwait,pv-update"),
-    (e: unknown) =>
-      e instanceof VmonError &&
-      /^Invalid --workloads "forkwait,pv-update": pv-update runs the queued strategy's paravirtual update call and needs --batch/
-        .test(e.message),
-  );
 });
 
 Deno.test("planRuns: pv-update under the batch variants only, Linux workloads under the rest", () => {

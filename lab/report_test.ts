@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals, ok, strictEqual } from "node:assert/st
 import { join } from "node:path";
 import { chartRows, chartSpec, renderChart } from "./chart.ts";
 import { counterLabel, KNOWN_COUNTERS, orderCounterKeys, trapCause } from "./counters.ts";
-import { WORKLOADS as KNOWN_WORKLOADS } from "./workloads.ts";
+import { COMPARE_WORKLOADS as KNOWN_WORKLOADS } from "./workloads.ts";
 import { buildResults, RESULTS_SCHEMA, writeOutputs } from "./results.ts";
 import { formatTables, formatValue, TRAPS_TIMES_BATCH } from "./table.ts";
 import { summarize } from "./aggregate.ts";

@@ -7,19 +7,24 @@
  * @module
  */
 
-import type { MachineExit, MachineManifest } from "../core/api/mod.ts";
+import type { MachineExit, MachineManifest, PluginRef } from "../core/api/mod.ts";
 import { VmonError } from "../core/errors.ts";
 import { createMachine } from "../core/machine.ts";
-import type { BuiltImage } from "../images/mod.ts";
-import { buildRunManifest } from "../cli/run_manifest.ts";
+import { type BuiltImage, imageManifest } from "../images/mod.ts";
+import { BenchCapture } from "../images/workloads/mod.ts";
 import { flattenCounters } from "./aggregate.ts";
-import { BenchCapture } from "./capture.ts";
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { benchCommand } from "./workloads.ts";
 import { parsePvOutput, variantsFor } from "./pv.ts";
 
-/** The host port spec every comparison run uses: rv64 with guest time from retired instructions. */
-export const HOSTPORT_SPEC = "rv64,clock=icount";
+/** The host port every comparison run uses: rv64 with guest time from retired instructions. */
+export const HOSTPORT: PluginRef = { use: "rv64", options: { clock: "icount" } };
+
+/** {@linkcode HOSTPORT} as `vmon run --host` takes it (recorded in results.json). */
+export const HOSTPORT_SPEC: string = [
+  HOSTPORT.use,
+  ...Object.entries(HOSTPORT.options ?? {}).map(([key, value]) => `${key}=${value}`),
+].join(",");
 
 /** Most monitor log lines kept per run. */
 const MAX_LOG_LINES = 50;
@@ -108,12 +113,12 @@ export function runManifest(
   options: Pick<RunOptions, "image" | "pvImage" | "cpus" | "memory">,
 ): MachineManifest {
   if (run.workload.kind === "pv") return pvManifest(run, options);
-  const base = buildRunManifest({
-    host: HOSTPORT_SPEC,
+  const base = imageManifest(options.image, {
+    hostport: HOSTPORT,
     exec: benchCommand(run.workload, run.n),
-    ...(options.cpus !== undefined ? { cpus: String(options.cpus) } : {}),
-    ...(options.memory !== undefined ? { mem: String(options.memory) } : {}),
-  }, { image: options.image });
+    ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
+    ...(options.memory !== undefined ? { memory: options.memory } : {}),
+  });
   return {
     ...base,
     // No random /chosen/rng-seed: the guest's entropy (and so its address-space layout and
@@ -137,7 +142,7 @@ function pvManifest(
   if (image === undefined) {
     throw new VmonError(`Cannot run ${run.workload.name}: the pv-guest image was not built`);
   }
-  const base = buildRunManifest({ host: HOSTPORT_SPEC, cpus: "1" }, { image });
+  const base = imageManifest(image, { hostport: HOSTPORT, cpus: 1 });
   return {
     ...base,
     platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },

@@ -1,18 +1,18 @@
 /**
- * The columns of the comparison: paging strategies from `--strategies`, and for `--batch` one
- * extra `queued` variant per batch size (`queued/b<N>`), which runs the `pv-guest` image with
- * `pv.batch=<N>` (core/compare/pv.ts): the batch size is the guest's choice, not an option of the
+ * The columns of the comparison: paging strategies with default options, and `queued` variants
+ * with a paravirtual batch size (`queued/b<N>`), which run the `pv-guest` image with
+ * `pv.batch=<N>` (lab/pv.ts): the batch size is the guest's choice, not an option of the
  * strategy.
  *
  * @module
  */
 
 import type { OptionsSchema } from "../core/api/mod.ts";
-import { VmonError } from "../core/errors.ts";
+import { listBuiltinPlugins } from "../core/loader.ts";
 import { PV_GUEST_MAX_BATCH } from "./pv.ts";
 import type { Variant } from "./types.ts";
 
-/** The strategy `--batch` applies to. */
+/** The strategy batch variants run under. */
 export const QUEUED = "queued";
 
 /** The option of the queued strategy that offers the paravirtual update call. */
@@ -32,103 +32,87 @@ export interface StrategyInfo {
   readonly options?: OptionsSchema;
 }
 
-function splitList(text: string): string[] {
-  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
-}
-
-function parseBatches(text: string): number[] {
-  const out: number[] = [];
-  for (const item of splitList(text)) {
-    const n = /^\d+$/.test(item) ? Number(item) : NaN;
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new VmonError(
-        `Invalid --batch "${text}": "${item}" is not a whole number of at least 1`,
-      );
-    }
-    if (!out.includes(n)) out.push(n);
-  }
-  if (out.length === 0) throw new VmonError(`Invalid --batch "${text}": the list is empty`);
-  return out;
-}
-
 /**
- * Resolves `--strategies` and `--batch` into the comparison's variants.
+ * Strategies in display order: wired, shadow, queued, then any other by name.
  *
- * @param names Comma-separated strategy names, or undefined for every available one.
- * @param options `available`: the paging plugins that exist (name and options schema);
- *   `batch`: the `--batch` text.
- * @returns The variants: each strategy with default options, then `queued/b<N>` per batch size
- *   (with `paravirtual: true` when the plugin has that option). The batch variants run only the
- *   `pv-update` workload, whatever `--strategies` says, so `queued` need not be listed there; it
- *   must be available.
- * @throws {VmonError} One line naming an unknown strategy and listing the available ones, or
- *   explaining why `--batch` cannot apply (no queued strategy, a size above what one call takes).
+ * @param strategies The strategies, in any order.
+ * @returns A sorted copy.
  *
  * @example
  * ```ts
- * import { resolveVariants } from "./strategies.ts";
+ * import { sortStrategies } from "./strategies.ts";
  *
- * const available = [
- *   { name: "wired" },
- *   { name: "queued", options: { paravirtual: { type: "boolean" as const, description: "pv" } } },
- * ];
- * const v = resolveVariants("wired,queued", { available, batch: "8,1" });
- * if (v.map((x) => x.id).join() !== "wired,queued,queued/b8,queued/b1") throw new Error("bad");
- * if (v[2]?.batch !== 8 || v[2].options.paravirtual !== true) throw new Error("bad options");
+ * const got = sortStrategies([{ name: "zz" }, { name: "queued" }, { name: "wired" }]);
+ * if (got.map((s) => s.name).join() !== "wired,queued,zz") throw new Error();
  * ```
  */
-export function resolveVariants(
-  names: string | undefined,
-  options: { readonly available: readonly StrategyInfo[]; readonly batch?: string },
-): Variant[] {
-  const available = [...options.available].sort((a, b) => {
+export function sortStrategies(strategies: readonly StrategyInfo[]): StrategyInfo[] {
+  return [...strategies].sort((a, b) => {
     const ia = ORDER.indexOf(a.name), ib = ORDER.indexOf(b.name);
     return (ia < 0 ? ORDER.length : ia) - (ib < 0 ? ORDER.length : ib) ||
       a.name.localeCompare(b.name);
   });
-  const known = available.map((s) => s.name).join(", ") || "none";
-  const wanted = names === undefined ? available.map((s) => s.name) : splitList(names);
-  if (wanted.length === 0) {
-    throw new VmonError(`Invalid --strategies "${names ?? ""}": the list is empty`);
-  }
-  const out: Variant[] = [];
-  for (const name of wanted) {
-    if (!available.some((s) => s.name === name)) {
-      throw new VmonError(`Unknown paging strategy "${name}": available strategies are ${known}`);
-    }
-    if (out.some((v) => v.id === name)) {
-      throw new VmonError(`Invalid --strategies "${names}": "${name}" is given twice`);
-    }
-    out.push({ id: name, strategy: name, options: {} });
-  }
-  if (options.batch !== undefined) {
-    const batches = parseBatches(options.batch);
-    const queued = available.find((s) => s.name === QUEUED);
-    if (queued === undefined) {
-      throw new VmonError(
-        `Cannot use --batch: it runs the pv-guest under the ${QUEUED} strategy, which is not available (available strategies are ${known})`,
-      );
-    }
-    const schema = queued.options ?? {};
-    const cap = schema[MAX_BATCH_OPTION]?.default;
-    const limit = Math.min(PV_GUEST_MAX_BATCH, typeof cap === "number" ? cap : Infinity);
-    for (const b of batches) {
-      if (b > limit) {
-        throw new VmonError(
-          `Invalid --batch "${options.batch}": ${b} is above ${limit}, the most ${
-            limit === PV_GUEST_MAX_BATCH
-              ? "the pv-guest submits in one call"
-              : `the ${QUEUED} strategy accepts in one call ("${MAX_BATCH_OPTION}")`
-          }`,
-        );
-      }
-      out.push({
-        id: `${QUEUED}/b${b}`,
-        strategy: QUEUED,
-        batch: b,
-        options: schema[PARAVIRTUAL_OPTION] !== undefined ? { [PARAVIRTUAL_OPTION]: true } : {},
-      });
-    }
-  }
-  return out;
+}
+
+/** The built-in paging plugins that load, with their options schemas, in display order. */
+export async function availableStrategies(): Promise<StrategyInfo[]> {
+  const plugins = await listBuiltinPlugins({ kind: "paging" });
+  return sortStrategies(
+    plugins.filter((p) => p.error === undefined).map((p) => ({
+      name: p.name,
+      ...(p.options !== undefined ? { options: p.options } : {}),
+    })),
+  );
+}
+
+/**
+ * A column running a strategy with its default options.
+ *
+ * @param name The paging plugin.
+ */
+export function strategyVariant(name: string): Variant {
+  return { id: name, strategy: name, options: {} };
+}
+
+/**
+ * The largest batch a `queued/b<N>` variant can use: what the pv-guest submits in one call
+ * ({@linkcode PV_GUEST_MAX_BATCH}) or, when smaller, the default of the strategy's
+ * {@linkcode MAX_BATCH_OPTION}.
+ *
+ * @param queued The queued strategy.
+ */
+export function maxBatch(queued: StrategyInfo): number {
+  const cap = queued.options?.[MAX_BATCH_OPTION]?.default;
+  return Math.min(PV_GUEST_MAX_BATCH, typeof cap === "number" ? cap : Infinity);
+}
+
+/**
+ * A `queued/b<N>` column: the pv-guest submitting batches of `batch` updates to the queued
+ * strategy, with `paravirtual: true` when the plugin has that option. It runs only the
+ * `pv-update` workload (`variantsFor` in pv.ts).
+ *
+ * @param queued The queued strategy (its options schema decides the options).
+ * @param batch The batch size, from 1 to {@linkcode maxBatch}.
+ *
+ * @example
+ * ```ts
+ * import { batchVariant } from "./strategies.ts";
+ *
+ * const queued = {
+ *   name: "queued",
+ *   options: { paravirtual: { type: "boolean" as const, description: "pv" } },
+ * };
+ * const v = batchVariant(queued, 8);
+ * if (v.id !== "queued/b8" || v.batch !== 8 || v.options.paravirtual !== true) throw new Error();
+ * ```
+ */
+export function batchVariant(queued: StrategyInfo, batch: number): Variant {
+  return {
+    id: `${QUEUED}/b${batch}`,
+    strategy: QUEUED,
+    batch,
+    options: queued.options?.[PARAVIRTUAL_OPTION] !== undefined
+      ? { [PARAVIRTUAL_OPTION]: true }
+      : {},
+  };
 }

@@ -21,7 +21,7 @@ export interface WorkloadRun {
   args(n: number): string[];
   /**
    * `bench` (default): a program of the Linux bench image run with `/bench/run.sh`; `pv`: the
-   * `pv-guest` image driving the queued strategy's paravirtual update call (core/compare/pv.ts),
+   * `pv-guest` image driving the queued strategy's paravirtual update call (lab/pv.ts),
    * whose `args(n)` are kernel command-line options.
    */
   readonly kind?: "bench" | "pv";
@@ -33,7 +33,7 @@ export interface Variant {
   readonly id: string;
   /** The paging plugin (a built-in name or a path). */
   readonly strategy: string;
-  /** The paravirtual batch size, for `queued` variants made by `--batch`. */
+  /** The paravirtual batch size, for `queued/b<N>` variants (`batchVariant`, `--batch`). */
   readonly batch?: number;
   /** The plugin options. */
   readonly options: Readonly<Record<string, string | number | boolean>>;

@@ -4,11 +4,21 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { VmonError } from "../core/errors.ts";
 import { parsePluginSpec } from "../cli/flags.ts";
-import { buildRunManifest, execCmdlineParam } from "../cli/run_manifest.ts";
+import {
+  buildRunManifest,
+  checkFlags,
+  execCmdlineParam,
+  type ManifestSources,
+  type RunFlags,
+} from "../cli/run_manifest.ts";
 import { Terminal } from "../cli/terminal.ts";
 import { formatPluginTable } from "../cli/listing_format.ts";
 import { formatStatsJson, formatStatsTable } from "../cli/stats.ts";
 import type { BuiltImage } from "../images/mod.ts";
+
+/** `vmon run`'s path: the flags checked once, then the manifest built from them. */
+const build = (flags: RunFlags, sources: ManifestSources) =>
+  buildRunManifest(checkFlags(flags), sources);
 
 const vmonError = (pattern: RegExp) => (err: unknown) =>
   err instanceof VmonError && pattern.test(err.message);
@@ -45,7 +55,7 @@ const IMAGE: BuiltImage = {
 };
 
 Deno.test("buildRunManifest: the image's defaults alone", () => {
-  assertEquals(buildRunManifest({}, { image: IMAGE }), {
+  assertEquals(build({}, { image: IMAGE }), {
     hostport: { use: "rv64" },
     platform: { use: "riscv-virt", options: { ring: 3 } },
     devices: [{ use: "uart16550" }, { use: "debug-exit" }],
@@ -55,7 +65,7 @@ Deno.test("buildRunManifest: the image's defaults alone", () => {
 });
 
 Deno.test("buildRunManifest: manifest over image, flags over both", () => {
-  const m = buildRunManifest(
+  const m = build(
     {
       host: "rv64,harts=2",
       device: ["uart16550,base=0x2f8", "uart16550", "./extra.ts,x=1"],
@@ -96,16 +106,16 @@ Deno.test("buildRunManifest: manifest over image, flags over both", () => {
 });
 
 Deno.test("buildRunManifest: a different --host replaces the image's host and options", () => {
-  const m = buildRunManifest({ host: "kvm,device=/dev/null" }, { image: IMAGE });
+  const m = build({ host: "kvm,device=/dev/null" }, { image: IMAGE });
   assertEquals(m.hostport, { use: "kvm", options: { device: "/dev/null" } });
 });
 
 Deno.test("buildRunManifest: --kernel drops the image's initrd unless --initrd is given", () => {
-  assertEquals(buildRunManifest({ kernel: "k" }, { image: IMAGE }).boot, {
+  assertEquals(build({ kernel: "k" }, { image: IMAGE }).boot, {
     kernel: "k",
     cmdline: "console=ttyS0",
   });
-  assertEquals(buildRunManifest({ kernel: "k", initrd: "i" }, { image: IMAGE }).boot, {
+  assertEquals(build({ kernel: "k", initrd: "i" }, { image: IMAGE }).boot, {
     kernel: "k",
     initrd: "i",
     cmdline: "console=ttyS0",
@@ -113,7 +123,7 @@ Deno.test("buildRunManifest: --kernel drops the image's initrd unless --initrd i
 });
 
 Deno.test("buildRunManifest: flags alone, and what is missing", () => {
-  const m = buildRunManifest(
+  const m = build(
     { host: "kvm", platform: "x86-64-direct", kernel: "g.elf", mem: "16M" },
     {},
   );
@@ -124,8 +134,8 @@ Deno.test("buildRunManifest: flags alone, and what is missing", () => {
     memory: 16 << 20,
     boot: { kernel: "g.elf" },
   });
-  throws(() => buildRunManifest({ kernel: "k" }, {}), vmonError(/no host port/));
-  throws(() => buildRunManifest({ host: "kvm" }, {}), vmonError(/no platform/));
+  throws(() => build({ kernel: "k" }, {}), vmonError(/no host port/));
+  throws(() => build({ host: "kvm" }, {}), vmonError(/no platform/));
 });
 
 Deno.test("execCmdlineParam: any text passes as base64", () => {
@@ -139,14 +149,14 @@ Deno.test("execCmdlineParam: any text passes as base64", () => {
 
 Deno.test("buildRunManifest: bad flag values", () => {
   const base = { host: "kvm", platform: "p" };
-  throws(() => buildRunManifest({ ...base, mem: "lots" }, {}), vmonError(/^Invalid --mem "lots"/));
-  throws(() => buildRunManifest({ ...base, mem: "0" }, {}), vmonError(/must be more than 0/));
+  throws(() => build({ ...base, mem: "lots" }, {}), vmonError(/^Invalid --mem "lots"/));
+  throws(() => build({ ...base, mem: "0" }, {}), vmonError(/must be more than 0/));
   for (const cpus of ["0", "-1", "1.5", "x", "65"]) {
-    throws(() => buildRunManifest({ ...base, cpus }, {}), vmonError(/^Invalid --cpus/));
+    throws(() => build({ ...base, cpus }, {}), vmonError(/^Invalid --cpus/));
   }
-  throws(() => buildRunManifest({ ...base, trace: "io,nope" }, {}), vmonError(/"nope"/));
-  throws(() => buildRunManifest({ ...base, stats: "xml" }, {}), vmonError(/--stats "xml"/));
-  throws(() => buildRunManifest({ ...base, disk: [""] }, {}), vmonError(/--disk ""/));
+  throws(() => build({ ...base, trace: "io,nope" }, {}), vmonError(/"nope"/));
+  throws(() => build({ ...base, stats: "xml" }, {}), vmonError(/--stats "xml"/));
+  throws(() => build({ ...base, disk: [""] }, {}), vmonError(/--disk ""/));
   throws(() => execCmdlineParam("x".repeat(1000), "console=ttyS0"), vmonError(/limit 1024/));
 });
 

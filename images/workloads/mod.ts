@@ -9,7 +9,9 @@
  * - `/bench/lua/bench.lua` and `/bench/sqlite3/bench.sql`: their committed scripts.
  *
  * Every step is cached under `cacheDir("images", "workloads")`; see README.md for the
- * workloads and how to run them.
+ * workloads and how to run them. The facts about the workloads (arguments, units, default N) are
+ * in one table, {@linkcode BENCH_WORKLOADS} (table.ts); their output is parsed by
+ * {@linkcode BenchCapture} and {@linkcode parseBenchOutput} (results.ts).
  *
  * @example Run a workload: the command for `--exec` (or the linux-rv64 `vmon.exec=` word)
  * ```ts
@@ -31,27 +33,31 @@ import { buildLinuxRv64, DEFAULT_CMDLINE } from "../linux-rv64/mod.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "../types.ts";
 import { buildLua, buildSqlite3, buildXz } from "./debian_programs.ts";
 import { buildPrograms, PROGRAMS } from "./programs.ts";
+import { BENCH_WORKLOADS } from "./table.ts";
 import { exists, formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
-export { BEGIN_MARKER, type BenchRun, END_MARKER, parseBenchOutput } from "./results.ts";
+export {
+  BEGIN_MARKER,
+  BenchCapture,
+  type BenchOutput,
+  type BenchRun,
+  END_MARKER,
+  parseBenchOutput,
+} from "./results.ts";
+export { BENCH_WORKLOADS, CHURN_SEED, type WorkloadInfo } from "./table.ts";
 export { PROGRAMS } from "./programs.ts";
 export type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "../types.ts";
 export type { GuestArch } from "../../core/api/mod.ts";
 export type { ProgressFn } from "../_build.ts";
 
 /** Programs of {@linkcode PROGRAMS} that are helpers, not workloads. */
-const HELPERS: readonly string[] = ["timeit", "gendata"];
+export const HELPERS: readonly string[] = ["timeit", "gendata"];
 
 /** Programs built from Debian source packages. */
-const DEBIAN_PROGRAMS: readonly string[] = ["lua", "sqlite3", "xz"];
+export const DEBIAN_PROGRAMS: readonly string[] = ["lua", "sqlite3", "xz"];
 
-/** Every workload name `/bench/run.sh` accepts, in its order. */
-export const WORKLOADS: readonly string[] = [
-  ...PROGRAMS.filter((p) => !HELPERS.includes(p)),
-  "lua",
-  "sqlite3",
-  "xz",
-];
+/** Every workload name `/bench/run.sh` accepts, in its order (from {@linkcode BENCH_WORKLOADS}). */
+export const WORKLOADS: readonly string[] = BENCH_WORKLOADS.map((w) => w.name);
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 

@@ -6,8 +6,11 @@ import { assertVmonError } from "../_test_support.ts";
 import {
   appendCpio,
   BENCH_ASSETS,
+  BENCH_WORKLOADS,
   benchCommand,
   benchCpio,
+  DEBIAN_PROGRAMS,
+  HELPERS,
   parseBenchOutput,
   PROGRAMS,
   WORKLOADS,
@@ -63,6 +66,18 @@ Deno.test("benchCommand: known workloads with numeric arguments only", () => {
   assertVmonError(() => benchCommand("forkwait", ["1; reboot"]), "is not a number");
   assertEquals(WORKLOADS.includes("timeit") || WORKLOADS.includes("gendata"), false);
   assertEquals(WORKLOADS.length, 11);
+});
+
+Deno.test("the workload table names exactly the programs built, helpers aside", () => {
+  assertEquals(
+    BENCH_WORKLOADS.map((w) => w.name),
+    [...PROGRAMS.filter((p) => !HELPERS.includes(p)), ...DEBIAN_PROGRAMS],
+  );
+  for (const w of BENCH_WORKLOADS) {
+    assert(w.n === undefined || (Number.isSafeInteger(w.n) && w.n > 0), w.name);
+    assert(w.args(7).every((a) => /^\d+$/.test(a)), w.name);
+    assert(w.opsPerN >= 1 && w.unit !== "" && w.op !== "" && w.description !== "", w.name);
+  }
 });
 
 Deno.test("run.sh knows exactly the registry's workloads", () => {

@@ -1,5 +1,7 @@
+// Unit tests of BenchCapture, the streaming side of the one parser of /bench/run.sh output.
+
 import { deepStrictEqual as assertEquals, ok, strictEqual } from "node:assert/strict";
-import { BenchCapture } from "./capture.ts";
+import { BenchCapture, parseBenchOutput } from "./results.ts";
 
 const enc = new TextEncoder();
 
@@ -100,4 +102,20 @@ Deno.test("capture ignores a second workload after the end marker", () => {
   const out = cap.finish();
   assertEquals(out.result, ["result: a"]);
   strictEqual(out.endStatus, 0);
+});
+
+Deno.test("capture and parseBenchOutput are one parser: the same runs from bytes and text", () => {
+  const cap = capture();
+  for (const chunk of CONSOLE) cap.write(enc.encode(chunk));
+  const runs = cap.runs();
+  assertEquals(runs, parseBenchOutput(CONSOLE.join("")));
+  assertEquals(runs, [{
+    workload: "churn",
+    args: ["1", "200"],
+    status: 0,
+    result: "churn 1 n=200 checksum=0123456789abcdef",
+    checksum: "0123456789abcdef",
+    timeMs: 812.25,
+    other: [],
+  }]);
 });

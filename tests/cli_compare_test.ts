@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { REPO_ROOT } from "../core/cache.ts";
 import { listImages } from "../images/mod.ts";
 import { runCli } from "../cli/_spawn.ts";
-import type { CompareResults } from "./results.ts";
+import type { CompareResults } from "../lab/mod.ts";
 
 /** The plugin folders every end-to-end run needs that do not exist. */
 function missingPlugins(): string[] {
