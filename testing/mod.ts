@@ -1,9 +1,12 @@
 /**
- * A test host for device plugin authors: {@linkcode createTestDeviceHost} builds a complete
- * {@linkcode DeviceHost} in memory (RAM: core's bounds-checked `GuestMemory` over an `ArrayBuffer`, a bus that routes absolute
- * addresses to the registered handler, observable interrupt lines, a captured console, fake
- * timers advanced by hand, captured exit requests) so that a device can be driven register by
- * register in a unit test, without a host port or a platform.
+ * Test hosts for plugin authors, the second entry of vmon (`@vmon/vmon/testing`):
+ * {@linkcode createTestDeviceHost} builds a complete `DeviceHost` in memory (RAM: core's
+ * bounds-checked `GuestMemory` over an `ArrayBuffer`; accesses dispatched through core's real exit
+ * bus, so unclaimed accesses, 8-byte splitting and throwing handlers behave exactly as in a machine;
+ * observable interrupt lines, a captured console, fake timers advanced by hand, captured exit
+ * requests) so that a device can be driven register by register in a unit test, without a host
+ * port or a platform. {@linkcode createTestPagingHost} does the same for paging strategies and
+ * {@linkcode VirtioTestDriver} plays the guest's virtio driver.
  *
  * @example Drive a device through the test host
  * ```ts
