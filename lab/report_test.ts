@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok, strictEqual } from "node:assert/strict";
 import { join } from "node:path";
-import { chartRows, chartSpec, renderChart } from "./chart.ts";
+import * as vegaLite from "vega-lite";
+import { chartRows, chartSpec, chartView, renderChart } from "./chart.ts";
 import { counterLabel, KNOWN_COUNTERS, orderCounterKeys, trapCause } from "./counters.ts";
 import { COMPARE_WORKLOADS as KNOWN_WORKLOADS } from "./workloads.ts";
 import { buildResults, RESULTS_SCHEMA, writeOutputs } from "./results.ts";
@@ -343,26 +344,70 @@ Deno.test("the chart is a well-formed SVG naming every series, workload and pane
     ok(texts.includes(title), `no panel "${title}"`);
   }
   ok(texts.includes("test data"));
-  // One bar per drawable value: wired has zero traps (not drawable on a log scale).
+  // One bar per value, zeros included (an empty bar labelled 0).
   const bars = svg.match(/<path [^>]*aria-roledescription="bar"/g) ?? [];
   strictEqual(bars.length, chartRows(cells()).length);
 });
 
-Deno.test("chart rows leave out values a log scale cannot draw", () => {
+Deno.test("chart rows keep zeros and carry the printed values", () => {
   const rows = chartRows(cells());
   const traps = rows.filter((r) => r.measure === "strategy traps per operation");
   assertEquals(
-    traps.map((r) => `${r.workload}/${r.strategy}=${r.value}`),
+    traps.map((r) => `${r.workload}/${r.strategy}=${r.value} "${r.label}"`),
     [
-      "forkwait/shadow=12",
-      "forkwait/queued=3",
-      "faultstorm/shadow=12",
-      "pv-update/queued/b8=0.125",
-      "pv-update/queued/b64=0.015625",
+      'forkwait/wired=0 "0"',
+      'forkwait/shadow=12 "12.0"',
+      'forkwait/queued=3 "3.00"',
+      'faultstorm/wired=0 "0"',
+      'faultstorm/shadow=12 "12.0"',
+      'pv-update/queued/b8=0.125 "0.125"',
+      'pv-update/queued/b64=0.015625 "0.0156"',
     ],
   );
-  const spec = chartSpec(cells()) as { vconcat: { encoding: { y: { scale: unknown } } }[] };
-  assertEquals(spec.vconcat[0]?.encoding.y.scale, { type: "log", domainMin: 0.01 });
+});
+
+Deno.test("every chart panel has a linear y axis from zero: bar lengths are proportional", async () => {
+  // 164,601 vs 167,562 guest instructions per fork (a 1.8% difference, issue 11): on the old
+  // log axis that started near the smaller value the gap looked several times larger.
+  const close = (variant: string, instructions: number): CellSummary => ({
+    workload: "close",
+    variant,
+    strategy: variant,
+    n: 100,
+    ops: 80,
+    op: "fork",
+    repeats: 1,
+    machineMsMedian: 1,
+    perOp: { "paging.traps": 0, "hostport.instructions": instructions },
+    totals: {},
+    deterministic: true,
+  });
+  const data = [...cells(), close("wired-a", 164_601), close("wired-b", 167_562)];
+  const spec = vegaLite.compile(chartSpec(data)).spec as { scales?: { name: string }[] };
+  const yScales = (spec.scales ?? []).map((s) => s.name).filter((n) => n.endsWith("_y"));
+  ok(yScales.length >= 8, `y scales: ${yScales.join(", ")}`);
+  const view = await chartView(data);
+  try {
+    for (const name of yScales) {
+      const scale = view.scale(name) as { type: string; domain(): number[] };
+      strictEqual(scale.type, "linear", name);
+      strictEqual(scale.domain()[0], 0, `${name} starts at ${scale.domain()[0]}`);
+    }
+    // The instructions panel of "close": the bars' pixel lengths keep the values' ratio.
+    const name = yScales.find((n) => {
+      const s = view.scale(n) as { domain(): number[] };
+      return s.domain()[1]! > 167_562 && s.domain()[1]! < 167_562 * 1.5;
+    });
+    ok(name, "no panel holds the instruction counts");
+    const y = view.scale(name) as (v: number) => number;
+    const length = (v: number) => y(0) - y(v);
+    const ratio = length(164_601) / length(167_562);
+    ok(Math.abs(ratio - 164_601 / 167_562) < 1e-9, `bar length ratio ${ratio}`);
+  } finally {
+    view.finalize();
+  }
+  const rows = chartRows(data).filter((r) => r.strategy.startsWith("wired-"));
+  ok(rows.some((r) => r.label === "164,601") && rows.some((r) => r.label === "167,562"));
 });
 
 Deno.test("writeOutputs writes the three files into a new folder", async () => {
