@@ -6,6 +6,10 @@
  *
  * Usage: `deno run --allow-all tests/prepare.ts [--only images|ffi]`
  *
+ * Host packages the tests compare with are installed with apt-get when missing, as the image
+ * recipes install the cross compiler: `qemu-system-misc` (`qemu-system-riscv64`, the peer of the
+ * QEMU comparison tests), so that no peer check is skipped on a fresh machine.
+ *
  * C libraries are found by convention: every backend `ffi/<name>/mod.ts` exports
  * `buildLibrary()`, which builds that library into the cache (or finds it there) with the one
  * builder of `ffi/build.ts`.
@@ -19,11 +23,10 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { REPO_ROOT } from "../core/cache.ts";
 import { buildImage, listImages } from "../images/mod.ts";
+import { ensureHostPackages, missingPackages } from "../images/linux-rv64/deps.ts";
 
-interface Step {
-  readonly label: string;
-  run(progress: (line: string) => void): Promise<unknown>;
-}
+/** Debian packages of the peers the tests compare with (qemu-system-riscv64). */
+export const PEER_PACKAGES: readonly string[] = ["qemu-system-misc"];
 
 async function ffiSteps(): Promise<Step[]> {
   const steps: Step[] = [];
@@ -52,6 +55,31 @@ async function ffiSteps(): Promise<Step[]> {
   return steps;
 }
 
+/** One step of the preparation. */
+export interface Step {
+  /** What the progress display calls it. */
+  readonly label: string;
+  /** Does the work, reporting progress lines. */
+  run(progress: (line: string) => void): Promise<unknown>;
+}
+
+/**
+ * The step that installs the missing peer packages (with the image recipes' own packages, which
+ * they need), or none when all are installed.
+ *
+ * @param options `missing`: how to find missing packages (default: ask dpkg).
+ */
+export async function packageSteps(
+  options: { missing?: (names: readonly string[]) => Promise<string[]> } = {},
+): Promise<Step[]> {
+  const missing = await (options.missing ?? missingPackages)(PEER_PACKAGES);
+  if (missing.length === 0) return [];
+  return [{
+    label: `host packages ${missing.join(", ")}`,
+    run: (progress) => ensureHostPackages(progress, { extra: missing }),
+  }];
+}
+
 function imageSteps(): Step[] {
   return listImages().map((image) => ({
     label: `image ${image.name}`,
@@ -62,6 +90,7 @@ function imageSteps(): Step[] {
 async function main(): Promise<number> {
   const only = Deno.args[0] === "--only" ? Deno.args[1] : undefined;
   const steps = [
+    ...(only === undefined ? await packageSteps() : []),
     ...(only === undefined || only === "ffi" ? await ffiSteps() : []),
     ...(only === undefined || only === "images" ? imageSteps() : []),
   ];
