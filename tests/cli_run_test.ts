@@ -71,6 +71,10 @@ Deno.test("vmon run boots a tiny rv64 guest, forwards its console and reports st
       // 29 characters through console_putchar plus the SRST call.
       assertEquals(json.stats.exits.hypercall, 30);
       assert(json.stats.hostport.instructions > 100, JSON.stringify(json.stats.hostport));
+      // One name per counter: the comparison's tlb-fills, never also tlbFills.
+      const names = Object.keys(json.stats.hostport);
+      assert(names.includes("tlb-fills") && names.includes("tlb-flushes"), names.join(" "));
+      assertEquals(names.filter((n) => /^tlb[A-Z]/.test(n)), []);
     });
 
     await t.step("--stats prints tables on stderr", async () => {

@@ -75,6 +75,12 @@ const ABI_NAMES = [
   "t6",
 ];
 
+/** Hart counters reported by `stats()` under the comparison's names (core/api/paging.ts). */
+const COMPARISON_NAMES: Readonly<Record<string, string>> = {
+  tlbFills: "tlb-fills",
+  tlbFlushes: "tlb-flushes",
+};
+
 const PRIV_CODES: Record<Rv64Privilege, number> = { user: 0, supervisor: 1, machine: 3 };
 const IRQ_BITS: Record<Rv64InterruptBit, number> = { ssip: 1, stip: 5, seip: 9 };
 
@@ -534,13 +540,17 @@ export class Rv64Port implements Rv64HostPort {
 
   stats(): Record<string, number> {
     const out: Record<string, number> = {};
+    // One name per counter: TLB fills and flushes under the names every host port reports for
+    // the paging comparison (core/api/paging.ts), the others as the C counters are named.
+    out["tlb-fills"] = 0;
+    out["tlb-flushes"] = 0;
     for (const v of this.#vcpus) {
       if (!v) continue;
-      for (const [k, n] of Object.entries(v.counters())) out[k] = (out[k] ?? 0) + n;
+      for (const [c, n] of Object.entries(v.counters())) {
+        const k = COMPARISON_NAMES[c] ?? c;
+        out[k] = (out[k] ?? 0) + n;
+      }
     }
-    // The names every host port uses for the paging comparison (core/api/paging.ts).
-    out["tlb-fills"] = out.tlbFills ?? 0;
-    out["tlb-flushes"] = out.tlbFlushes ?? 0;
     if (this.#m) Object.assign(out, this.paging.counters());
     return out;
   }
