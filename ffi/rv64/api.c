@@ -10,6 +10,7 @@
  * The paging exports (rv64_paging_mode, the shadow and queue functions) are in shadow.c.
  */
 #include "rv64.h"
+#include "jit.h"
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -94,6 +95,7 @@ VMON_EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
 VMON_EXPORT void rv64_destroy(rv64_machine *m) {
   if (!m) return;
   if (m->paging) m->paging->release(m);
+  rv64_jit_release(m);
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];
     uint64_t pages = r->size >> 12;

@@ -8,6 +8,7 @@
  * are inline here and call nothing.
  */
 #include "rv64.h"
+#include "jit.h"
 #include <time.h>
 
 #define CHUNK 8192 /* instructions between timer/interrupt checks */
@@ -288,6 +289,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #undef RV64_LABEL
 #undef RV64_CLABEL
   uint64_t *const X = h->x;
+  const int jit = h->m->jit != NULL; /* jumps look for translated code (jit.h) */
   uint64_t pc = h->pc;
   uint64_t cnt = 0, counted = 0;
   int ret = VMON_EXIT_NONE;
@@ -324,6 +326,7 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
     if (likely(cnt < chunk) &&                                                               \
         likely((pc & ~0xfffULL) == h->fvpage || fetch_fast(h, pc))) {                        \
       d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];                                             \
+      if (unlikely(jit)) goto jit_try;                                                       \
       DISPATCH();                                                                            \
     }                                                                                        \
     goto jump;                                                                               \
@@ -445,7 +448,20 @@ jump:
     }
   }
   d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];
+  if (unlikely(jit)) goto jit_try;
   DISPATCH();
+
+jit_try: { /* translated code at pc (jit.h); it returns where the interpreter goes on */
+    const void *code = rv64_jit_lookup(h, pc);
+    if (!code) DISPATCH();
+    SAVE();
+    int a = rv64_jit_run(h, code, &cnt, chunk);
+    RELOAD();
+    if (a == JIT_A_JUMP) goto jump;
+    d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];
+    if (a == JIT_A_CONTINUE) goto jit_try;
+    DISPATCH();
+  }
 
 L_REFETCH:
   goto jump;

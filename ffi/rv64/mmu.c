@@ -219,6 +219,7 @@ static void dec_reset(insn_t *d, const uint8_t *host) {
   memset(d, 0, DEC_PAGE_BYTES);
   memcpy(DEC_SNAP(d), host, 4096);
   DEC_SNAP_OK(d) = 1;
+  DEC_EPOCH(d)++; /* translations of the page are stale (jit.h) */
 }
 
 void rv64_decode_page_clear(rv64_machine *m, rv64_region *r, uint64_t page) {
@@ -257,6 +258,7 @@ static int store_prepare(rv64_hart *h, rv64_region *r, uint64_t gpa, int size) {
     int last = (off + size - 1) >> 1;
     if (last > DEC_SLOTS - 1) last = DEC_SLOTS - 1;
     for (int k = first; k <= last; k++) r->dec[page][k].op = OP_UNDECODED;
+    DEC_EPOCH(r->dec[page])++; /* translations of the page are stale (jit.h) */
   }
   return 0;
 }

@@ -77,7 +77,12 @@ typedef struct insn {
    stale, and those show in the comparison. */
 #define DEC_SNAP(d) ((uint8_t *)((d) + DEC_ALLOC))
 #define DEC_SNAP_OK(d) (*(uint32_t *)(DEC_SNAP(d) + 4096))
-#define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t) + 4096 + 16)
+/* Then the translator's hooks (jit.h): an epoch that mmu.c bumps whenever it forgets slots of
+   the page (translations of an older epoch are dropped), and the page's entry table or NULL. */
+#define DEC_EPOCH(d) (*(uint32_t *)(DEC_SNAP(d) + 4100))
+#define DEC_JITTAB(d) (*(void **)(DEC_SNAP(d) + 4104))
+#define DEC_JITHITS(d) (*(uint32_t *)(DEC_SNAP(d) + 4112))
+#define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t) + 4096 + 32)
 
 #define TLB_SIZE 1024
 typedef struct tlb_entry {
@@ -210,6 +215,7 @@ typedef struct rv64_machine {
   uint64_t pq_gpa[PQ_SLOTS];
   int pq_len;
   uint64_t pcounters[PC_COUNT];
+  struct rv64_jit *jit; /* the block translator (jit.h), NULL when off; owned */
 } rv64_machine;
 
 /* mstatus bits */
@@ -267,7 +273,9 @@ enum { MEM_OK = 0, MEM_TRAP = 1, MEM_EXIT = 2 };
  *   api.c              the exported API: everything below
  *   cpu.c   shadow.c   the interpreter; the paging mechanism beside it
  *   mmu.c   fpu.c      memory, translation, TLBs; floating point
+ *   jit.c              the block translator (jit.h), beside the MMU
  *   trap.c  decode.c   raising traps and exits; decoding
+ *   jit_x86_64.c       the translator's x86-64 backend
  *
  * The MMU reaches the paging mechanism only through the hooks of rv64_paging_ops, and only on
  * slow paths (TLB misses, stores that missed the store TLB, fences): a TLB hit never calls it.

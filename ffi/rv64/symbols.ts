@@ -84,6 +84,21 @@ export const RV64_SYMBOLS = {
   rv64_paging_counters: { parameters: ["pointer"], result: "pointer" },
   /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */
   rv64_disasm: { parameters: ["u32", "buffer", "i32"], result: "i32" },
+  /**
+   * `int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int threshold)`: the block
+   * translator on or off; 1 on, 0 off, -1 when this host has no backend (jit.c).
+   */
+  rv64_jit_config: { parameters: ["pointer", "i32", "f64", "i32"], result: "i32" },
+  /**
+   * `void rv64_jit_stats(rv64_machine *m, uint64_t *out)`: copies JIT_STAT_NAMES.length words
+   * into `out` (caller-owned, written during the call only).
+   */
+  rv64_jit_stats: { parameters: ["pointer", "buffer"], result: "void" },
+  /**
+   * `void rv64_jit_cache_range(rv64_machine *m, uint64_t *out)`: address and size of the code
+   * cache (0 when off) into `out` (caller-owned, 2 words, written during the call only).
+   */
+  rv64_jit_cache_range: { parameters: ["pointer", "buffer"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */
@@ -132,6 +147,19 @@ export const PAGING_COUNTER_NAMES = [
   "addressSpaceEvictions",
   "ptPages",
   "queuedPages",
+] as const;
+
+/** The block translator's statistics in the order of `rv64_jit_stats` (`JS_*` in jit.h). */
+export const JIT_STAT_NAMES = [
+  "jitBlocks",
+  "jitInstructions",
+  "jitEntries",
+  "jitInvalidations",
+  "jitChained",
+  "jitFlushes",
+  "jitCodeBytes",
+  "jitCacheBytes",
+  "jitEnabled",
 ] as const;
 
 /** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */

@@ -31,6 +31,7 @@ import { loadRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
 import {
   COUNTER_NAMES,
   EXIT_LAYOUT,
+  JIT_STAT_NAMES,
   PAGING_COUNTER_NAMES,
   PagingMode,
   QUEUE_SLOTS,
@@ -322,6 +323,15 @@ export interface Rv64PortOptions {
   readonly slice?: number;
   /** In icount mode: the assumed speed in MIPS, which fixes instructions per `time` tick. */
   readonly mipsForIcount?: number;
+  /**
+   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on or off (default
+   * off). On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
+   */
+  readonly jit?: boolean;
+  /** Code-cache size of the translator in bytes (default 64 MiB; flushed when full). */
+  readonly jitCacheBytes?: number;
+  /** Hits on a jump target before its block is translated (1..254, default 32). */
+  readonly jitThreshold?: number;
 }
 
 /**
@@ -359,6 +369,7 @@ export class Rv64Port implements Rv64HostPort {
   #harts: number;
   #slice: number;
   #vcpus: Rv64Vcpu[] = [];
+  #jitNote: string | undefined;
 
   /** @param options Number of harts, clock and slice. */
   constructor(options: Rv64PortOptions) {
@@ -373,6 +384,18 @@ export class Rv64Port implements Rv64HostPort {
     if (!this.#m) throw new VmonError("Cannot create the rv64 machine: out of host memory");
     this.#harts = harts;
     this.#slice = Math.max(1, Math.min(options.slice ?? 1_000_000, 0xffff_ffff));
+    if (options.jit) {
+      const on = this.#lib.rv64_jit_config(
+        this.#m,
+        1,
+        options.jitCacheBytes ?? 0,
+        options.jitThreshold ?? 0,
+      );
+      if (on !== 1) {
+        this.#jitNote = `rv64: the block translator is off: no backend for ${Deno.build.arch}` +
+          " hosts (the interpreter runs the guest)";
+      }
+    }
     this.paging = this.#mechanisms();
   }
 
@@ -489,6 +512,20 @@ export class Rv64Port implements Rv64HostPort {
     return this.#m;
   }
 
+  /** Why the translator asked for is off (no backend for this host), or undefined. */
+  get jitNote(): string | undefined {
+    return this.#jitNote;
+  }
+
+  /** The block translator's statistics (all 0 when it is off). */
+  jitStats(): Record<string, number> {
+    const buf = new BigUint64Array(JIT_STAT_NAMES.length);
+    this.#lib.rv64_jit_stats(this.#machine(), buf);
+    const out: Record<string, number> = {};
+    JIT_STAT_NAMES.forEach((name, i) => out[name] = Number(buf[i]!));
+    return out;
+  }
+
   /** The C machine handle (for tests and paging mechanisms of this port). */
   get handle(): Deno.PointerObject {
     return this.#machine();
@@ -552,6 +589,16 @@ export class Rv64Port implements Rv64HostPort {
       }
     }
     if (this.#m) Object.assign(out, this.paging.counters());
+    if (this.#m) {
+      const jit = this.jitStats();
+      if (jit.jitEnabled) {
+        Object.assign(out, jit);
+        // share of instructions run as translated code, in per mille
+        out.jitSharePermille = out.instructions
+          ? Math.round((jit.jitInstructions! / out.instructions) * 1000)
+          : 0;
+      }
+    }
     return out;
   }
 
@@ -586,6 +633,19 @@ export default definePlugin({
       min: 1000,
       max: 0xffff_ffff,
     },
+    jit: {
+      type: "string",
+      description: "Block translator: run hot guest code as host code (x86-64 hosts)",
+      enum: ["on", "off"],
+      default: "off",
+    },
+    "jit-cache": {
+      type: "integer",
+      description: "Code-cache size of the block translator in MiB (flushed when full)",
+      default: 64,
+      min: 1,
+      max: 2048,
+    },
     "mips-for-icount": {
       type: "integer",
       description: "With clock=icount: assumed MIPS, fixing instructions per time tick",
@@ -602,11 +662,15 @@ export default definePlugin({
         `Cannot use clock "icount" with ${host.machine.cpus} harts: the deterministic clock supports one hart (use clock=host for SMP)`,
       );
     }
-    return new Rv64Port({
+    const port = new Rv64Port({
       harts: host.machine.cpus,
       clock: options.clock === "icount" ? "icount" : "host",
       slice: options.slice,
       mipsForIcount: options["mips-for-icount"],
+      jit: options.jit === "on",
+      jitCacheBytes: options["jit-cache"] * 1024 * 1024,
     });
+    if (port.jitNote !== undefined) host.log.info(port.jitNote);
+    return port;
   },
 });

@@ -1,0 +1,532 @@
+/*
+ * The x86-64 backend of the block translator (jit.h): a small instruction encoder and the
+ * lowering of one block. Another host architecture gets its own jit_<arch>.c with the same three
+ * functions (rv64_jit_be_trampoline, rv64_jit_be_block, rv64_jit_be_supports).
+ *
+ * Host registers while translated code runs (System V ABI; the trampoline saves the callee-saved
+ * ones): rbx = the hart, r12 = virtual address of the guest page, r13 = the load-TLB set of the
+ * current mode (the store set is at a fixed distance), r14 = instructions retired in the
+ * interpreter's current chunk, r15 = chained jumps; [rsp] = where the count goes back,
+ * [rsp + 8] = the chunk limit. Guest registers of a block live in rsi, rdi, r8-r11 and rbp;
+ * rax, rcx and rdx are scratch. Translated code calls nothing.
+ *
+ * Layer: the bottom (calls no other file of this folder).
+ */
+#include "jit.h"
+
+#if defined(__x86_64__)
+
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
+
+/* host register of each guest-register slot */
+static const uint8_t SLOT_REG[JIT_HOST_REGS] = {RSI, RDI, R8, R9, R10, R11, RBP};
+
+typedef struct asm_buf {
+  uint8_t *p, *start, *end;
+  int full;
+} asm_buf;
+
+static void b1(asm_buf *a, unsigned v) {
+  if (a->p < a->end) *a->p++ = (uint8_t)v;
+  else a->full = 1;
+}
+static void b4(asm_buf *a, uint32_t v) {
+  for (int i = 0; i < 4; i++) b1(a, (v >> (8 * i)) & 0xff);
+}
+static void b8(asm_buf *a, uint64_t v) {
+  for (int i = 0; i < 8; i++) b1(a, (unsigned)((v >> (8 * i)) & 0xff));
+}
+
+/* REX prefix; `force` for byte registers spl/bpl/sil/dil. */
+static void rex(asm_buf *a, int w, int r, int x, int b, int force) {
+  unsigned v = 0x40 | (w ? 8 : 0) | ((r >> 3) & 1) << 2 | ((x >> 3) & 1) << 1 | ((b >> 3) & 1);
+  if (v != 0x40 || force) b1(a, v);
+}
+
+/* `op reg, rm` with a register operand (mod = 11). */
+static void op_rr(asm_buf *a, int w, unsigned op, int reg, int rm) {
+  rex(a, w, reg, 0, rm, 0);
+  if (op > 0xff) b1(a, op >> 8);
+  b1(a, op & 0xff);
+  b1(a, 0xc0 | (reg & 7) << 3 | (rm & 7));
+}
+
+/* `op reg, [base + index * scale + disp]` (index < 0: none). prefix66: operand-size prefix;
+   byte: reg is a byte register (REX for sil/dil/bpl). */
+static void op_rm(asm_buf *a, int w, unsigned op, int reg, int base, int index, int scale,
+                  int32_t disp, int prefix66, int byte) {
+  if (prefix66) b1(a, 0x66);
+  rex(a, w, reg, index < 0 ? 0 : index, base, byte && reg >= 4);
+  if (op > 0xff) b1(a, op >> 8);
+  b1(a, op & 0xff);
+  int mod = (disp == 0 && (base & 7) != 5) ? 0 : (disp >= -128 && disp <= 127) ? 1 : 2;
+  if (index < 0 && (base & 7) != 4) {
+    b1(a, (unsigned)(mod << 6 | (reg & 7) << 3 | (base & 7)));
+  } else {
+    int ss = scale == 8 ? 3 : scale == 4 ? 2 : scale == 2 ? 1 : 0;
+    b1(a, (unsigned)(mod << 6 | (reg & 7) << 3 | 4));
+    b1(a, (unsigned)(ss << 6 | ((index < 0 ? 4 : index) & 7) << 3 | (base & 7)));
+  }
+  if (mod == 1) b1(a, (uint8_t)(int8_t)disp);
+  else if (mod == 2) b4(a, (uint32_t)disp);
+}
+
+#define MEM(base, disp) base, -1, 1, (int32_t)(disp)
+
+static void mov_rr(asm_buf *a, int dst, int src) {
+  if (dst != src) op_rr(a, 1, 0x89, src, dst);
+}
+static void mov_r_mem(asm_buf *a, int dst, int base, int32_t disp) { op_rm(a, 1, 0x8b, dst, MEM(base, disp), 0, 0); }
+static void mov_mem_r(asm_buf *a, int base, int32_t disp, int src) { op_rm(a, 1, 0x89, src, MEM(base, disp), 0, 0); }
+static void lea(asm_buf *a, int dst, int base, int32_t disp) { op_rm(a, 1, 0x8d, dst, MEM(base, disp), 0, 0); }
+/* mov r64, imm (shortest form) */
+static void mov_imm(asm_buf *a, int dst, uint64_t v) {
+  if (v <= 0xffffffffULL) { rex(a, 0, 0, 0, dst, 0); b1(a, 0xb8 + (dst & 7)); b4(a, (uint32_t)v); }
+  else if ((int64_t)v == (int64_t)(int32_t)v) { rex(a, 1, 0, 0, dst, 0); b1(a, 0xc7); b1(a, 0xc0 | (dst & 7)); b4(a, (uint32_t)v); }
+  else { rex(a, 1, 0, 0, dst, 0); b1(a, 0xb8 + (dst & 7)); b8(a, v); }
+}
+/* group-1 ALU with an immediate: ext 0 add, 1 or, 4 and, 5 sub, 6 xor, 7 cmp */
+static void alu_imm(asm_buf *a, int w, int ext, int dst, int32_t imm) {
+  rex(a, w, 0, 0, dst, 0);
+  if (imm >= -128 && imm <= 127) { b1(a, 0x83); b1(a, 0xc0 | ext << 3 | (dst & 7)); b1(a, (uint8_t)(int8_t)imm); }
+  else { b1(a, 0x81); b1(a, 0xc0 | ext << 3 | (dst & 7)); b4(a, (uint32_t)imm); }
+}
+/* shifts: ext 4 shl, 5 shr, 7 sar; by imm or by cl (imm < 0) */
+static void shift(asm_buf *a, int w, int ext, int dst, int imm) {
+  rex(a, w, 0, 0, dst, 0);
+  if (imm < 0) { b1(a, 0xd3); b1(a, 0xc0 | ext << 3 | (dst & 7)); }
+  else { b1(a, 0xc1); b1(a, 0xc0 | ext << 3 | (dst & 7)); b1(a, (unsigned)imm); }
+}
+static void movsxd_rr(asm_buf *a, int dst, int src) { op_rr(a, 1, 0x63, dst, src); }
+/* jcc/jmp rel32 to an address known now */
+static void jmp_to(asm_buf *a, const uint8_t *target) {
+  b1(a, 0xe9);
+  b4(a, (uint32_t)(int32_t)(target - (a->p + 4)));
+}
+/* jcc rel32 whose target comes later: returns where the displacement is */
+static uint8_t *jcc_fwd(asm_buf *a, int cc) {
+  b1(a, 0x0f); b1(a, 0x80 + cc); b4(a, 0);
+  return a->p - 4;
+}
+__attribute__((unused)) static uint8_t *jmp_fwd(asm_buf *a) {
+  b1(a, 0xe9); b4(a, 0);
+  return a->p - 4;
+}
+static void patch(asm_buf *a, uint8_t *at, const uint8_t *target) {
+  if (a->full || !at) return;
+  int32_t rel = (int32_t)(target - (at + 4));
+  memcpy(at, &rel, 4);
+}
+
+enum { CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_L = 0xc, CC_GE = 0xd };
+
+/* ---------------------------------------------------------------------------------------- */
+
+int rv64_jit_be_supports(int op) {
+  switch (op) {
+    case OP_LUI: case OP_AUIPC: case OP_JAL: case OP_JALR:
+    case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU: case OP_BGEU:
+    case OP_LB: case OP_LH: case OP_LW: case OP_LD: case OP_LBU: case OP_LHU: case OP_LWU:
+    case OP_SB: case OP_SH: case OP_SW: case OP_SD:
+    case OP_ADDI: case OP_SLTI: case OP_SLTIU: case OP_XORI: case OP_ORI: case OP_ANDI:
+    case OP_SLLI: case OP_SRLI: case OP_SRAI:
+    case OP_ADD: case OP_SUB: case OP_SLL: case OP_SLT: case OP_SLTU: case OP_XOR: case OP_SRL:
+    case OP_SRA: case OP_OR: case OP_AND: case OP_FENCE:
+    case OP_ADDIW: case OP_SLLIW: case OP_SRLIW: case OP_SRAIW: case OP_ADDW: case OP_SUBW:
+    case OP_SLLW: case OP_SRLW: case OP_SRAW:
+    case OP_MUL: case OP_MULH: case OP_MULHU: case OP_MULW:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+int rv64_jit_be_trampoline(uint8_t *buf, size_t cap, size_t *enter_off, size_t *epilogue_off) {
+  asm_buf A = {buf, buf, buf + cap, 0}, *a = &A;
+  *enter_off = 0;
+  /* enter(rdi = h, rsi = code, rdx = vpage, rcx = &cnt, r8 = chunk) */
+  static const int saved[6] = {RBX, RBP, R12, R13, R14, R15};
+  for (int i = 0; i < 6; i++) { rex(a, 0, 0, 0, saved[i], 0); b1(a, 0x50 + (saved[i] & 7)); }
+  alu_imm(a, 1, 5, RSP, 24);
+  mov_rr(a, RBX, RDI);
+  mov_rr(a, R12, RDX);
+  mov_mem_r(a, RSP, 0, RCX);
+  mov_r_mem(a, R14, RCX, 0);
+  mov_mem_r(a, RSP, 8, R8);
+  op_rr(a, 0, 0x31, R15, R15); /* xor r15d, r15d */
+  op_rm(a, 1, 0x63, RAX, MEM(RBX, offsetof(rv64_hart, ls_mode)), 0, 0); /* movsxd rax, ls_mode */
+  /* imul rax, rax, TLB_SIZE * sizeof(tlb_entry) */
+  rex(a, 1, RAX, 0, RAX, 0); b1(a, 0x69); b1(a, 0xc0); b4(a, TLB_SIZE * sizeof(tlb_entry));
+  op_rm(a, 1, 0x8d, R13, RBX, RAX, 1, (int32_t)offsetof(rv64_hart, tlb_load), 0, 0);
+  op_rr(a, 0, 0xff, 4, RSI); /* jmp rsi */
+  *epilogue_off = (size_t)(a->p - a->start);
+  /* eax = action; returns action | chained << 8 and the count */
+  mov_r_mem(a, RCX, RSP, 0);
+  mov_mem_r(a, RCX, 0, R14);
+  op_rr(a, 0, 0x89, R15, RCX);  /* mov ecx, r15d */
+  shift(a, 0, 4, RCX, 8);
+  op_rr(a, 0, 0x09, RCX, RAX);  /* or eax, ecx */
+  alu_imm(a, 1, 0, RSP, 24);
+  for (int i = 5; i >= 0; i--) { rex(a, 0, 0, 0, saved[i], 0); b1(a, 0x58 + (saved[i] & 7)); }
+  b1(a, 0xc3);
+  return a->full ? -1 : (int)(a->p - a->start);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* blocks                                                                                    */
+
+typedef struct lower {
+  asm_buf *a;
+  jit_block *b;
+  const uint8_t *self, *epilogue, *body;
+  /* exits emitted after the body */
+  struct { uint8_t *at; jit_exit e; } stubs[JIT_MAX_INSNS * 2 + 4];
+  int nstubs;
+} lower;
+
+static int host_of(lower *L, int g) {
+  if (g == 0 || g >= 32) return -1;
+  uint8_t s = L->b->host[g];
+  return s == JIT_MEM ? -1 : SLOT_REG[s];
+}
+
+static int32_t xoff(int g) { return (int32_t)(offsetof(rv64_hart, x) + 8 * (size_t)g); }
+
+/* A host register holding guest register g (loaded into `scratch` when g is in memory). */
+static int src(lower *L, int g, int scratch) {
+  int r = host_of(L, g);
+  if (r >= 0) return r;
+  if (g == 0) { op_rr(L->a, 0, 0x31, scratch, scratch); return scratch; }
+  mov_r_mem(L->a, scratch, RBX, xoff(g));
+  return scratch;
+}
+
+/* Guest register g = host register `from` (writes to x0 / the sink are dropped). */
+static void dst(lower *L, int g, int from) {
+  if (g == 0 || g >= 32) return;
+  int r = host_of(L, g);
+  if (r >= 0) mov_rr(L->a, r, from);
+  else mov_mem_r(L->a, RBX, xoff(g), from);
+}
+
+static void writeback(lower *L) {
+  for (int g = 1; g < 32; g++)
+    if ((L->b->written >> g) & 1) {
+      int r = host_of(L, g);
+      if (r >= 0) mov_mem_r(L->a, RBX, xoff(g), r);
+    }
+}
+
+static void set_pc_off(lower *L, int32_t off) {
+  lea(L->a, RAX, R12, off);
+  mov_mem_r(L->a, RBX, (int32_t)offsetof(rv64_hart, pc), RAX);
+}
+
+static void leave(lower *L, int action) {
+  mov_imm(L->a, RAX, (uint64_t)action);
+  jmp_to(L->a, L->epilogue);
+}
+
+static void inc_r15(asm_buf *a) { rex(a, 1, 0, 0, R15, 0); b1(a, 0xff); b1(a, 0xc0 | (R15 & 7)); }
+
+/* Jumps to the translation at page offset rax&0xfff... : chains through the page's entry table
+   (rax = target pc, already known to be in this page); falls through when there is none. */
+static uint8_t *chain_dynamic(lower *L, int reg_off_in_ecx) {
+  asm_buf *a = L->a;
+  (void)reg_off_in_ecx;
+  /* ecx = target & 0xffe; edx = entries[ecx / 2] */
+  mov_imm(a, RDX, (uint64_t)(uintptr_t)L->b->entries);
+  op_rm(a, 0, 0x8b, RDX, RDX, RCX, 2, 0, 0, 0); /* mov edx, [rdx + rcx*2] */
+  op_rr(a, 0, 0x85, RDX, RDX);                   /* test edx, edx */
+  uint8_t *none = jcc_fwd(a, CC_E);
+  mov_imm(a, RCX, (uint64_t)(uintptr_t)(L->b->code_base - 1));
+  op_rr(a, 1, 0x01, RCX, RDX);                   /* add rdx, rcx */
+  inc_r15(a);
+  op_rr(a, 0, 0xff, 4, RDX);                     /* jmp rdx */
+  return none;
+}
+
+/* An exit with a target known at translation time. */
+static void emit_exit(lower *L, const jit_exit *e) {
+  asm_buf *a = L->a;
+  const jit_block *b = L->b;
+  int in_page = e->pc_off >= 0 && e->pc_off < 4096;
+  if (e->chain == 1 && in_page && e->pc_off == b->start_off) {
+    /* a loop back to this block: registers stay in host registers */
+    if (e->count) alu_imm(a, 1, 0, R14, e->count);
+    op_rm(a, 1, 0x3b, R14, MEM(RSP, 8), 0, 0); /* cmp r14, [rsp + 8] */
+    uint8_t *full = jcc_fwd(a, CC_AE);
+    inc_r15(a);
+    jmp_to(a, L->body);
+    patch(a, full, a->p);
+    writeback(L);
+    set_pc_off(L, e->pc_off);
+    leave(L, e->action);
+    return;
+  }
+  writeback(L);
+  if (e->count) alu_imm(a, 1, 0, R14, e->count);
+  if (e->chain && in_page) {
+    uint8_t *full = NULL;
+    if (e->chain == 1) {
+      op_rm(a, 1, 0x3b, R14, MEM(RSP, 8), 0, 0);
+      full = jcc_fwd(a, CC_AE);
+    }
+    uint32_t known = b->entries[(e->pc_off >> 1) & (DEC_SLOTS - 1)];
+    uint8_t *none = NULL;
+    if (known) {
+      inc_r15(a);
+      jmp_to(a, b->code_base + (known - 1));
+    } else {
+      mov_imm(a, RCX, (uint64_t)(e->pc_off & 0xffe));
+      none = chain_dynamic(L, 1);
+    }
+    patch(a, full, a->p);
+    patch(a, none, a->p);
+  }
+  set_pc_off(L, e->pc_off);
+  leave(L, e->action);
+}
+
+static uint8_t *stub_later(lower *L, uint8_t *at, int32_t pc_off, int count, int action, int chain) {
+  if (L->nstubs < (int)(sizeof L->stubs / sizeof L->stubs[0])) {
+    L->stubs[L->nstubs].at = at;
+    L->stubs[L->nstubs].e = (jit_exit){pc_off, (uint16_t)count, (uint8_t)action, (uint8_t)chain};
+    L->nstubs++;
+  } else {
+    L->a->full = 1;
+  }
+  return at;
+}
+
+/* The software-TLB probe of an access of `size` bytes at rs1 + imm: leaves the host address in
+   rax, or jumps to an exit that lets the interpreter run instruction i. */
+static void probe(lower *L, const insn_t *d, int i, int size, int store) {
+  asm_buf *a = L->a;
+  int base = src(L, d->rs1, RAX);
+  lea(a, RAX, base, d->imm);
+  mov_rr(a, RCX, RAX);
+  shift(a, 1, 5, RCX, 12);
+  alu_imm(a, 0, 4, RCX, TLB_SIZE - 1);
+  op_rm(a, 1, 0x8d, RCX, RCX, RCX, 2, 0, 0, 0); /* lea rcx, [rcx + rcx*2] */
+  if (size > 1) lea(a, RDX, RAX, size - 1);
+  else mov_rr(a, RDX, RAX);
+  alu_imm(a, 1, 4, RDX, -4096);
+  _Static_assert(offsetof(rv64_hart, tlb_store) - offsetof(rv64_hart, tlb_load) ==
+                     TM_COUNT * TLB_SIZE * sizeof(tlb_entry),
+                 "store TLB follows the load TLB");
+  int32_t set = store ? (int32_t)(TM_COUNT * TLB_SIZE * sizeof(tlb_entry)) : 0;
+  op_rm(a, 1, 0x3b, RDX, R13, RCX, 8, set + (int32_t)offsetof(tlb_entry, tag), 0, 0);
+  uint8_t *miss = jcc_fwd(a, CC_NE);
+  stub_later(L, miss, L->b->off[i], i, JIT_A_DISPATCH, 0);
+  op_rm(a, 1, 0x03, RAX, R13, RCX, 8, set + (int32_t)offsetof(tlb_entry, addend), 0, 0);
+}
+
+static void lower_insn(lower *L, int i) {
+  asm_buf *a = L->a;
+  const insn_t *d = &L->b->insn[i];
+  int32_t off = L->b->off[i];
+  int rd = d->rd, A, B;
+  int32_t imm = d->imm;
+  switch (d->op) {
+    case OP_FENCE: break;
+    case OP_LUI:
+      if (rd < 32) { mov_imm(a, RAX, (uint64_t)(int64_t)imm); dst(L, rd, RAX); }
+      break;
+    case OP_AUIPC: {
+      if (rd >= 32) break;
+      int64_t v = (int64_t)off + imm;
+      if (v == (int32_t)v) lea(a, RAX, R12, (int32_t)v);
+      else { mov_imm(a, RAX, (uint64_t)v); op_rr(a, 1, 0x01, R12, RAX); }
+      dst(L, rd, RAX);
+      break;
+    }
+    case OP_ADDI: if (rd < 32) { A = src(L, d->rs1, RAX); lea(a, RAX, A, imm); dst(L, rd, RAX); } break;
+    case OP_XORI: case OP_ORI: case OP_ANDI:
+      if (rd < 32) {
+        A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+        alu_imm(a, 1, d->op == OP_XORI ? 6 : d->op == OP_ORI ? 1 : 4, RAX, imm);
+        dst(L, rd, RAX);
+      }
+      break;
+    case OP_SLTI: case OP_SLTIU:
+      if (rd < 32) {
+        A = src(L, d->rs1, RAX);
+        alu_imm(a, 1, 7, A, imm);
+        b1(a, 0x0f); b1(a, d->op == OP_SLTI ? 0x9c : 0x92); b1(a, 0xc0); /* setl/setb al */
+        op_rr(a, 0, 0x0fb6, RAX, RAX);                                   /* movzx eax, al */
+        dst(L, rd, RAX);
+      }
+      break;
+    case OP_SLLI: case OP_SRLI: case OP_SRAI:
+      if (rd < 32) {
+        A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+        shift(a, 1, d->op == OP_SLLI ? 4 : d->op == OP_SRLI ? 5 : 7, RAX, imm & 63);
+        dst(L, rd, RAX);
+      }
+      break;
+    case OP_ADDIW:
+      if (rd < 32) { A = src(L, d->rs1, RAX); mov_rr(a, RAX, A); alu_imm(a, 0, 0, RAX, imm); movsxd_rr(a, RAX, RAX); dst(L, rd, RAX); }
+      break;
+    case OP_SLLIW: case OP_SRLIW: case OP_SRAIW:
+      if (rd < 32) {
+        A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+        shift(a, 0, d->op == OP_SLLIW ? 4 : d->op == OP_SRLIW ? 5 : 7, RAX, imm & 31);
+        movsxd_rr(a, RAX, RAX);
+        dst(L, rd, RAX);
+      }
+      break;
+    case OP_ADD: case OP_SUB: case OP_XOR: case OP_OR: case OP_AND:
+    case OP_ADDW: case OP_SUBW: case OP_MUL: case OP_MULW: {
+      if (rd >= 32) break;
+      A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+      B = src(L, d->rs2, RCX);
+      int w = !(d->op == OP_ADDW || d->op == OP_SUBW || d->op == OP_MULW);
+      switch (d->op) {
+        case OP_ADD: case OP_ADDW: op_rr(a, w, 0x01, B, RAX); break;
+        case OP_SUB: case OP_SUBW: op_rr(a, w, 0x29, B, RAX); break;
+        case OP_XOR: op_rr(a, 1, 0x31, B, RAX); break;
+        case OP_OR: op_rr(a, 1, 0x09, B, RAX); break;
+        case OP_AND: op_rr(a, 1, 0x21, B, RAX); break;
+        case OP_MUL: case OP_MULW: op_rr(a, w, 0x0faf, RAX, B); break; /* imul rax, B */
+      }
+      if (!w) movsxd_rr(a, RAX, RAX);
+      dst(L, rd, RAX);
+      break;
+    }
+    case OP_MULH: case OP_MULHU:
+      if (rd >= 32) break;
+      A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+      B = src(L, d->rs2, RCX);
+      op_rr(a, 1, 0xf7, d->op == OP_MULH ? 5 : 4, B); /* imul/mul B: rdx:rax */
+      dst(L, rd, RDX);
+      break;
+    case OP_SLL: case OP_SRL: case OP_SRA: case OP_SLLW: case OP_SRLW: case OP_SRAW: {
+      if (rd >= 32) break;
+      A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+      B = src(L, d->rs2, RCX); mov_rr(a, RCX, B);
+      int w = d->op == OP_SLL || d->op == OP_SRL || d->op == OP_SRA;
+      int ext = (d->op == OP_SLL || d->op == OP_SLLW) ? 4 : (d->op == OP_SRL || d->op == OP_SRLW) ? 5 : 7;
+      shift(a, w, ext, RAX, -1);
+      if (!w) movsxd_rr(a, RAX, RAX);
+      dst(L, rd, RAX);
+      break;
+    }
+    case OP_SLT: case OP_SLTU:
+      if (rd >= 32) break;
+      A = src(L, d->rs1, RAX);
+      B = src(L, d->rs2, RCX);
+      op_rr(a, 1, 0x39, B, A); /* cmp A, B */
+      b1(a, 0x0f); b1(a, d->op == OP_SLT ? 0x9c : 0x92); b1(a, 0xc0);
+      op_rr(a, 0, 0x0fb6, RAX, RAX);
+      dst(L, rd, RAX);
+      break;
+    case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE: case OP_BLTU: case OP_BGEU: {
+      static const int ccs[6] = {CC_E, CC_NE, CC_L, CC_GE, CC_B, CC_AE};
+      A = src(L, d->rs1, RAX);
+      B = src(L, d->rs2, RCX);
+      op_rr(a, 1, 0x39, B, A);
+      uint8_t *at = jcc_fwd(a, ccs[d->op - OP_BEQ]);
+      int32_t t = off + imm;
+      stub_later(L, at, t, i + 1, JIT_A_JUMP, 1);
+      break;
+    }
+    case OP_JAL:
+      if (rd < 32) { lea(a, RAX, R12, off + d->len); dst(L, rd, RAX); }
+      emit_exit(L, &(jit_exit){off + imm, (uint16_t)(i + 1), JIT_A_JUMP, 1});
+      break;
+    case OP_JALR: {
+      A = src(L, d->rs1, RAX);
+      lea(a, RAX, A, imm);
+      alu_imm(a, 1, 4, RAX, -2);
+      if (rd < 32) { lea(a, RDX, R12, off + d->len); dst(L, rd, RDX); }
+      writeback(L);
+      alu_imm(a, 1, 0, R14, i + 1);
+      /* same page and chunk not used up: chain through the entry table */
+      mov_rr(a, RCX, RAX);
+      alu_imm(a, 1, 4, RCX, -4096);
+      op_rr(a, 1, 0x39, R12, RCX); /* cmp rcx, r12 */
+      uint8_t *other = jcc_fwd(a, CC_NE);
+      op_rm(a, 1, 0x3b, R14, MEM(RSP, 8), 0, 0);
+      uint8_t *full = jcc_fwd(a, CC_AE);
+      op_rr(a, 0, 0x89, RAX, RCX); /* mov ecx, eax */
+      alu_imm(a, 0, 4, RCX, 0xffe);
+      uint8_t *none = chain_dynamic(L, 1);
+      patch(a, other, a->p);
+      patch(a, full, a->p);
+      patch(a, none, a->p);
+      mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, pc), RAX);
+      leave(L, JIT_A_JUMP);
+      break;
+    }
+    case OP_LB: case OP_LH: case OP_LW: case OP_LD: case OP_LBU: case OP_LHU: case OP_LWU: {
+      static const int sizes[7] = {1, 2, 4, 8, 1, 2, 4};
+      int k = d->op - OP_LB;
+      probe(L, d, i, sizes[k], 0);
+      if (rd >= 32) break;
+      switch (d->op) {
+        case OP_LB: op_rm(a, 1, 0x0fbe, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LH: op_rm(a, 1, 0x0fbf, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LW: op_rm(a, 1, 0x63, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LD: op_rm(a, 1, 0x8b, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LBU: op_rm(a, 0, 0x0fb6, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LHU: op_rm(a, 0, 0x0fb7, RAX, MEM(RAX, 0), 0, 0); break;
+        case OP_LWU: op_rm(a, 0, 0x8b, RAX, MEM(RAX, 0), 0, 0); break;
+      }
+      dst(L, rd, RAX);
+      break;
+    }
+    case OP_SB: case OP_SH: case OP_SW: case OP_SD: {
+      int size = 1 << (d->op - OP_SB);
+      probe(L, d, i, size, 1);
+      B = src(L, d->rs2, RCX);
+      if (size == 1) op_rm(a, 0, 0x88, B, MEM(RAX, 0), 0, 1);
+      else op_rm(a, size == 8, 0x89, B, MEM(RAX, 0), size == 2, 0);
+      break;
+    }
+    default:
+      a->full = 1; /* the frontend asked only for supported ops */
+  }
+}
+
+int rv64_jit_be_block(jit_block *b, uint8_t *buf, size_t cap, const uint8_t *self,
+                      const uint8_t *epilogue) {
+  static __thread lower Ls;
+  lower *L = &Ls;
+  asm_buf A = {buf, buf, buf + cap, 0};
+  (void)self;
+  L->a = &A;
+  L->b = b;
+  L->self = buf;
+  L->epilogue = epilogue;
+  L->nstubs = 0;
+  /* load the block's guest registers */
+  for (int g = 1; g < 32; g++) {
+    int r = host_of(L, g);
+    if (r >= 0) mov_r_mem(&A, r, RBX, xoff(g));
+  }
+  L->body = A.p;
+  for (int i = 0; i < b->n; i++) lower_insn(L, i);
+  const insn_t *last = &b->insn[b->n - 1];
+  if (last->op != OP_JAL && last->op != OP_JALR) emit_exit(L, &b->end);
+  for (int k = 0; k < L->nstubs; k++) {
+    patch(&A, L->stubs[k].at, A.p);
+    emit_exit(L, &L->stubs[k].e);
+  }
+  return A.full ? -1 : (int)(A.p - A.start);
+}
+
+#else /* not x86-64: no backend; jit.c keeps the translator off */
+
+int rv64_jit_be_supports(int op) { (void)op; return 0; }
+int rv64_jit_be_trampoline(uint8_t *buf, size_t cap, size_t *enter_off, size_t *epilogue_off) {
+  (void)buf; (void)cap; (void)enter_off; (void)epilogue_off;
+  return -1;
+}
+int rv64_jit_be_block(jit_block *b, uint8_t *buf, size_t cap, const uint8_t *self,
+                      const uint8_t *epilogue) {
+  (void)b; (void)buf; (void)cap; (void)self; (void)epilogue;
+  return -1;
+}
+
+#endif

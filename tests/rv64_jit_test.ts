@@ -1,0 +1,134 @@
+/**
+ * The rv64 block translator (ffi/rv64/jit.h) on programs: results, counters and exits identical
+ * with the translator on and off; translated code really runs (statistics); the code cache is
+ * never writable and executable at once; `jit=off` leaves no translator behind.
+ */
+
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { ExitKind } from "../core/api/mod.ts";
+import { assemble, haveCrossAssembler } from "../ffi/rv64/asm.ts";
+import { loadRv64 } from "../ffi/rv64/mod.ts";
+import { Rv64Port } from "../plugins/hostports/rv64/mod.ts";
+
+const X86 = Deno.build.arch === "x86_64";
+const HAVE_AS = haveCrossAssembler();
+const BASE = 0x8000_0000;
+
+/** A loop of ALU work, loads and stores, calls across pages and self-modifying code. */
+const PROGRAM = `
+  .option norvc
+  la s0, buf
+  li s1, 20000
+  li s2, 0
+1:
+  addi s2, s2, 3
+  xor t0, s2, s1
+  sd t0, 0(s0)
+  lw t1, 4(s0)
+  add s2, s2, t1
+  andi t2, s2, 7
+  slli t2, t2, 3
+  add t3, s0, t2
+  ld t4, 8(t3)
+  mulw t4, t4, s2
+  sd t4, 8(t3)
+  jal ra, far
+  addi s1, s1, -1
+  bnez s1, 1b
+  /* rewrite the code of patch: li a0, 2 (was li a0, 1), fence.i, run it */
+  la t0, patch
+  li t1, 0x00200513
+  sw t1, 0(t0)
+  fence.i
+  jal ra, patch
+  mv s3, a0
+  li t0, 0x100000
+  li t1, 0x5555
+  sw t1, 0(t0)
+2:
+  j 2b
+patch:
+  li a0, 1
+  ret
+  .align 12
+far:
+  srli t5, s2, 2
+  sltu t6, t5, s2
+  add s2, s2, t6
+  ret
+  .align 12
+buf:
+  .zero 128
+`;
+
+function run(jit: boolean, program: Uint8Array) {
+  using port = new Rv64Port({ harts: 1, slice: 100_000, jit, jitThreshold: 8 });
+  new Uint8Array(port.addMemoryRegion(BASE, 1 << 20, { readonly: false })).set(program);
+  const hart = port.createVcpu(0);
+  hart.setPc(BigInt(BASE));
+  const exits: string[] = [];
+  let kind: number;
+  do {
+    kind = hart.run();
+    exits.push(`${kind}@${hart.exit.pc}`);
+  } while (kind === ExitKind.Interrupted);
+  // the code cache's mappings: never writable and executable at once
+  const range = new BigUint64Array(2);
+  loadRv64().symbols.rv64_jit_cache_range(port.handle, range);
+  const [lo, hi] = [range[0]!, range[0]! + range[1]!];
+  const cache = Deno.readTextFileSync("/proc/self/maps").split("\n").filter((l) => {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
+    return m && BigInt(`0x${m[1]}`) < hi && BigInt(`0x${m[2]}`) > lo;
+  });
+  return {
+    kind,
+    address: hart.exit.address,
+    regs: hart.getRegisters(),
+    counters: hart.counters(),
+    exits,
+    jit: port.jitStats(),
+    cache,
+  };
+}
+
+Deno.test({
+  name: "rv64 jit: a program gives the same registers, counters and exits either way",
+  ignore: !X86 || !HAVE_AS,
+  fn() {
+    const program = assemble(PROGRAM);
+    const off = run(false, program);
+    const on = run(true, program);
+    assertEquals(off.kind, ExitKind.Mmio);
+    assertEquals(off.address, 0x100000);
+    assertEquals(on.regs, off.regs);
+    assertEquals(on.regs.x19, 2n, "the rewritten code ran");
+    assertEquals(on.counters, off.counters);
+    assertEquals(on.exits, off.exits);
+    assertEquals(off.jit.jitEnabled, 0);
+    assertEquals(off.jit.jitBlocks, 0);
+    assertEquals(on.jit.jitEnabled, 1);
+    assert(on.jit.jitInstructions! > 0.9 * on.counters.instructions!, JSON.stringify(on.jit));
+    assert(on.jit.jitChained! > 10_000);
+    assert(on.jit.jitCodeBytes! > 0);
+    assert(on.cache.length > 0, "the code cache is mapped");
+    assertEquals(
+      on.cache.filter((l) => /^\S+ .wx/.test(l)),
+      [],
+      "no page is writable and executable",
+    );
+  },
+});
+
+Deno.test({
+  name: "rv64 jit: the plugin option turns the translator on and shows it in stats",
+  ignore: !X86,
+  async fn() {
+    const { default: plugin } = await import("../plugins/hostports/rv64/mod.ts");
+    assertEquals(plugin.options?.jit?.default, "off");
+    using port = new Rv64Port({ harts: 1, jit: true });
+    assertEquals(port.jitNote, undefined);
+    assertEquals(port.stats().jitEnabled, 1);
+    using plain = new Rv64Port({ harts: 1 });
+    assertEquals(plain.stats().jitEnabled, undefined);
+  },
+});
