@@ -23,6 +23,7 @@ import type {
   Logger,
   MachineInfo,
   Metrics,
+  NetService,
   OptionsSchema,
   OptionValues,
   PagingHost,
@@ -178,6 +179,11 @@ export interface TestDeviceHostOptions {
   files?: HostFiles;
   /** Print log lines to stderr as well as capturing them (default false). */
   echoLogs?: boolean;
+  /**
+   * Packet endpoints for network devices (`DeviceHost.net`; default: none). Endpoints opened
+   * here are not polled by a scheduler: the test calls the event function it set.
+   */
+  net?: NetService;
 }
 
 /**
@@ -408,6 +414,7 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
     bus,
     platform,
     console: consolePort,
+    ...(options.net === undefined ? {} : { net: options.net }),
     requestExit(status: number, reason?: string, options?: { failed?: boolean }): void {
       exits.push({
         status,

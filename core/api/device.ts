@@ -6,6 +6,7 @@
 
 import type { DeviceBus } from "./bus.ts";
 import type { GuestMemoryAccess } from "./memory.ts";
+import type { NetService } from "./net.ts";
 import type { ConsolePort, IrqLine, PluginHost } from "./services.ts";
 
 /**
@@ -57,6 +58,12 @@ export interface DeviceHost extends PluginHost {
   readonly platform: PlatformServices;
   /** The terminal. */
   readonly console: ConsolePort;
+  /**
+   * Packet endpoints on the host's network (passt, TAP), for network devices. Core's machines
+   * always offer it (opening fails with one line when the host port has no packet backends);
+   * test hosts offer it when given one.
+   */
+  readonly net?: NetService;
   /**
    * Ends the machine with an exit status (the guest asked, e.g. through debug-exit). With
    * `failed`, the machine failed (a guest crash or panic) and the CLI prints `reason`.

@@ -6,6 +6,7 @@
 
 import type { HypercallResult } from "./bus.ts";
 import type { ExitKindCode, ExitRecord } from "./exits.ts";
+import type { HostPacketEndpoint, PacketBackendSpec } from "./net.ts";
 import type { PagingCapabilities, PagingMechanisms } from "./paging.ts";
 import type { GuestArch, PluginHost, PluginInstance } from "./services.ts";
 
@@ -74,6 +75,11 @@ export interface HostPortInstance extends PluginInstance {
   kick(vcpu: number): void;
   /** Port-specific counters for `--stats` (instructions, TLB fills, ...). */
   stats(): Record<string, number>;
+  /**
+   * Opens a packet backend (`ffi/net`) whose thread can end this port's running vCPU slice when
+   * packets arrive. Core calls this for `DeviceHost.net.open`; a port without it has no network.
+   */
+  openPacketEndpoint?(spec: PacketBackendSpec): HostPacketEndpoint;
   /**
    * The paging mechanisms listed in `capabilities.paging.mechanisms` (write protection, paging
    * exits, shadow tables, the page queue, ...): the methods of those mechanisms, when the port

@@ -12,6 +12,7 @@ export * from "./memory.ts";
 export * from "./bus.ts";
 export * from "./services.ts";
 export * from "./device.ts";
+export * from "./net.ts";
 export * from "./exits.ts";
 export * from "./hostport.ts";
 export * from "./paging.ts";
