@@ -5,6 +5,7 @@
  * @module
  */
 
+import { resolve } from "node:path";
 import type { HostFile, HostFiles } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
@@ -19,6 +20,71 @@ function fileError(action: string, path: string, err: unknown): VmonError {
     ? err.message
     : String(err);
   return new VmonError(`Cannot ${action} file "${path}": ${why}`, { cause: err });
+}
+
+/**
+ * Locks `file` (flock: exclusive for writing, shared for reading) or closes it and throws one line
+ * naming the file and the holder. flock, not fcntl: two vmon processes exclude each other, and so
+ * do two opens in one process (a flock belongs to the open file description); QEMU's image locks
+ * are fcntl OFD byte-range locks, which Linux keeps apart from flock, so they do not see ours.
+ */
+function lock(file: Deno.FsFile, path: string, write: boolean): void {
+  let taken = false;
+  try {
+    taken = file.tryLockSync(write);
+  } catch (err) {
+    // A file system without flock (rare): say so rather than run unprotected in silence.
+    file.close();
+    throw new VmonError(
+      `Cannot lock file "${resolve(path)}": ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+  if (taken) return;
+  let holder = "another process";
+  try {
+    holder = lockHolder(file.statSync()) ?? holder;
+  } catch {
+    // /proc/locks unreadable: the holder stays unnamed.
+  }
+  file.close();
+  throw new VmonError(
+    `Cannot open file "${resolve(path)}" ${
+      write ? "for writing" : "read-only"
+    }: it is locked by ${holder}`,
+  );
+}
+
+/**
+ * Who holds a flock on the file of `stat`, from /proc/locks: `process 42 (vmon run ...)`, or
+ * `this process` (the file was opened twice), or undefined when nothing there says.
+ */
+function lockHolder(stat: Deno.FileInfo): string | undefined {
+  const dev = stat.dev, ino = stat.ino;
+  if (ino === null) return undefined;
+  // glibc's dev_t encoding; /proc/locks prints the kernel's major:minor in hex.
+  const major = (Math.floor(dev / 256) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff);
+  const minor = (dev & 0xff) | (Math.floor(dev / 4096) & ~0xff);
+  const holders: { pid: number; sameDev: boolean }[] = [];
+  for (const line of Deno.readTextFileSync("/proc/locks").split("\n")) {
+    const m = /^\d+:\s+FLOCK\s+\S+\s+(?:READ|WRITE)\s+(\d+)\s+([0-9a-f]+):([0-9a-f]+):(\d+)\s/
+      .exec(line);
+    if (!m || Number(m[4]) !== ino) continue;
+    const sameDev = parseInt(m[2]!, 16) === major && parseInt(m[3]!, 16) === minor;
+    holders.push({ pid: Number(m[1]), sameDev });
+  }
+  // Overlay file systems may show another device number: fall back to the inode alone.
+  const pid = (holders.find((h) => h.sameDev) ?? holders[0])?.pid;
+  if (pid === undefined || pid === 0) return undefined;
+  if (pid === Deno.pid) return "this process (the file is given twice)";
+  let command = "";
+  try {
+    command = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim();
+  } catch {
+    // The process ended, or its command line is hidden.
+  }
+  if (command.length > 160) command = `${command.slice(0, 157)}...`;
+  return command === "" ? `process ${pid}` : `process ${pid} (${command})`;
 }
 
 class RealHostFile implements HostFile {
@@ -84,11 +150,13 @@ export function createHostFiles(): HostFiles {
         throw fileError("read", path, err);
       }
     },
-    open(path: string, options: { readonly write: boolean }): HostFile {
+    open(path: string, options: { readonly write: boolean; readonly lock?: boolean }): HostFile {
       try {
         const file = Deno.openSync(path, { read: true, write: options.write });
+        if (options.lock !== false) lock(file, path, options.write);
         return new RealHostFile(file, path, options.write);
       } catch (err) {
+        if (err instanceof VmonError) throw err;
         throw fileError("open", path, err);
       }
     },

@@ -101,8 +101,14 @@ export interface MachineInfo {
 export interface HostFiles {
   /** Reads a whole file. */
   readFile(path: string): Uint8Array;
-  /** Opens a file for random access (disk images). */
-  open(path: string, options: { readonly write: boolean }): HostFile;
+  /**
+   * Opens a file for random access (disk images). Unless `lock` is false, the file is locked
+   * while open (an advisory `flock(2)` on the whole file, released on close or process death):
+   * exclusively when `write`, shared otherwise, so that two monitors never write one image; a
+   * conflicting lock (held by another process, or by another open in this one) is refused with
+   * one line naming the file and, when `/proc/locks` tells, the holder's process id and command.
+   */
+  open(path: string, options: { readonly write: boolean; readonly lock?: boolean }): HostFile;
 }
 
 /** A host file opened for random access. */

@@ -286,11 +286,20 @@ export default definePlugin({
     file: { type: "path", description: "Raw disk image (host file)", required: true },
     readonly: { type: "boolean", description: "Refuse guest writes", default: false },
     serial: { type: "string", description: "Serial number (GET_ID, up to 20 bytes)" },
+    lock: {
+      type: "string",
+      enum: ["on", "off"],
+      description: "Lock the image (off: another process may write it too; see the README)",
+      default: "on",
+    },
     base: { type: "integer", description: "MMIO address (default: allocated)", min: 0 },
     irq: { type: "integer", description: "Interrupt line (default: allocated)", min: 0 },
   },
   setup(host, options) {
-    const file = host.files.open(options.file, { write: !options.readonly });
+    const file = host.files.open(options.file, {
+      write: !options.readonly,
+      lock: options.lock !== "off",
+    });
     try {
       if (file.size % SECTOR !== 0) {
         host.log.warn(

@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, equal, ok, rejects } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, equal, match, ok, rejects } from "node:assert/strict";
 import type { HostFile, HostFiles } from "../../../core/api/mod.ts";
 import { createHostFiles, createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioStatus } from "../../../core/virtio/mod.ts";
@@ -226,4 +226,65 @@ Deno.test("virtio-blk: the file option is required and a missing file is a clear
     () => setupTestDevice(virtioBlk, host, { file: "/nonexistent/disk.img" }),
     /Cannot open file "\/nonexistent\/disk.img": no such file/,
   );
+});
+
+/** Sets up virtio-blk on `path` with `options` on a fresh test host (real host files). */
+function attach(path: string, options: Record<string, unknown> = {}) {
+  return setupTestDevice(virtioBlk, createTestDeviceHost({ hasPio: false }), {
+    file: path,
+    ...options,
+  });
+}
+
+Deno.test("virtio-blk: a writable image is locked; a second writer or reader is refused", async () => {
+  const path = Deno.makeTempFileSync({ suffix: ".img" });
+  Deno.writeFileSync(path, pattern(SECTORS * 512, 3));
+  const before = Deno.readFileSync(path);
+  const first = await attach(path);
+  try {
+    // flock belongs to the open file description: a second open in this process conflicts too.
+    for (const options of [{}, { readonly: true }]) {
+      await rejects(() => attach(path, options), (e: Error) => {
+        match(e.message, /^Cannot open file ".*\.img" (for writing|read-only): it is locked by /);
+        ok(e.message.includes(path), e.message);
+        ok(e.message.includes("this process"), e.message);
+        ok(!e.message.includes("\n"), e.message);
+        return true;
+      });
+    }
+    assertEquals(Deno.readFileSync(path), before);
+    // lock=off opens it anyway (for those who know nothing else writes it).
+    const forced = await attach(path, { lock: "off" });
+    forced.dispose();
+  } finally {
+    first.dispose();
+  }
+  // Closing releases the lock.
+  (await attach(path)).dispose();
+  Deno.removeSync(path);
+});
+
+Deno.test("virtio-blk: read-only images share the lock; a writer is refused meanwhile", async () => {
+  const path = Deno.makeTempFileSync({ suffix: ".img" });
+  Deno.writeFileSync(path, pattern(SECTORS * 512, 4));
+  const a = await attach(path, { readonly: true });
+  const b = await attach(path, { readonly: true });
+  try {
+    await rejects(() => attach(path), /for writing: it is locked by this process/);
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
+  (await attach(path)).dispose();
+  Deno.removeSync(path);
+});
+
+Deno.test("virtio-blk: lock takes on or off only", async () => {
+  const path = Deno.makeTempFileSync({ suffix: ".img" });
+  Deno.writeFileSync(path, new Uint8Array(512));
+  try {
+    await rejects(() => attach(path, { lock: "maybe" }), /lock/);
+  } finally {
+    Deno.removeSync(path);
+  }
 });
