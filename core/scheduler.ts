@@ -19,6 +19,11 @@ export interface SchedulerOptions {
   slice?: number;
   /** Called between slices (flush console output, ...). */
   onYield?: () => void;
+  /**
+   * Called after every slice and before the loop sleeps, on this thread: host input that must
+   * reach the guest promptly (packet endpoints, `core/net.ts`) is handed to devices here.
+   */
+  poll?: () => void;
 }
 
 /** Milliseconds of running after which the loop yields to the event loop. */
@@ -49,6 +54,7 @@ export class Scheduler {
   #vcpus: readonly Vcpu[];
   #bus: ExitBus;
   #onYield: () => void;
+  #poll: () => void;
   #outcome: RunOutcome | undefined;
   #wake: (() => void) | undefined;
   #wakeTimer: number | undefined;
@@ -64,6 +70,7 @@ export class Scheduler {
     this.#vcpus = vcpus;
     this.#bus = options.bus;
     this.#onYield = options.onYield ?? (() => {});
+    this.#poll = options.poll ?? (() => {});
     if (options.slice !== undefined) {
       for (const v of vcpus) v.setSlice(options.slice);
     }
@@ -131,6 +138,7 @@ export class Scheduler {
         continue;
       }
       let ran = false;
+      this.#poll();
       const now = performance.now();
       for (
         let i = 0;
@@ -142,6 +150,7 @@ export class Scheduler {
         if (!v.runnable() && v.wakeDeadline() > now) continue;
         ran = true;
         this.#runSlice(v, lastYield);
+        this.#poll();
       }
       if (this.#outcome !== undefined) break;
       if (!ran) {

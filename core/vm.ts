@@ -33,6 +33,7 @@ import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";
 import { loadPlugin } from "./loader.ts";
 import { GuestMemory } from "./memory.ts";
+import { PacketEndpoints } from "./net.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
@@ -79,11 +80,13 @@ export class Vm {
   #timers = new Set<number>();
   #vcpus: Vcpu[] = [];
   #disposed = false;
+  #endpoints: PacketEndpoints;
 
   private constructor(io: VmIo, tracer: Tracer) {
     this.#io = io;
     this.#tracer = tracer;
     this.#bus = new ExitBus({ tracer, log: (m) => io.log(m) });
+    this.#endpoints = new PacketEndpoints({ wake: () => this.#wake(), warn: (m) => io.log(m) });
   }
 
   /**
@@ -188,6 +191,10 @@ export class Vm {
         bus: this.#bus.forPlugin(def.name),
         platform: platform.services,
         console: this.#console(def.name),
+        net: {
+          open: (spec) =>
+            this.#endpoints.open({ instance: hostport, name: hpDef.name }, spec, def.name),
+        },
         requestExit: (status, reason, o) =>
           this.#requestExit(status, reason ?? "guest exit", o?.failed ?? false),
       };
@@ -200,6 +207,7 @@ export class Vm {
       bus: this.#bus,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,
       onYield: () => this.#io.flush?.(),
+      poll: () => this.#endpoints.poll(),
     });
     const scheduler = this.#scheduler;
     this.#bus.setRoutes({ platform, paging, end: (outcome) => scheduler.requestExit(outcome) });
@@ -336,6 +344,8 @@ export class Vm {
     this.#disposed = true;
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
+    // Packet backends call the host port's kick from their threads: close them first.
+    this.#endpoints.closeAll();
     for (const v of this.#vcpus) {
       try {
         v.dispose();

@@ -162,6 +162,17 @@ VMON_EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
   return rv64_run_hart(h, budget);
 }
 
+/*
+ * Ends the running slice soon (rv64_run_hart looks every 8192 instructions) so the monitor can
+ * deliver host input (packets). Safe to call from any thread; never blocks. `arg` is the machine.
+ */
+static void rv64_kick(void *arg) {
+  __atomic_store_n(&((rv64_machine *)arg)->kick, 1, __ATOMIC_RELEASE);
+}
+
+/* The address of rv64_kick, for C code of other libraries that end slices (ffi/net). */
+VMON_EXPORT void *rv64_kick_function(void) { return (void *)rv64_kick; }
+
 /* Reads a CSR without privilege checks. Unknown CSRs (and bad harts) read as 0. */
 VMON_EXPORT uint64_t rv64_get_csr(rv64_machine *m, int i, int csr) {
   rv64_hart *h = hart(m, i);

@@ -906,6 +906,10 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     k = exec_block(h, chunk, &done);
     remaining -= done < remaining ? done : remaining;
     if (k) break;
+    /* rv64_kick (api.c) from another thread: end the slice so the monitor delivers host input */
+    if (unlikely(__atomic_load_n(&h->m->kick, __ATOMIC_RELAXED)) &&
+        __atomic_exchange_n(&h->m->kick, 0, __ATOMIC_ACQ_REL))
+      break;
   }
   if (k != VMON_EXIT_PAGING) h->res_valid = 0; /* an SC that exited re-executes with its reservation */
   if (!k) k = VMON_EXIT_INTERRUPTED;

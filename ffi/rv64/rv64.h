@@ -215,6 +215,7 @@ typedef struct rv64_machine {
   uint64_t pq_gpa[PQ_SLOTS];
   int pq_len;
   uint64_t pcounters[PC_COUNT];
+  int kick; /* set by rv64_kick() (api.c) from any thread: the running slice ends */
   struct rv64_jit *jit; /* the block translator (jit.h), NULL when off; owned */
 } rv64_machine;
 

@@ -85,6 +85,11 @@ export const RV64_SYMBOLS = {
   /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */
   rv64_disasm: { parameters: ["u32", "buffer", "i32"], result: "i32" },
   /**
+   * `void *rv64_kick_function(void)`: the address of `void rv64_kick(void *machine)`, which ends
+   * the running slice from any thread (for `ffi/net`'s packet threads; static code, never freed).
+   */
+  rv64_kick_function: { parameters: [], result: "pointer" },
+  /**
    * `int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int threshold)`: the block
    * translator on or off; 1 on, 0 off, -1 when this host has no backend (jit.c).
    */

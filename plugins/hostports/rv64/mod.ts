@@ -14,6 +14,7 @@ import {
   type ExitRecord,
   hex,
   type HostPortCapabilities,
+  type HostPacketEndpoint,
   type HostPortHost,
   type HypercallResult,
   PAGING_MECHANISM_NAMES,
@@ -24,10 +25,12 @@ import {
   type Rv64Hart,
   type Rv64HostPort,
   type Rv64InterruptBit,
+  type PacketBackendSpec,
   type Rv64Privilege,
   VmonError,
 } from "../../../mod.ts";
 import { loadRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
+import { openPacketBackend } from "../../../ffi/net/mod.ts";
 import {
   COUNTER_NAMES,
   EXIT_LAYOUT,
@@ -563,8 +566,22 @@ export class Rv64Port implements Rv64HostPort {
     return v;
   }
 
-  /** Nothing to do: harts run on the caller's thread and halted harts are polled. */
+  /**
+   * Nothing to do on the machine's thread: harts run on it and halted harts are polled. Other
+   * threads end a running slice through `rv64_kick` (see {@linkcode Rv64Port.openPacketEndpoint}).
+   */
   kick(_vcpu: number): void {}
+
+  /**
+   * Opens a packet backend of `ffi/net` whose thread ends the running slice (`rv64_kick`, within
+   * 8192 guest instructions) when packets arrive.
+   */
+  openPacketEndpoint(spec: PacketBackendSpec): HostPacketEndpoint {
+    // The kick's argument is the machine: core closes endpoints before it disposes the port.
+    return openPacketBackend(spec, {
+      kick: { fn: this.#lib.rv64_kick_function(), arg: this.#machine() },
+    });
+  }
 
   time(): bigint {
     return BigInt(this.#lib.rv64_time_now(this.#machine()));
