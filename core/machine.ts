@@ -5,10 +5,21 @@
  * @module
  */
 
-import type { MachineExit, MachineManifest, MachineStats } from "./api/mod.ts";
-import { VmonError } from "./errors.ts";
-import type { FromWorker, ToWorker } from "./machine_protocol.ts";
+import { ExitKind, type MachineExit, type MachineManifest, type MachineStats } from "./api/mod.ts";
+import { hex, VmonError } from "./errors.ts";
+import {
+  ConsoleRing,
+  type FromWorker,
+  type ToWorker,
+  WATCH,
+  WATCH_INPUT,
+  WATCH_TIMER,
+  WATCH_WRITE,
+  type WatchOwners,
+} from "./machine_protocol.ts";
 import { validateManifest } from "./manifest.ts";
+
+import { exitKindName } from "./trace.ts";
 
 /** Options of {@linkcode createMachine}. */
 export interface MachineOptions {
@@ -18,7 +29,26 @@ export interface MachineOptions {
   readonly console?: { write(bytes: Uint8Array): void };
   /** Where monitor log lines go (default: stderr). */
   readonly log?: (line: string) => void;
+  /**
+   * Milliseconds after which a plugin handler that has not returned (a bus handler, hypercall,
+   * paging trap, timer callback or input handler) is reported to `log`, by plugin name and
+   * address, while it still runs; again at twice, four times ... that. Default 5000; 0 turns the
+   * report off.
+   */
+  readonly stallWarningMs?: number;
+  /**
+   * Milliseconds `stop()` waits for the machine to end by itself before it ends the worker
+   * (a handler that never returns). Default 500.
+   */
+  readonly stopGraceMs?: number;
 }
+
+/** Default of {@linkcode MachineOptions.stallWarningMs}. */
+export const DEFAULT_STALL_WARNING_MS = 5000;
+/** Default of {@linkcode MachineOptions.stopGraceMs}. */
+export const DEFAULT_STOP_GRACE_MS = 500;
+/** How often the main thread drains the console ring and samples the watch record. */
+const WATCH_INTERVAL_MS = 100;
 
 const encoder = new TextEncoder();
 
@@ -31,6 +61,55 @@ function defaultLog(line: string): void {
   const b = encoder.encode(line + "\n");
   let o = 0;
   while (o < b.length) o += Deno.stderr.writeSync(b.subarray(o));
+}
+
+/** One sample of the watch record. */
+interface WatchSample {
+  readonly seq: number;
+  readonly what: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly vcpu: number;
+}
+
+/**
+ * Names the plugin code a watch sample shows, e.g. `plugin "uart16550" handler for port write
+ * 0x3f8 (vCPU 0)`.
+ */
+function describeWatch(s: WatchSample, owners: WatchOwners | undefined): string {
+  const plugin = (i: number) => owners?.plugins[i] ?? `#${i}`;
+  if (s.what === WATCH_TIMER) return `plugin "${plugin(s.lo)}" timer callback`;
+  if (s.what === WATCH_INPUT) return `plugin "${plugin(s.lo)}" console input handler`;
+  const kind = s.what & ~WATCH_WRITE;
+  const on = `(vCPU ${s.vcpu})`;
+  if (kind === ExitKind.Io || kind === ExitKind.Mmio) {
+    const space = kind === ExitKind.Io ? "PIO" : "MMIO";
+    const addr = s.hi * 0x1_0000_0000 + (s.lo >>> 0);
+    const what = `${kind === ExitKind.Io ? "port" : "MMIO"} ${
+      (s.what & WATCH_WRITE) !== 0 ? "write" : "read"
+    } ${hex(addr)}`;
+    const owner = owners?.ranges.find((r) =>
+      r.space === space && addr >= r.base && addr < r.base + r.size
+    )?.owner;
+    return owner === undefined
+      ? `the bus's handling of ${what} ${on}`
+      : `plugin "${owner}" handler for ${what} ${on}`;
+  }
+  if (kind === ExitKind.Hypercall) {
+    const nr = s.lo >>> 0;
+    const owner = owners?.hypercalls.find(([n]) => n === nr)?.[1];
+    return owner === undefined
+      ? `the bus's handling of hypercall ${hex(nr)} ${on}`
+      : `plugin "${owner}" handler for hypercall ${hex(nr)} ${on}`;
+  }
+  if (kind === ExitKind.Paging) {
+    return `plugin "${owners?.paging ?? "?"}" handler for a paging trap ${on}`;
+  }
+  return `plugin "${owners?.platform ?? "?"}" handler for a ${exitKindName(kind)} exit ${on}`;
+}
+
+function seconds(ms: number): string {
+  return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
 /**
@@ -47,9 +126,19 @@ export class Machine {
   #nextId = 1;
   #running = false;
   #ended = false;
+  #ringBuffer = new SharedArrayBuffer(ConsoleRing.bytes);
+  #ring = new ConsoleRing(this.#ringBuffer);
+  #watchBuffer = new SharedArrayBuffer(WATCH.length * 4);
+  #watch = new Int32Array(this.#watchBuffer);
+  #owners: WatchOwners | undefined;
+  #interval: number;
+  /** The plugin call seen running in the last samples, and since when. */
+  #stall: { sample: WatchSample; since: number; reportAt: number; reported: boolean } | undefined;
+  #forceTimer: number | undefined;
 
   private constructor(options: MachineOptions) {
     this.#options = options;
+    this.#interval = setInterval(() => this.#tick(), WATCH_INTERVAL_MS) as unknown as number;
     this.#exit = new Promise((resolve, reject) => {
       this.#resolveExit = resolve;
       this.#rejectExit = reject;
@@ -73,7 +162,13 @@ export class Machine {
     const ready = new Promise<void>((resolve, reject) => {
       machine.#ready = { resolve, reject };
     });
-    machine.#post({ type: "build", manifest: m, trace: options.trace ?? [] });
+    machine.#post({
+      type: "build",
+      manifest: m,
+      trace: options.trace ?? [],
+      watch: machine.#watchBuffer,
+      ring: machine.#ringBuffer,
+    });
     try {
       await ready;
     } catch (err) {
@@ -92,10 +187,15 @@ export class Machine {
       case "ready":
         this.#ready.resolve();
         break;
+      case "owners":
+        this.#owners = msg.owners;
+        break;
       case "console":
-        (this.#options.console?.write ?? defaultWrite)(msg.bytes);
+        this.#drain();
         break;
       case "log":
+        // Output the guest wrote before the line comes first.
+        this.#drain(msg.at);
         (this.#options.log ?? defaultLog)(msg.line);
         break;
       case "error": {
@@ -106,9 +206,7 @@ export class Machine {
         break;
       }
       case "exit":
-        this.#ended = true;
-        this.#terminate();
-        this.#resolveExit(msg.exit);
+        this.#end(msg.exit);
         break;
       case "stats":
         this.#statsWaiters.get(msg.id)?.(msg.stats);
@@ -117,17 +215,108 @@ export class Machine {
     }
   }
 
+  /** Writes the guest output waiting in the console ring (up to write position `limit`). */
+  #drain(limit?: number): void {
+    const bytes = this.#ring.drain(limit);
+    if (bytes.length > 0) (this.#options.console?.write ?? defaultWrite)(bytes);
+  }
+
+  #sample(): WatchSample {
+    const w = this.#watch;
+    return {
+      seq: Atomics.load(w, WATCH.seq),
+      what: Atomics.load(w, WATCH.what),
+      lo: Atomics.load(w, WATCH.lo),
+      hi: Atomics.load(w, WATCH.hi),
+      vcpu: Atomics.load(w, WATCH.vcpu),
+    };
+  }
+
+  /**
+   * Every {@linkcode WATCH_INTERVAL_MS}: drains the console ring (output reaches the user even
+   * when the worker is stuck) and reports a plugin call that has run longer than
+   * `stallWarningMs`.
+   */
+  #tick(): void {
+    this.#drain();
+    const s = this.#sample();
+    const now = performance.now();
+    const prev = this.#stall;
+    if (s.what === 0 || prev === undefined || prev.sample.seq !== s.seq) {
+      if (prev?.reported) {
+        this.#log(
+          `vmon: ${describeWatch(prev.sample, this.#owners)} returned after ${
+            seconds(now - prev.since)
+          }`,
+        );
+      }
+      const warn = this.#options.stallWarningMs ?? DEFAULT_STALL_WARNING_MS;
+      this.#stall = s.what === 0 || warn <= 0
+        ? undefined
+        : { sample: s, since: now, reportAt: now + warn, reported: false };
+      return;
+    }
+    if (now >= prev.reportAt) {
+      const ran = now - prev.since;
+      this.#log(
+        `vmon: warning: ${describeWatch(prev.sample, this.#owners)} has run for ${
+          seconds(ran)
+        }; the machine waits for it (stop() or a signal ends the machine)`,
+      );
+      prev.reported = true;
+      prev.reportAt = prev.since + 2 * ran;
+    }
+  }
+
+  #log(line: string): void {
+    (this.#options.log ?? defaultLog)(line);
+  }
+
+  /** The machine ended: output first, then `run()` resolves. */
+  #end(exit: MachineExit): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#terminate();
+    this.#resolveExit(exit);
+  }
+
   #fail(err: unknown): void {
+    if (this.#ended) return;
     this.#ended = true;
     this.#terminate();
     this.#ready?.reject(err);
     this.#rejectExit(err);
   }
 
+  /** Ends the worker, writes the output it left in the ring, and stops the watchdog. */
   #terminate(): void {
     this.#worker.terminate();
+    clearInterval(this.#interval);
+    if (this.#forceTimer !== undefined) clearTimeout(this.#forceTimer);
+    this.#forceTimer = undefined;
+    this.#drain();
     for (const w of this.#statsWaiters.values()) w(emptyStats());
     this.#statsWaiters.clear();
+  }
+
+  /**
+   * `stop()` got no answer in time: the worker is inside code that does not return (or does
+   * not yield). End it and resolve `run()` with the stop's status.
+   */
+  #forceStop(reason: string, status: number): void {
+    this.#forceTimer = undefined;
+    if (this.#ended) return;
+    const s = this.#sample();
+    const stall = this.#stall;
+    const grace = this.#options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    const detail = s.what !== 0
+      ? `ended while ${describeWatch(s, this.#owners)} was running${
+        stall !== undefined && stall.sample.seq === s.seq
+          ? ` (for ${seconds(performance.now() - stall.since)})`
+          : ""
+      }`
+      : `the machine did not stop within ${seconds(grace)} and was ended`;
+    this.#end({ status, reason: `${reason}; ${detail}`, failed: false, stats: emptyStats() });
   }
 
   /**
@@ -159,16 +348,26 @@ export class Machine {
     if (!this.#ended) this.#post({ type: "resume" });
   }
 
-  /** Ends the machine; `run()` then resolves with `status` (default 130) and `reason`. */
+  /**
+   * Ends the machine; `run()` then resolves with `status` (default 130) and `reason`. The vCPUs
+   * stop after their current exit; when the machine has not ended after `stopGraceMs` (a
+   * plugin handler that does not return), the worker is ended, the guest output it produced is
+   * written, and `run()` resolves with the same status, a reason naming the handler, and empty
+   * stats. A forced end skips the plugins' `dispose`.
+   */
   stop(reason = "stopped by the user", status = 130): void {
     if (this.#ended) return;
     if (!this.#running) {
-      this.#ended = true;
-      this.#terminate();
-      this.#resolveExit({ status, reason, failed: false, stats: emptyStats() });
+      this.#end({ status, reason, failed: false, stats: emptyStats() });
       return;
     }
     this.#post({ type: "stop", reason, status });
+    if (this.#forceTimer === undefined) {
+      this.#forceTimer = setTimeout(
+        () => this.#forceStop(reason, status),
+        this.#options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
+      ) as unknown as number;
+    }
   }
 
   /** The counters so far (the final ones once `run()` has resolved: use its result). */

@@ -1,7 +1,8 @@
 /**
  * The machine worker: holds the vCPUs, the exit bus and the device instances, and runs the
- * scheduler. It talks to the main thread only through posted messages, so a vCPU never waits
- * for the main thread.
+ * scheduler. It talks to the main thread through posted messages and two pieces of shared
+ * memory it only writes to (core/machine_protocol.ts): the console ring and the watch record.
+ * A vCPU never waits for the main thread (unless the console ring is full).
  *
  * @module
  */
@@ -9,30 +10,25 @@
 /// <reference lib="deno.worker" />
 
 import { VmonError } from "./errors.ts";
-import type { FromWorker, ToWorker } from "./machine_protocol.ts";
+import { ConsoleRing, type FromWorker, type ToWorker, WATCH } from "./machine_protocol.ts";
 import { Vm } from "./vm.ts";
 
-const OUTPUT_FLUSH_BYTES = 4096;
-
 let vm: Vm | undefined;
-let out: Uint8Array[] = [];
-let outBytes = 0;
+let ring: ConsoleRing | undefined;
+/** The ring's write position when the main thread was last told to drain. */
+let notified = 0;
 
 function post(msg: FromWorker, transfer: Transferable[] = []): void {
   self.postMessage(msg, transfer);
 }
 
+/** Tells the main thread that console output waits in the ring (once per batch). */
 function flush(): void {
-  if (outBytes === 0) return;
-  const bytes = new Uint8Array(outBytes);
-  let o = 0;
-  for (const chunk of out) {
-    bytes.set(chunk, o);
-    o += chunk.length;
-  }
-  out = [];
-  outBytes = 0;
-  post({ type: "console", bytes }, [bytes.buffer]);
+  if (ring === undefined) return;
+  const at = ring.writePosition;
+  if (at === notified) return;
+  notified = at;
+  post({ type: "console" });
 }
 
 function fail(err: unknown): void {
@@ -49,13 +45,14 @@ function fail(err: unknown): void {
 
 const io = {
   write(bytes: Uint8Array): void {
-    out.push(bytes.slice());
-    outBytes += bytes.length;
-    if (outBytes >= OUTPUT_FLUSH_BYTES) flush();
+    // A full ring means the main thread has not drained for a while: tell it, then wait.
+    ring?.write(bytes, () => {
+      notified = ring!.writePosition;
+      post({ type: "console" });
+    });
   },
   log(line: string): void {
-    flush();
-    post({ type: "log", line });
+    post({ type: "log", line, at: ring?.writePosition ?? 0 });
   },
   flush,
 };
@@ -72,12 +69,19 @@ async function run(): Promise<void> {
 self.onmessage = (e: MessageEvent<ToWorker>) => {
   const msg = e.data;
   switch (msg.type) {
-    case "build":
-      Vm.build(msg.manifest, { io, trace: msg.trace }).then((v) => {
+    case "build": {
+      ring = new ConsoleRing(msg.ring);
+      const record = new Int32Array(msg.watch, 0, WATCH.length);
+      Vm.build(msg.manifest, {
+        io,
+        trace: msg.trace,
+        watch: { record, owners: (owners) => post({ type: "owners", owners }) },
+      }).then((v) => {
         vm = v;
         post({ type: "ready" });
       }, fail);
       break;
+    }
     case "run":
       run().catch((err) => {
         vm?.dispose();

@@ -8,6 +8,7 @@
 
 import type { Vcpu } from "./api/mod.ts";
 import type { ExitBus, RunOutcome } from "./bus.ts";
+import { hex } from "./errors.ts";
 
 export type { RunOutcome };
 
@@ -24,7 +25,15 @@ export interface SchedulerOptions {
    * reach the guest promptly (packet endpoints, `core/net.ts`) is handed to devices here.
    */
   poll?: () => void;
+  /**
+   * The platform's answer to "can a device interrupt still reach vCPU n?" for the stuck-guest
+   * check (`PlatformInstance.canInterrupt`); without it, one always can.
+   */
+  canInterrupt?: (vcpu: number) => boolean;
 }
+
+/** Exit status of a machine found stuck (every vCPU waits and nothing can wake it). */
+export const STUCK_STATUS = 1;
 
 /** Milliseconds of running after which the loop yields to the event loop. */
 const YIELD_MS = 10;
@@ -55,6 +64,7 @@ export class Scheduler {
   #bus: ExitBus;
   #onYield: () => void;
   #poll: () => void;
+  #canInterrupt: ((vcpu: number) => boolean) | undefined;
   #outcome: RunOutcome | undefined;
   #wake: (() => void) | undefined;
   #wakeTimer: number | undefined;
@@ -71,6 +81,7 @@ export class Scheduler {
     this.#bus = options.bus;
     this.#onYield = options.onYield ?? (() => {});
     this.#poll = options.poll ?? (() => {});
+    this.#canInterrupt = options.canInterrupt;
     if (options.slice !== undefined) {
       for (const v of vcpus) v.setSlice(options.slice);
     }
@@ -166,8 +177,41 @@ export class Scheduler {
     return this.#outcome!;
   }
 
+  /**
+   * The stuck-guest check (DESIGN.md, "vCPU scheduling and threads"): every vCPU waits (halted
+   * in WFI/HLT, or stopped), none has an interrupt it accepts pending, none has a timer of its
+   * own armed with the timer's interrupt enabled, and none accepts device interrupts that the
+   * platform can still deliver to it. IPIs and hart starts come only from vCPUs, which all wait;
+   * input, device timers and I/O in flight reach a guest only as device interrupts. Returns the
+   * description of each vCPU, or undefined when something can wake the guest or a host port
+   * cannot tell.
+   */
+  stuck(): string | undefined {
+    const parts: string[] = [];
+    for (const v of this.#vcpus) {
+      if (v.wakeSources === undefined || v.runnable()) return undefined;
+      const w = v.wakeSources();
+      if (w === undefined || w.state === "running" || w.timer) return undefined;
+      if (w.external && (this.#canInterrupt?.(v.id) ?? true)) return undefined;
+      parts.push(
+        w.state === "stopped" ? `vCPU ${v.id} stopped` : `vCPU ${v.id} waits at pc ${hex(w.pc)}`,
+      );
+    }
+    return parts.length === 0 ? undefined : parts.join(", ");
+  }
+
   /** Parks the loop until a wake(), the earliest vCPU deadline, or a short poll interval. */
   async #sleep(): Promise<void> {
+    const stuck = this.stuck();
+    if (stuck !== undefined) {
+      this.requestExit({
+        status: STUCK_STATUS,
+        reason:
+          `The guest is stuck: every vCPU waits and no interrupt can wake it (no timer armed, no device interrupt it accepts can arrive): ${stuck}`,
+        failed: true,
+      });
+      return;
+    }
     this.#onYield();
     let deadline = Infinity;
     for (const v of this.#vcpus) deadline = Math.min(deadline, v.wakeDeadline());

@@ -39,8 +39,32 @@ export interface Vcpu {
   runnable(): boolean;
   /** Host monotonic ms at which a halted vCPU's timer fires, or Infinity. */
   wakeDeadline(): number;
+  /**
+   * Optional: what could end this vCPU's wait, for core's stuck-guest check (DESIGN.md, "vCPU
+   * scheduling and threads"). `undefined`, or a port without the method, means the port cannot
+   * tell, and the machine is then never reported stuck.
+   */
+  wakeSources?(): VcpuWakeSources | undefined;
   /** Releases the vCPU. */
   dispose(): void;
+}
+
+/** What could end a vCPU's wait, as its host port sees it (see {@linkcode Vcpu.wakeSources}). */
+export interface VcpuWakeSources {
+  /**
+   * `running`: it executes, or an interrupt it accepts is pending; `halted`: it waits in WFI or
+   * HLT; `stopped`: it was never started or was stopped (only another vCPU can start it).
+   */
+  readonly state: "running" | "halted" | "stopped";
+  /** Where it waits (pc or rip). */
+  readonly pc: bigint;
+  /** A timer of its own is armed and the timer's interrupt is enabled: the clock will wake it. */
+  readonly timer: boolean;
+  /**
+   * Device (external) interrupts are enabled at the vCPU; whether one can still arrive is the
+   * platform's to say (`PlatformInstance.canInterrupt`).
+   */
+  readonly external: boolean;
 }
 
 /** What a host port measures and supports. */

@@ -24,6 +24,7 @@ import {
   PAGING_MECHANISMS_VERSION,
   PLUGIN_API_VERSION,
   type RegisterSet,
+  type VcpuWakeSources,
   VmonError,
   type X86DescriptorTable,
   type X86HostPort,
@@ -465,6 +466,18 @@ export class KvmVcpu implements X86Vcpu {
   /** KVM vCPUs have no timers of their own: always Infinity. */
   wakeDeadline(): number {
     return Infinity;
+  }
+
+  /**
+   * What could wake this vCPU. Without the in-kernel irqchip no interrupt reaches the guest and
+   * no timer of its own exists, so a vCPU halted by HLT waits until the monitor kicks it; with
+   * the irqchip, HLT waits inside KVM and the port cannot tell (undefined).
+   */
+  wakeSources(): VcpuWakeSources | undefined {
+    if (this.#port.hasIrqchip || this.#ptr === null) return undefined;
+    if (!this.#halted) return { state: "running", pc: 0n, timer: false, external: false };
+    const pc = this.exit.pc !== 0n ? this.exit.pc : this.getRegisters().rip ?? 0n;
+    return { state: "halted", pc, timer: false, external: false };
   }
 
   /** @internal Called by the host port's `kick`. */

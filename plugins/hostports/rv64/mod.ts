@@ -27,6 +27,7 @@ import {
   type Rv64InterruptBit,
   type PacketBackendSpec,
   type Rv64Privilege,
+  type VcpuWakeSources,
   VmonError,
 } from "../../../mod.ts";
 import { loadRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
@@ -40,6 +41,11 @@ import {
   QUEUE_SLOTS,
   REG_LAYOUT,
 } from "../../../ffi/rv64/symbols.ts";
+
+/** The `mie` CSR, and its supervisor timer and external interrupt enables. */
+const CSR_MIE = 0x304;
+const MIE_STIE = 1 << 5;
+const MIE_SEIE = 1 << 9;
 
 /** Frequency of the `time` CSR: 10 MHz, as on QEMU's virt machine. */
 export const TIMEBASE_HZ = 10_000_000;
@@ -252,7 +258,35 @@ class Rv64Vcpu implements Rv64Hart {
   wakeDeadline(): number {
     const ticks = this.#lib.rv64_ticks_to_deadline(this.#m, this.id);
     if (ticks < 0) return Infinity;
+    // A timer whose interrupt the hart has disabled cannot wake it (running it would spin).
+    if ((this.#mie() & MIE_STIE) === 0) return Infinity;
     return performance.now() + ticks / (TIMEBASE_HZ / 1000);
+  }
+
+  #mie(): number {
+    return Number(this.#lib.rv64_get_csr(this.#m, this.id, CSR_MIE));
+  }
+
+  /**
+   * What could wake this hart: stopped (only an SBI HSM start from another hart), halted in WFI
+   * with its own timer armed and enabled (`sie.STIE`), with device interrupts enabled
+   * (`sie.SEIE`; the platform's PLIC decides whether one can arrive), or running.
+   */
+  wakeSources(): VcpuWakeSources {
+    const state = this.#lib.rv64_hart_state(this.#m, this.id);
+    const pc = this.#regs[REG_LAYOUT.pc]!;
+    if ((state & 1) === 0) return { state: "stopped", pc, timer: false, external: false };
+    if ((state & 2) === 0 || this.runnable()) {
+      return { state: "running", pc, timer: false, external: false };
+    }
+    const mie = this.#mie();
+    return {
+      state: "halted",
+      // WFI moved the pc past itself before halting.
+      pc: BigInt.asUintN(64, pc - 4n),
+      timer: this.wakeDeadline() !== Infinity,
+      external: (mie & MIE_SEIE) !== 0,
+    };
   }
 
   dispose(): void {

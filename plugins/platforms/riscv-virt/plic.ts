@@ -120,6 +120,27 @@ export class Plic implements RangeHandler {
     return this.#output[context] === 1;
   }
 
+  /**
+   * True when a source for which `usable(id)` holds can still raise `context`'s output: it is
+   * enabled for the context, its priority is above the context's threshold, and it is not
+   * claimed and waiting for its completion (which only the hart can write). For the stuck-guest
+   * check: a context for which this is false cannot be woken by any device.
+   */
+  canInterrupt(context: number, usable: (id: number) => boolean): boolean {
+    if (!Number.isInteger(context) || context < 0 || context >= this.#contexts) return false;
+    const threshold = this.#threshold[context]!;
+    for (let w = 0; w < this.#words; w++) {
+      let bits = (this.#enable[context * this.#words + w]! & ~this.#inFlight[w]!) >>> 0;
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits & -bits);
+        bits = (bits & (bits - 1)) >>> 0;
+        const id = w * 32 + b;
+        if (this.#priority[id]! > threshold && usable(id)) return true;
+      }
+    }
+    return false;
+  }
+
   /** True if source `id` is pending. */
   isPending(id: number): boolean {
     return this.#bit(this.#pending, id);
