@@ -33,13 +33,13 @@ import type {
   PagingInstance,
   PlatformInstance,
   RangeHandler,
+  RangeOccupant,
   Registration,
   Vcpu,
 } from "./api/mod.ts";
 import { ExitKind, SystemEventType } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
-import { WATCH, WATCH_WRITE } from "./machine_protocol.ts";
 
 /** SBI error code for "not supported": the answer to an unclaimed hypercall. */
 export const SBI_ERR_NOT_SUPPORTED: number = -2;
@@ -151,12 +151,19 @@ export interface ExitRoutes {
   readonly end: (outcome: RunOutcome) => void;
 }
 
+/** `"uart16550" at 0x10000000-0x100000ff`, or `RAM at ...` for a reservation. */
+function describeHolder(h: RangeOccupant): string {
+  return `${h.reserved ? h.owner : `"${h.owner}"`} at ${fmtRange(h.base, h.base + h.size)}`;
+}
+
 /** Sorted, non-overlapping ranges with binary search and a one-entry cache. */
 class RangeMap {
   readonly space: Space;
   readonly limit: number;
   #entries: RangeEntry[] = [];
   #last: RangeEntry | undefined;
+  /** Ranges held without a handler (RAM): never dispatched, but nothing may overlap them. */
+  #reserved: { base: number; end: number; label: string }[] = [];
 
   constructor(space: Space, limit: number) {
     this.space = space;
@@ -210,19 +217,63 @@ class RangeMap {
         } for "${owner.name}": the handler needs read and write functions`,
       );
     }
-    for (const e of this.#entries) {
-      if (base < e.end && e.base < end) {
-        throw new VmonError(
-          `${what} ${fmtRange(base, end)} for "${owner.name}": overlaps "${e.owner.name}" at ${
-            fmtRange(e.base, e.end)
-          }`,
-        );
-      }
+    const clash = this.occupant(base, end);
+    if (clash !== undefined) {
+      throw new VmonError(
+        `Cannot place device "${owner.name}" at ${this.where(base, end)}: overlaps ${
+          describeHolder(clash)
+        }`,
+      );
     }
     const entry: RangeEntry = { space: this.space, base, end, owner, handler };
     this.#entries.push(entry);
     this.#entries.sort((a, b) => a.base - b.base);
     return entry;
+  }
+
+  /** `0x10000000-0x100000ff`, or `ports 0x3f8-0x3ff`. */
+  where(base: number, end: number): string {
+    return `${this.space === "PIO" ? "ports " : ""}${fmtRange(base, end)}`;
+  }
+
+  /** The registration or reservation overlapping `[base, end)` with the lowest base, if any. */
+  occupant(base: number, end: number): RangeOccupant | undefined {
+    let best: RangeOccupant | undefined;
+    for (const e of this.#entries) {
+      if (base < e.end && e.base < end) {
+        best = { owner: e.owner.name, reserved: false, base: e.base, size: e.end - e.base };
+        break; // sorted: the first overlap is the lowest
+      }
+    }
+    for (const r of this.#reserved) {
+      if (base < r.end && r.base < end && (best === undefined || r.base < best.base)) {
+        best = { owner: r.label, reserved: true, base: r.base, size: r.end - r.base };
+      }
+    }
+    return best;
+  }
+
+  reserve(base: number, size: number, label: string): { base: number; end: number; label: string } {
+    const end = base + size;
+    if (!Number.isSafeInteger(base) || base < 0 || !Number.isSafeInteger(size) || size <= 0) {
+      throw new VmonError(
+        `Cannot reserve ${this.space} range for ${label}: base and size must be whole numbers with size > 0, got base ${base}, size ${size}`,
+      );
+    }
+    const clash = this.occupant(base, end);
+    if (clash !== undefined) {
+      throw new VmonError(
+        `Cannot place ${label} at ${this.where(base, end)}: overlaps ${describeHolder(clash)}`,
+      );
+    }
+    const r = { base, end, label };
+    this.#reserved.push(r);
+    return r;
+  }
+
+  unreserve(r: { base: number; end: number; label: string }): void {
+    const i = this.#reserved.indexOf(r);
+    if (i >= 0) this.#reserved.splice(i, 1);
   }
 
   remove(entry: RangeEntry): void {
@@ -272,10 +323,6 @@ export class ExitBus {
   #tracer: Tracer;
   #routes: ExitRoutes = { end: () => {} };
   #log: (message: string) => void;
-  /** The shared watch record `dispatchExit` notes each exit in (`WATCH`), if any. */
-  #watch: Int32Array | undefined;
-  /** Bumped on every registration change, so that a copy of the owner table can be refreshed. */
-  #generation = 0;
   /** Reused for every hypercall; handlers must not keep it. */
   #request: { nr: number; fid: number; args: bigint[]; vcpu: number } = {
     nr: 0,
@@ -309,18 +356,20 @@ export class ExitBus {
    * is owned by `name` (in overlap errors, counters and traces).
    *
    * @param name The plugin's name.
+   * @param options `pio: false` refuses port I/O ranges (machines without port I/O).
    */
-  forPlugin(name: string): DeviceBus {
+  forPlugin(name: string, options: { readonly pio?: boolean } = {}): DeviceBus {
     const owner = this.#owner(name);
     const rangeReg = (map: RangeMap, base: number, size: number, handler: RangeHandler) => {
+      if (map === this.#pio && options.pio === false) {
+        throw new VmonError(
+          `Cannot place device "${name}" at ${
+            map.where(base, base + size)
+          }: this machine has no port I/O (its devices are placed by MMIO address)`,
+        );
+      }
       const entry = map.add(base, size, owner, handler);
-      this.#generation++;
-      return {
-        unregister: () => {
-          map.remove(entry);
-          this.#generation++;
-        },
-      };
+      return { unregister: () => map.remove(entry) };
     };
     return {
       registerPio: (base, size, handler): Registration => rangeReg(this.#pio, base, size, handler),
@@ -347,15 +396,40 @@ export class ExitBus {
         }
         const entry: HypercallEntry = { nr, owner, handler };
         this.#hypercalls.set(nr, entry);
-        this.#generation++;
         return {
           unregister: () => {
             if (this.#hypercalls.get(nr) === entry) this.#hypercalls.delete(nr);
-            this.#generation++;
           },
         };
       },
     };
+  }
+
+  /**
+   * Holds `[base, base+size)` of `space` for something the guest reaches without exits (RAM):
+   * registrations that overlap it are refused (`Cannot place device "x" at ...: overlaps RAM at
+   * ...`), and it fails itself if a registration or reservation holds part of it already.
+   *
+   * @param space `PIO` or `MMIO`.
+   * @param range `base`, `size` and the `label` messages use (`RAM`).
+   */
+  reserve(
+    space: Space,
+    range: { readonly base: number; readonly size: number; readonly label: string },
+  ): Registration {
+    const map = space === "PIO" ? this.#pio : this.#mmio;
+    const r = map.reserve(range.base, range.size, range.label);
+    return { unregister: () => map.unreserve(r) };
+  }
+
+  /**
+   * What holds any part of `[base, base+size)` in `space` (a registered range or a reservation,
+   * the one with the lowest base), or undefined when all of it is free. Platforms' allocators
+   * skip what this reports, so that a device placed at a given address is never handed out
+   * again.
+   */
+  occupant(space: Space, base: number, size: number): RangeOccupant | undefined {
+    return (space === "PIO" ? this.#pio : this.#mmio).occupant(base, base + size);
   }
 
   /** Removes every range and hypercall registered by plugin `name` (after its `dispose`). */
@@ -366,26 +440,6 @@ export class ExitBus {
     for (const [nr, e] of [...this.#hypercalls]) {
       if (e.owner.name === name) this.#hypercalls.delete(nr);
     }
-    this.#generation++;
-  }
-
-  /** Changes with every registration and removal (ranges and hypercalls). */
-  get generation(): number {
-    return this.#generation;
-  }
-
-  /** The registered hypercall numbers and their owners, by number. */
-  hypercalls(): [number, string][] {
-    return [...this.#hypercalls].sort((a, b) => a[0] - b[0]).map(([nr, e]) => [nr, e.owner.name]);
-  }
-
-  /**
-   * Makes `dispatchExit` note each exit in `record` (an `Int32Array` over shared memory laid out
-   * as `WATCH` of core/machine_protocol.ts) while it is being handled, so that another thread
-   * can tell which handler never returns. A few integer stores per exit, nothing more.
-   */
-  setWatch(record: Int32Array | undefined): void {
-    this.#watch = record;
   }
 
   /** The registered PIO and MMIO ranges, sorted by space and base. */
@@ -425,31 +479,8 @@ export class ExitBus {
    *   budget ran out, the vCPU halted, or the machine is ending).
    */
   dispatchExit(vcpu: Vcpu): boolean {
-    const w = this.#watch;
     const exit = vcpu.exit;
     const kind = exit.kind;
-    if (w === undefined || kind === ExitKind.Interrupted) return this.#route(vcpu, exit, kind);
-    // The watch record: which plugin code this thread is in (read by the main thread's watchdog).
-    w[WATCH.seq] = (w[WATCH.seq]! + 1) | 0;
-    if (kind === ExitKind.Io || kind === ExitKind.Mmio) {
-      const a = exit.address;
-      w[WATCH.lo] = a | 0;
-      w[WATCH.hi] = (a / 0x1_0000_0000) | 0;
-      w[WATCH.what] = exit.isWrite ? kind | WATCH_WRITE : kind;
-    } else {
-      w[WATCH.lo] = kind === ExitKind.Hypercall ? exit.nr | 0 : 0;
-      w[WATCH.hi] = 0;
-      w[WATCH.what] = kind;
-    }
-    w[WATCH.vcpu] = vcpu.id;
-    try {
-      return this.#route(vcpu, exit, kind);
-    } finally {
-      w[WATCH.what] = 0;
-    }
-  }
-
-  #route(vcpu: Vcpu, exit: ExitRecord, kind: ExitKindCode): boolean {
     if (this.#tracer.exits) this.#tracer.exit(vcpu.id, exit);
     switch (kind) {
       case ExitKind.Io:

@@ -62,23 +62,60 @@ function recorder(calls: string[], regs = new Map<number, number>()): RangeHandl
   };
 }
 
+Deno.test("ExitBus reservations (RAM) refuse devices; occupant reports what holds a range", () => {
+  const bus = new ExitBus();
+  const ram = bus.reserve("MMIO", { base: 0x8000_0000, size: 0x1000_0000, label: "RAM" });
+  bus.forPlugin("plic").registerMmio(0x0c00_0000, 0x60_0000, recorder([]));
+  throwsVmon(
+    () => bus.forPlugin("uart16550").registerMmio(0x8000_1000, 0x100, recorder([])),
+    'Cannot place device "uart16550" at 0x80001000-0x800010ff: overlaps RAM at 0x80000000-0x8fffffff',
+  );
+  throwsVmon(
+    () => bus.reserve("MMIO", { base: 0x0c10_0000, size: 0x1000, label: "ROM" }),
+    'Cannot place ROM at 0xc100000-0xc100fff: overlaps "plic" at 0xc000000-0xc5fffff',
+  );
+  eq(bus.occupant("MMIO", 0x7fff_f000, 0x2000), {
+    owner: "RAM",
+    reserved: true,
+    base: 0x8000_0000,
+    size: 0x1000_0000,
+  });
+  eq(bus.occupant("MMIO", 0x0c5f_ff00, 0x20_0000)?.owner, "plic");
+  eq(bus.occupant("MMIO", 0x1000_0000, 0x1000), undefined);
+  eq(bus.occupant("PIO", 0x8000_0000, 1), undefined);
+  // A reservation is never dispatched: the access is unclaimed.
+  eq(bus.access({ space: "MMIO", address: 0x8000_0000, size: 4 }).claimed, false);
+  ram.unregister();
+  bus.forPlugin("uart16550").registerMmio(0x8000_1000, 0x100, recorder([]));
+});
+
+Deno.test("ExitBus refuses port I/O to a plugin bound without it", () => {
+  const bus = new ExitBus();
+  throwsVmon(
+    () => bus.forPlugin("uart16550", { pio: false }).registerPio(0x3f8, 8, recorder([])),
+    'Cannot place device "uart16550" at ports 0x3f8-0x3ff: this machine has no port I/O (its devices are placed by MMIO address)',
+  );
+  bus.forPlugin("uart16550", { pio: false }).registerMmio(0x1000_0000, 8, recorder([]));
+  eq(bus.ranges().length, 1);
+});
+
 Deno.test("ExitBus refuses overlapping ranges naming both owners", () => {
   const bus = new ExitBus();
   bus.forPlugin("uart16550").registerMmio(0x1000_0000, 8, recorder([]));
   throwsVmon(
     () => bus.forPlugin("virtio-mmio").registerMmio(0x1000_0000, 0x100, recorder([])),
-    'Cannot register MMIO range 0x10000000-0x100000ff for "virtio-mmio": overlaps "uart16550" at 0x10000000-0x10000007',
+    'Cannot place device "virtio-mmio" at 0x10000000-0x100000ff: overlaps "uart16550" at 0x10000000-0x10000007',
   );
   throwsVmon(
     () => bus.forPlugin("x").registerMmio(0xfff_fff8, 9, recorder([])),
-    'Cannot register MMIO range 0xffffff8-0x10000000 for "x": overlaps "uart16550" at 0x10000000-0x10000007',
+    'Cannot place device "x" at 0xffffff8-0x10000000: overlaps "uart16550" at 0x10000000-0x10000007',
   );
   // Adjacent is fine, and PIO is a separate space.
   bus.forPlugin("virtio-mmio").registerMmio(0x1000_0008, 0x100, recorder([]));
   bus.forPlugin("pio-dev").registerPio(0x1000, 8, recorder([]));
   throwsVmon(
     () => bus.forPlugin("uart0").registerPio(0x1004, 4, recorder([])),
-    'Cannot register PIO range 0x1004-0x1007 for "uart0": overlaps "pio-dev" at 0x1000-0x1007',
+    'Cannot place device "uart0" at ports 0x1004-0x1007: overlaps "pio-dev" at 0x1000-0x1007',
   );
   throwsVmon(
     () => bus.forPlugin("big").registerPio(0xfff8, 16, recorder([])),

@@ -20,6 +20,7 @@ import type {
   PagingPluginDefinition,
   PlatformHost,
   PlatformPluginDefinition,
+  PlatformServices,
   PluginDefinition,
   PluginHost,
   PluginInstance,
@@ -33,11 +34,9 @@ import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";
 import { loadPlugin } from "./loader.ts";
 import { GuestMemory } from "./memory.ts";
-import { PacketEndpoints } from "./net.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
-import { WATCH, WATCH_INPUT, WATCH_TIMER, type WatchOwners } from "./machine_protocol.ts";
 import { Tracer } from "./trace.ts";
 
 /** What the machine worker gives the VM for talking to the main thread. */
@@ -48,14 +47,6 @@ export interface VmIo {
   log(line: string): void;
   /** Sends buffered console output on (called between slices and when the machine sleeps). */
   flush?(): void;
-}
-
-/** What the machine worker shares with the main thread's watchdog. */
-export interface VmWatch {
-  /** The watch record (`WATCH` of core/machine_protocol.ts) over shared memory. */
-  readonly record: Int32Array;
-  /** Called with the owner table after setup and whenever registrations change. */
-  readonly owners: (owners: WatchOwners) => void;
 }
 
 /** Default RAM size when the manifest gives none. */
@@ -70,6 +61,21 @@ const SLICES: Record<string, { shared: number; alone: number }> = {
   x86_64: { shared: 5000, alone: 20_000 },
   riscv64: { shared: 200_000, alone: 1_000_000 },
 };
+
+/** The platform's services as device `owner` sees them: its MMIO windows carry its name. */
+function servicesFor(services: PlatformServices, owner: string): PlatformServices {
+  return {
+    get hasPio() {
+      return services.hasPio;
+    },
+    get mmioRegShift() {
+      return services.mmioRegShift;
+    },
+    allocateMmio: (size, preferredBase) => services.allocateMmio(size, preferredBase, { owner }),
+    allocateIrq: (preferred) => services.allocateIrq(preferred),
+    describe: (description) => services.describe(description),
+  };
+}
 
 /**
  * One machine, assembled and ready to run. Create with {@linkcode Vm.build}.
@@ -89,19 +95,11 @@ export class Vm {
   #timers = new Set<number>();
   #vcpus: Vcpu[] = [];
   #disposed = false;
-  #watch: VmWatch | undefined;
-  #watchGeneration = -1;
-  /** Plugin names by index, for the watch record. */
-  #pluginNames: string[] = [];
-  #platformName = "";
-  #pagingName = "";
-  #endpoints: PacketEndpoints;
 
   private constructor(io: VmIo, tracer: Tracer) {
     this.#io = io;
     this.#tracer = tracer;
     this.#bus = new ExitBus({ tracer, log: (m) => io.log(m) });
-    this.#endpoints = new PacketEndpoints({ wake: () => this.#wake(), warn: (m) => io.log(m) });
   }
 
   /**
@@ -112,12 +110,10 @@ export class Vm {
    */
   static async build(
     manifest: MachineManifest,
-    options: { io: VmIo; trace?: readonly string[]; watch?: VmWatch },
+    options: { io: VmIo; trace?: readonly string[] },
   ): Promise<Vm> {
     const io = options.io;
     const vm = new Vm(io, new Tracer(options.trace ?? [], { write: (line) => io.log(line) }));
-    vm.#watch = options.watch;
-    vm.#bus.setWatch(options.watch?.record);
     try {
       await vm.#build(manifest);
     } catch (err) {
@@ -167,8 +163,12 @@ export class Vm {
       bus: this.#bus.forPlugin(plDef.name),
       console: this.#console(plDef.name),
       vcpus,
+      occupant: (space, base, size) => this.#bus.occupant(space, base, size),
+      reserve: (space, range) => this.#bus.reserve(space, range),
       addRam: (gpa, size, o = {}) => {
         const ro = o.readonly ?? false;
+        // No device may be placed over RAM: the guest reaches it without exits.
+        this.#bus.reserve("MMIO", { base: gpa, size, label: ro ? "ROM" : "RAM" });
         const buf = hostport.addMemoryRegion(gpa, size, { readonly: ro });
         memory.addRegion(gpa, buf, { readonly: ro, name: o.name ?? (ro ? "rom" : "ram") });
       },
@@ -205,13 +205,9 @@ export class Vm {
       const host: DeviceHost = {
         ...this.#pluginHost(def.name, info),
         memory,
-        bus: this.#bus.forPlugin(def.name),
-        platform: platform.services,
+        bus: this.#bus.forPlugin(def.name, { pio: platform.services.hasPio }),
+        platform: servicesFor(platform.services, def.name),
         console: this.#console(def.name),
-        net: {
-          open: (spec) =>
-            this.#endpoints.open({ instance: hostport, name: hpDef.name }, spec, def.name),
-        },
         requestExit: (status, reason, o) =>
           this.#requestExit(status, reason ?? "guest exit", o?.failed ?? false),
       };
@@ -223,18 +219,10 @@ export class Vm {
     this.#scheduler = new Scheduler(vcpus, {
       bus: this.#bus,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,
-      onYield: () => {
-        if (this.#bus.generation !== this.#watchGeneration) this.#postOwners();
-        this.#io.flush?.();
-      },
-      poll: () => this.#endpoints.poll(),
-      canInterrupt: platform.canInterrupt?.bind(platform),
+      onYield: () => this.#io.flush?.(),
     });
     const scheduler = this.#scheduler;
     this.#bus.setRoutes({ platform, paging, end: (outcome) => scheduler.requestExit(outcome) });
-    this.#platformName = plDef.name;
-    this.#pagingName = pgDef.name;
-    this.#postOwners();
     if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
   }
 
@@ -247,41 +235,9 @@ export class Vm {
     return validateOptions(def.options, ref.options ?? {}, { plugin: def.name });
   }
 
-  /** Sends the owner table to the watch (after setup and when registrations change). */
-  #postOwners(): void {
-    const watch = this.#watch;
-    if (watch === undefined) return;
-    this.#watchGeneration = this.#bus.generation;
-    watch.owners({
-      ranges: this.#bus.ranges(),
-      hypercalls: this.#bus.hypercalls(),
-      platform: this.#platformName,
-      paging: this.#pagingName,
-      plugins: [...this.#pluginNames],
-    });
-  }
-
-  /** Runs `fn`, plugin code called from the event loop, noted in the watch record. */
-  #watched(what: number, plugin: number, fn: () => void): void {
-    const w = this.#watch?.record;
-    if (w === undefined) return fn();
-    const outer = w[WATCH.what]!;
-    w[WATCH.seq] = (w[WATCH.seq]! + 1) | 0;
-    w[WATCH.lo] = plugin;
-    w[WATCH.hi] = 0;
-    w[WATCH.vcpu] = -1;
-    w[WATCH.what] = what;
-    try {
-      fn();
-    } finally {
-      w[WATCH.what] = outer;
-    }
-  }
-
   #pluginHost(name: string, machine: MachineInfo): PluginHost {
     const tracer = this.#tracer;
     const io = this.#io;
-    const index = this.#pluginNames.push(name) - 1;
     const log: Logger = {
       debug: (m) => {
         if (tracer.plugins) tracer.plugin(name, m);
@@ -294,7 +250,7 @@ export class Vm {
         const id: number = setTimeout(() => {
           this.#timers.delete(id);
           try {
-            this.#watched(WATCH_TIMER, index, fn);
+            fn();
           } catch (err) {
             log.warn(`timer callback failed: ${err instanceof Error ? err.message : err}`);
           }
@@ -324,10 +280,9 @@ export class Vm {
       write: (bytes) => this.#io.write(bytes),
       onInput: (fn) => {
         if (this.#inputOwner !== undefined) return false;
-        const index = this.#pluginNames.lastIndexOf(name);
         this.#inputOwner = (bytes) => {
           try {
-            this.#watched(WATCH_INPUT, index, () => fn(bytes));
+            fn(bytes);
           } catch (err) {
             this.#io.log(`${name}: warning: input handler failed: ${(err as Error).message}`);
           }
@@ -401,8 +356,6 @@ export class Vm {
     this.#disposed = true;
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
-    // Packet backends call the host port's kick from their threads: close them first.
-    this.#endpoints.closeAll();
     for (const v of this.#vcpus) {
       try {
         v.dispose();

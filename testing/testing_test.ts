@@ -24,7 +24,7 @@ Deno.test("test bus refuses overlaps and routes offsets", () => {
   });
   assertThrows(
     () => host.bus.registerMmio(0x10ff, 4, { read: () => 0, write: () => {} }),
-    /Cannot register MMIO range 0x10ff-0x1102 for "dev0": overlaps "dev0" at 0x1000-0x10ff/,
+    /Cannot place device "dev0" at 0x10ff-0x1102: overlaps "dev0" at 0x1000-0x10ff/,
   );
   assertThrows(() => host.bus.registerPio(0x3f8, 8, { read: () => 0, write: () => {} }));
   assertEquals(host.mmioRead(0x1010, 4), 0x10);

@@ -46,6 +46,18 @@ export interface HypercallResult {
 /** Handles one hypercall number. */
 export type HypercallHandler = (call: HypercallRequest) => HypercallResult;
 
+/** What holds a range of ports or guest physical addresses (`PlatformHost.occupant`). */
+export interface RangeOccupant {
+  /** The plugin that registered it, or, for a reservation, its label (`RAM`). */
+  readonly owner: string;
+  /** True for a reservation (RAM, which the guest reaches without exits). */
+  readonly reserved: boolean;
+  /** First port or address. */
+  readonly base: number;
+  /** Length in bytes. */
+  readonly size: number;
+}
+
 /** Something registered on the bus; `unregister` removes it. */
 export interface Registration {
   /** Removes the registration. Idempotent. */

@@ -35,11 +35,13 @@ export interface PlatformServices {
   /** True if the architecture has port I/O (x86). */
   readonly hasPio: boolean;
   /**
-   * Reserves an MMIO window of `size` bytes (aligned to `size` rounded up to 4 KiB). A device
-   * that has a conventional address (the UART at 0x10000000 on RISC-V `virt`) may pass it as
-   * `preferredBase`; the platform returns it, or throws if that window is taken.
+   * Reserves an MMIO window of `size` bytes (aligned to `size` rounded up to 4 KiB) that overlaps
+   * neither RAM nor any other window or registered range. A device that has a conventional
+   * address (the UART at 0x10000000 on RISC-V `virt`), or was given one (`base=`), passes it as
+   * `preferredBase`; the platform returns it, or throws naming the device and what holds the
+   * window. Core fills `owner` with the device's name; devices need not pass it.
    */
-  allocateMmio(size: number, preferredBase?: number): number;
+  allocateMmio(size: number, preferredBase?: number, options?: { readonly owner?: string }): number;
   /** Reserves a free interrupt line, or the one asked for. */
   allocateIrq(preferred?: number): IrqLine;
   /** Register shift for byte-wide register devices (UART) on MMIO buses. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DeviceBus } from "./bus.ts";
+import type { DeviceBus, RangeOccupant, Registration } from "./bus.ts";
 import type { ExitRequestOptions, PlatformServices } from "./device.ts";
 import type { ExitRecord } from "./exits.ts";
 import type { HostPortInstance, Vcpu } from "./hostport.ts";
@@ -21,7 +21,23 @@ export interface PlatformHost extends PluginHost {
   readonly bus: DeviceBus;
   /** The terminal. */
   readonly console: ConsolePort;
-  /** Adds a RAM (or ROM) region through the host port. */
+  /**
+   * What already holds any part of `[base, base+size)` of port I/O (`PIO`) or guest physical
+   * addresses (`MMIO`): a range some plugin registered on the bus (a device placed at an address
+   * the user gave), or RAM. Undefined when all of it is free. `allocateMmio` skips what this
+   * reports and names it when a preferred base is taken.
+   */
+  occupant(space: "PIO" | "MMIO", base: number, size: number): RangeOccupant | undefined;
+  /**
+   * Holds ports or addresses the guest reaches without exits (an in-kernel interrupt controller)
+   * so that no device is placed there: registrations over them are refused with `label` in the
+   * message (`the in-kernel PIC`).
+   */
+  reserve(
+    space: "PIO" | "MMIO",
+    range: { readonly base: number; readonly size: number; readonly label: string },
+  ): Registration;
+  /** Adds a RAM (or ROM) region through the host port; no device may be placed over it. */
   addRam(gpa: number, size: number, options?: { readonly readonly?: boolean; name?: string }): void;
   /** The vCPUs; empty during `setup`, filled before `boot`. */
   readonly vcpus: readonly Vcpu[];
@@ -55,10 +71,4 @@ export interface PlatformInstance extends PluginInstance {
    * Returns true if handled.
    */
   onExit?(vcpu: Vcpu, exit: ExitRecord): boolean;
-  /**
-   * Optional: true when a device interrupt can still reach vCPU `vcpu` (its interrupt controller
-   * routes to it, unmasked, a line some device owns). Core asks only about vCPUs that wait with
-   * device interrupts enabled, for the stuck-guest check; without this method one always can.
-   */
-  canInterrupt?(vcpu: number): boolean;
 }

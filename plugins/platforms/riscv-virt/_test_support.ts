@@ -159,6 +159,7 @@ export function createTestPlatformHost(
   const vcpus: Vcpu[] = [];
   const wakes: (number | undefined)[] = [];
   const ramAdded: { gpa: number; size: number }[] = [];
+  const reserved: { space: string; base: number; size: number; label: string }[] = [];
   const hostport: Rv64HostPort = {
     arch: "riscv64",
     capabilities: {
@@ -186,6 +187,30 @@ export function createTestPlatformHost(
     memory: test.memory,
     bus: test.bus,
     console: test.console,
+    occupant(space, base, size) {
+      // RAM and reservations, then what was registered on the test bus (all by this plugin).
+      const ram = ramAdded.find((r) => base < r.gpa + r.size && r.gpa < base + size);
+      if (space === "MMIO" && ram) {
+        return { owner: "RAM", reserved: true, base: ram.gpa, size: ram.size };
+      }
+      const held = reserved.find((r) =>
+        r.space === space && base < r.base + r.size && r.base < base + size
+      );
+      if (held) return { owner: held.label, reserved: true, base: held.base, size: held.size };
+      const ranges = space === "MMIO" ? test.mmioRanges : test.pioRanges;
+      const r = ranges.find((r) => base < r.base + r.size && r.base < base + size);
+      return r && { owner: test.name, reserved: false, base: r.base, size: r.size };
+    },
+    reserve(space, range) {
+      const r = { space, ...range };
+      reserved.push(r);
+      return {
+        unregister: () => {
+          const i = reserved.indexOf(r);
+          if (i >= 0) reserved.splice(i, 1);
+        },
+      };
+    },
     addRam(gpa, size) {
       ramAdded.push({ gpa, size });
     },

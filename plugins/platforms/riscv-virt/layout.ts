@@ -43,20 +43,41 @@ interface Window {
   readonly owner: string;
 }
 
+/** What else holds guest physical addresses (the machine's bus: RAM, registered ranges). */
+export type MmioOccupant = (
+  base: number,
+  size: number,
+) => {
+  readonly owner: string;
+  readonly reserved: boolean;
+  readonly base: number;
+  readonly size: number;
+} | undefined;
+
 /**
  * Hands out MMIO windows below RAM. Automatic windows come first-fit, aligned to their size
  * rounded up to a power of two (at least 4 KiB): windows smaller than 4 KiB from 0x10000000
- * upwards, larger ones from 0x10001000 upwards. A preferred base is honoured if it is free. Overlaps are refused with an error naming both owners.
+ * upwards, larger ones from 0x10001000 upwards. A preferred base is honoured if it is free.
+ * Windows never overlap RAM, each other, or what `occupant` reports (ranges devices registered
+ * at addresses they were given); a preferred base that does is refused with an error naming the
+ * device and what holds the window.
  */
 export class MmioAllocator {
   readonly #windows: Window[] = [];
   readonly #ramBase: number;
   readonly #ramEnd: number;
+  readonly #occupant: MmioOccupant;
 
-  /** @param ram RAM base and size (never handed out). */
-  constructor(ram: { readonly ramBase: number; readonly ramSize: number }) {
+  /**
+   * @param ram RAM base and size (never handed out), and `occupant`, what else holds addresses
+   *   (default: nothing).
+   */
+  constructor(
+    ram: { readonly ramBase: number; readonly ramSize: number; readonly occupant?: MmioOccupant },
+  ) {
     this.#ramBase = ram.ramBase;
     this.#ramEnd = ram.ramBase + ram.ramSize;
+    this.#occupant = ram.occupant ?? (() => undefined);
   }
 
   /** The windows handed out, sorted by address. */
@@ -65,27 +86,30 @@ export class MmioAllocator {
   }
 
   /**
-   * Reserves `size` bytes, at `preferred` when given.
+   * Reserves `size` bytes for `owner` (the device's name), at `preferred` when given.
    *
-   * @throws {VmonError} When the size is bad, the preferred window is taken or overlaps RAM, or
-   * no space is left.
+   * @throws {VmonError} When the size is bad, the preferred window is not a valid address or is
+   * held by RAM, another window or a registered range, or no space is left.
    */
   allocate(size: number, options: { readonly owner: string; readonly preferred?: number }): number {
+    const who = `device "${options.owner}"`;
     if (!Number.isSafeInteger(size) || size <= 0 || size > 0x40000000) {
-      throw new VmonError(`Cannot allocate an MMIO window of ${size} bytes: size must be 1..1 GiB`);
+      throw new VmonError(
+        `Cannot place ${who}: an MMIO window of ${size} bytes is not 1 byte to 1 GiB`,
+      );
     }
     const pref = options.preferred;
     if (pref !== undefined) {
       if (!Number.isSafeInteger(pref) || pref < 0 || pref + size > 2 ** 48) {
-        throw new VmonError(`Cannot allocate MMIO window at ${String(pref)}: not a valid address`);
+        throw new VmonError(`Cannot place ${who} at ${String(pref)}: not a valid address`);
       }
       if (pref % 4 !== 0) {
-        throw new VmonError(`Cannot allocate MMIO window at ${hex(pref)}: not 4-byte aligned`);
+        throw new VmonError(`Cannot place ${who} at ${hex(pref)}: not 4-byte aligned`);
       }
       const clash = this.#clash(pref, size);
       if (clash) {
         throw new VmonError(
-          `Cannot allocate MMIO window ${hex(pref)}-${hex(pref + size - 1)}: overlaps "${clash}"`,
+          `Cannot place ${who} at ${hex(pref)}-${hex(pref + size - 1)}: overlaps ${clash}`,
         );
       }
       this.#windows.push({ base: pref, size, owner: options.owner });
@@ -103,12 +127,20 @@ export class MmioAllocator {
       }
     }
     throw new VmonError(
-      `Cannot allocate an MMIO window of ${size} bytes for "${options.owner}": no space left`,
+      `Cannot place ${who}: no MMIO window of ${size} bytes is left below RAM`,
     );
   }
 
+  /** What holds part of `[base, base+size)`, described for a message, or undefined. */
   #clash(base: number, size: number): string | undefined {
-    if (base < this.#ramEnd && this.#ramBase < base + size) return "ram";
-    return this.#windows.find((w) => base < w.base + w.size && w.base < base + size)?.owner;
+    const range = (b: number, n: number) => `${hex(b)}-${hex(b + n - 1)}`;
+    if (base < this.#ramEnd && this.#ramBase < base + size) {
+      return `RAM at ${range(this.#ramBase, this.#ramEnd - this.#ramBase)}`;
+    }
+    const w = this.#windows.find((w) => base < w.base + w.size && w.base < base + size);
+    if (w) return `"${w.owner}" at ${range(w.base, w.size)}`;
+    const o = this.#occupant(base, size);
+    if (o) return `${o.reserved ? o.owner : `"${o.owner}"`} at ${range(o.base, o.size)}`;
+    return undefined;
   }
 }

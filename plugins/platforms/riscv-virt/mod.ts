@@ -173,9 +173,14 @@ const plugin = definePlugin({
       },
       onBadAccess: (message) => host.log.warn(message),
     });
-    registrations.push(host.bus.registerMmio(PLIC_BASE, PLIC_SIZE, plic));
-    const mmio = new MmioAllocator({ ramBase: RAM_BASE, ramSize: memorySize });
+    // Windows avoid RAM, each other and every range registered on the bus (devices given base=).
+    const mmio = new MmioAllocator({
+      ramBase: RAM_BASE,
+      ramSize: memorySize,
+      occupant: (base, size) => host.occupant("MMIO", base, size),
+    });
     mmio.allocate(PLIC_SIZE, { owner: "plic", preferred: PLIC_BASE });
+    registrations.push(host.bus.registerMmio(PLIC_BASE, PLIC_SIZE, plic));
 
     const usedIrqs = new Set<number>();
     const line = (n: number): IrqLine => {
@@ -201,9 +206,9 @@ const plugin = definePlugin({
     const services: PlatformServices = {
       hasPio: false,
       mmioRegShift: 0,
-      allocateMmio(size: number, preferredBase?: number): number {
+      allocateMmio(size, preferredBase, options): number {
         return mmio.allocate(size, {
-          owner: `mmio window ${++mmioCount}`,
+          owner: options?.owner ?? `mmio window ${++mmioCount}`,
           ...(preferredBase !== undefined ? { preferred: preferredBase } : {}),
         });
       },
@@ -326,8 +331,6 @@ const plugin = definePlugin({
     return {
       services,
       boot,
-      // A hart's S-mode context can be raised only by a line a device owns, routed to it.
-      canInterrupt: (vcpu) => plic.canInterrupt(2 * vcpu + 1, (id) => usedIrqs.has(id)),
       dispose() {
         if (disposed) return;
         disposed = true;

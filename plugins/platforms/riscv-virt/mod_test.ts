@@ -73,12 +73,29 @@ Deno.test("riscv-virt: MMIO windows land where QEMU's virt has them", async () =
   strictEqual(s.allocateMmio(0x1000, 0x100000), 0x100000); // the test finisher, by request
   strictEqual(s.allocateMmio(0x10000), 0x10010000); // aligned to its size
   strictEqual(s.allocateMmio(0x40), 0x10003000);
-  throws(() => s.allocateMmio(0x1000, 0x10001000), /overlaps "mmio window 2"/);
-  throws(() => s.allocateMmio(0x1000, 0x0c100000), /overlaps "plic"/);
-  throws(() => s.allocateMmio(0x1000, RAM_BASE + 0x1000), /overlaps "ram"/);
+  throws(() => s.allocateMmio(0x1000, 0x10001000), /overlaps "mmio window 2" at 0x10001000-/);
+  throws(() => s.allocateMmio(0x1000, 0x0c100000), /overlaps "plic" at 0xc000000-0xc5fffff/);
+  throws(
+    () => s.allocateMmio(0x1000, RAM_BASE + 0x1000, { owner: "virtio-rng" }),
+    /: Cannot place device "virtio-rng" at 0x80001000-0x80001fff: overlaps RAM at 0x80000000-0x83ffffff$/,
+  );
   throws(() => s.allocateMmio(0), VmonError);
   throws(() => s.allocateMmio(16, -4), VmonError);
   throws(() => s.allocateMmio(16, 0x20000002), /not 4-byte aligned/);
+});
+
+Deno.test("riscv-virt: windows skip ranges devices registered at given addresses", async () => {
+  const { host, platform } = await makePlatform();
+  const s = platform.services;
+  // A UART placed by hand at its usual address (base=0x10000000) without asking the platform.
+  host.test.bus.registerMmio(0x1000_0000, 0x100, { read: () => 0, write: () => {} });
+  strictEqual(s.allocateMmio(2, undefined, { owner: "pvpanic" }), 0x10001000);
+  throws(
+    () => s.allocateMmio(0x100, 0x1000_0000, { owner: "uart16550" }),
+    /: Cannot place device "uart16550" at 0x10000000-0x100000ff: overlaps "riscv-virt" at 0x10000000-0x100000ff$/,
+  );
+  throws(() => s.allocateMmio(0x1000, 2 ** 48, { owner: "x" }), /device "x" .*not a valid address/);
+  throws(() => s.allocateMmio(2 ** 31, undefined, { owner: "big" }), /device "big"/);
 });
 
 Deno.test("riscv-virt: interrupt lines are PLIC sources", async () => {

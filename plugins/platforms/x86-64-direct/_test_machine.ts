@@ -39,6 +39,7 @@ export function createPlatformTestHost(
   const memory = new GuestMemory();
   const test = createTestDeviceHost({ name: "x86-64-direct", memory, arch: "x86_64" });
   const vcpus: Vcpu[] = [];
+  const reserved: { space: string; base: number; size: number; label: string }[] = [];
   const host: PlatformHost = {
     name: "x86-64-direct",
     machine: {
@@ -55,6 +56,29 @@ export function createPlatformTestHost(
     memory,
     bus: test.bus,
     console: test.console,
+    occupant(space, base, size) {
+      // RAM and reservations, then what was registered on the test bus (all by this plugin).
+      const overlaps = (b: number, n: number) => base < b + n && b < base + size;
+      const ram = memory.regions.find((r) => overlaps(r.gpa, r.size));
+      if (space === "MMIO" && ram) {
+        return { owner: "RAM", reserved: true, base: ram.gpa, size: ram.size };
+      }
+      const held = reserved.find((r) => r.space === space && overlaps(r.base, r.size));
+      if (held) return { owner: held.label, reserved: true, base: held.base, size: held.size };
+      const r = (space === "MMIO" ? test.mmioRanges : test.pioRanges)
+        .find((r) => overlaps(r.base, r.size));
+      return r && { owner: test.name, reserved: false, base: r.base, size: r.size };
+    },
+    reserve(space, range) {
+      const r = { space, ...range };
+      reserved.push(r);
+      return {
+        unregister: () => {
+          const i = reserved.indexOf(r);
+          if (i >= 0) reserved.splice(i, 1);
+        },
+      };
+    },
     addRam(gpa, size, opts = {}) {
       const buffer = hostport.addMemoryRegion(gpa, size, { readonly: opts.readonly ?? false });
       memory.addRegion(gpa, buffer, {

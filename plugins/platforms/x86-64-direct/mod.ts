@@ -27,6 +27,7 @@ import {
   type PlatformInstance,
   type PlatformServices,
   PLUGIN_API_VERSION,
+  type Registration,
   type Vcpu,
   VmonError,
   type X86HostPort,
@@ -66,6 +67,14 @@ export type { ElfImage, ElfSegment } from "./elf.ts";
 const MIN_MEMORY = 4 * 2 ** 20;
 /** The MMIO window when RAM ends below it. */
 const MMIO_LOW = { base: 0xd000_0000, end: 0xfec0_0000 };
+/** What the in-kernel interrupt controller (KVM_CREATE_IRQCHIP) answers itself. */
+const IRQCHIP_RANGES: readonly (readonly ["PIO" | "MMIO", number, number, string])[] = [
+  ["PIO", 0x20, 2, "the in-kernel PIC"],
+  ["PIO", 0xa0, 2, "the in-kernel PIC"],
+  ["PIO", 0x4d0, 2, "the in-kernel PIC's ELCR"],
+  ["MMIO", 0xfec0_0000, 0x1000, "the in-kernel IOAPIC"],
+  ["MMIO", 0xfee0_0000, 0x1000, "the in-kernel local APIC"],
+];
 /** Interrupt lines (IOAPIC GSIs) the platform hands out. */
 const IRQ_LINES = 24;
 /** Where allocateIrq starts when no line is preferred (0-4 are legacy: timer, keyboard, COM). */
@@ -213,6 +222,14 @@ const plugin = definePlugin({
       irqchip = host.hostport.createIrqchip();
       if (!irqchip) host.log.debug("the host port has no in-kernel interrupt controller");
     }
+    const reservations: Registration[] = [];
+    if (irqchip) {
+      // The host port's in-kernel PIC, IOAPIC and local APICs answer these without exits: no
+      // device may be placed there (it would never see an access).
+      for (const [space, base, size, label] of IRQCHIP_RANGES) {
+        reservations.push(host.reserve(space, { base, size, label }));
+      }
+    }
     const usedIrqs = new Set<number>();
     const hostport = host.hostport;
     const makeLine = (gsi: number): IrqLine => {
@@ -233,49 +250,59 @@ const plugin = definePlugin({
       const base = Math.ceil(memorySize / 2 ** 30) * 2 ** 30;
       return { base, end: base + 2 ** 30 };
     })();
-    const mmio: { base: number; size: number }[] = [];
-    const overlapsMmio = (base: number, size: number) =>
-      mmio.find((m) => base < m.base + m.size && m.base < base + size);
+    const mmio: { base: number; size: number; owner: string }[] = [];
+    const range = (base: number, size: number) => `${hex(base)}-${hex(base + size - 1)}`;
+    /** What holds part of `[base, base+size)`: RAM, a window, or a range on the bus. */
+    const mmioClash = (base: number, size: number): string | undefined => {
+      if (base < memorySize) return `RAM at ${range(0, memorySize)}`;
+      const w = mmio.find((m) => base < m.base + m.size && m.base < base + size);
+      if (w !== undefined) return `"${w.owner}" at ${range(w.base, w.size)}`;
+      const o = host.occupant("MMIO", base, size);
+      if (o !== undefined) {
+        return `${o.reserved ? o.owner : `"${o.owner}"`} at ${range(o.base, o.size)}`;
+      }
+      return undefined;
+    };
     const descriptions: DeviceDescription[] = [];
 
     const services: PlatformServices = {
       hasPio: true,
       mmioRegShift: 0,
-      allocateMmio(size: number, preferredBase?: number): number {
+      allocateMmio(size, preferredBase, options): number {
+        const owner = options?.owner ?? `mmio window ${mmio.length + 1}`;
         if (!Number.isSafeInteger(size) || size <= 0) {
           throw new VmonError(
-            `Cannot allocate an MMIO window of ${size} bytes: size must be positive`,
+            `Cannot place device "${owner}": an MMIO window of ${size} bytes is not a positive size`,
           );
         }
         const rounded = Math.ceil(size / 4096) * 4096;
         if (preferredBase !== undefined) {
-          const clash = overlapsMmio(preferredBase, rounded);
-          if (preferredBase < memorySize || clash !== undefined) {
-            throw new VmonError(
-              `Cannot allocate MMIO window ${hex(preferredBase)}-${
-                hex(preferredBase + rounded - 1)
-              }: overlaps ${clash ? `the window at ${hex(clash.base)}` : "RAM"}`,
-            );
+          const at = `Cannot place device "${owner}" at ${range(preferredBase, rounded)}`;
+          if (!Number.isSafeInteger(preferredBase) || preferredBase < 0) {
+            throw new VmonError(`${at}: not a valid address`);
           }
-          mmio.push({ base: preferredBase, size: rounded });
+          if (preferredBase + rounded > MAX_MAPPED) {
+            throw new VmonError(`${at}: beyond the identity-mapped ${range(0, MAX_MAPPED)}`);
+          }
+          const clash = mmioClash(preferredBase, rounded);
+          if (clash !== undefined) throw new VmonError(`${at}: overlaps ${clash}`);
+          mmio.push({ base: preferredBase, size: rounded, owner });
           return preferredBase;
         }
         let align = 4096;
         while (align < rounded) align *= 2;
         let base = Math.ceil(mmioWindow.base / align) * align;
-        for (;;) {
-          const clash = overlapsMmio(base, rounded);
-          if (clash === undefined) break;
-          base = Math.ceil((clash.base + clash.size) / align) * align;
+        while (base + rounded <= mmioWindow.end && mmioClash(base, rounded) !== undefined) {
+          base += align;
         }
         if (base + rounded > mmioWindow.end) {
           throw new VmonError(
-            `Cannot allocate an MMIO window of ${rounded} bytes: the window ${
-              hex(mmioWindow.base)
-            }-${hex(mmioWindow.end - 1)} is full`,
+            `Cannot place device "${owner}": no MMIO window of ${rounded} bytes is left in ${
+              range(mmioWindow.base, mmioWindow.end - mmioWindow.base)
+            }`,
           );
         }
-        mmio.push({ base, size: rounded });
+        mmio.push({ base, size: rounded, owner });
         return base;
       },
       allocateIrq(preferred?: number): IrqLine {
@@ -481,6 +508,7 @@ const plugin = definePlugin({
         if (disposed) return;
         disposed = true;
         faultPorts.unregister();
+        for (const r of reservations) r.unregister();
       },
     };
   },

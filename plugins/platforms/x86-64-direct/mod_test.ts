@@ -158,10 +158,38 @@ Deno.test("allocateMmio hands out aligned windows at 0xd0000000 and refuses over
   assertEquals(s.allocateMmio(0x3000), 0xd000_4000);
   assertEquals(s.allocateMmio(0x1000), 0xd000_1000);
   assertEquals(s.allocateMmio(0x1000, 0xfed0_0000), 0xfed0_0000);
-  throws(() => s.allocateMmio(0x1000, 0xd000_4000), isVmonError(/overlaps the window/));
-  throws(() => s.allocateMmio(0x1000, 0x10_0000), isVmonError(/overlaps RAM/));
-  throws(() => s.allocateMmio(0), isVmonError(/size must be positive/));
-  throws(() => s.allocateMmio(0x4000_0000), isVmonError(/is full/));
+  throws(
+    () => s.allocateMmio(0x1000, 0xd000_4000, { owner: "virtio-rng" }),
+    isVmonError(
+      /^Cannot place device "virtio-rng" at 0xd0004000-0xd0004fff: overlaps "mmio window 2" at 0xd0004000-0xd0006fff$/,
+    ),
+  );
+  throws(
+    () => s.allocateMmio(0x1000, 0x10_0000, { owner: "virtio-blk" }),
+    isVmonError(/^Cannot place device "virtio-blk" at .*: overlaps RAM at 0x0-0x7fffff$/),
+  );
+  throws(() => s.allocateMmio(0x1000, 2 ** 40), isVmonError(/beyond the identity-mapped/));
+  throws(() => s.allocateMmio(0), isVmonError(/not a positive size/));
+  throws(() => s.allocateMmio(0x4000_0000), isVmonError(/no MMIO window of .* is left/));
+});
+
+Deno.test("allocateMmio skips ranges on the bus; the in-kernel irqchip's ranges are held", async () => {
+  const { host, test, platform } = await setUp();
+  const s = platform.services;
+  // A device registered by hand where the allocator would start.
+  test.bus.registerMmio(0xd000_0000, 0x100, { read: () => 0, write: () => {} });
+  assertEquals(s.allocateMmio(0x200, undefined, { owner: "virtio-rng" }), 0xd000_1000);
+  throws(
+    () => s.allocateMmio(0x1000, 0xfee0_0000, { owner: "virtio-blk" }),
+    isVmonError(/"virtio-blk" at 0xfee00000-0xfee00fff: overlaps the in-kernel local APIC/),
+  );
+  assertEquals(host.occupant("PIO", 0x20, 8)?.owner, "the in-kernel PIC");
+  assertEquals(host.occupant("MMIO", 0xfec0_0010, 4)?.owner, "the in-kernel IOAPIC");
+  platform.dispose();
+  assertEquals(host.occupant("PIO", 0x20, 8), undefined);
+  const noChip = await setUp({ irqchip: false });
+  assertEquals(noChip.host.occupant("PIO", 0x20, 8), undefined);
+  assertEquals(noChip.platform.services.allocateMmio(0x1000, 0xfee0_0000), 0xfee0_0000);
 });
 
 Deno.test("allocateIrq hands out GSIs and drives the host port's irqchip", async () => {
