@@ -822,7 +822,26 @@ export class ExitBus {
   }
 
   /** The counters as plain objects (a snapshot). */
-  counters(): BusCounters {
+  /** Loads counters saved with a snapshot (what `counters()` returned then). */
+  restoreCounters(saved: BusCounters): void {
+    for (const [code, name] of Object.entries(EXIT_KIND_NAMES)) {
+      this.#exitCounts[Number(code)] = saved.exits[name] ?? 0;
+    }
+    for (const o of this.#owners.values()) {
+      o.exits = saved.plugins[o.name] ?? 0;
+      o.errors = saved.errors[o.name] ?? 0;
+    }
+    this.#unclaimed.exits = saved.plugins[UNCLAIMED] ?? 0;
+    this.#unclaimedIo = saved.unclaimed.io ?? 0;
+    this.#unclaimedMmio = saved.unclaimed.mmio ?? 0;
+    this.#unclaimedHypercalls.clear();
+    for (const [k, n] of Object.entries(saved.unclaimed)) {
+      const m = /^hypercall 0x([0-9a-f]+)$/.exec(k);
+      if (m) this.#unclaimedHypercalls.set(parseInt(m[1]!, 16), n);
+    }
+  }
+
+    counters(): BusCounters {
     const exits: Record<string, number> = {};
     for (const [code, name] of Object.entries(EXIT_KIND_NAMES)) {
       const n = this.#exitCounts[Number(code)] ?? 0;

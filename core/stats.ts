@@ -31,6 +31,11 @@ class PluginCounter implements Counter {
   get value(): number {
     return this.#value;
   }
+
+  /** Sets the value (a restored snapshot's). */
+  load(value: number): void {
+    this.#value = value;
+  }
 }
 
 /**
@@ -87,6 +92,19 @@ export class MetricsRegistry {
       out[plugin] = values;
     }
     return out;
+  }
+
+  /**
+   * Sets the counters to saved values (from {@linkcode MetricsRegistry.snapshot}), creating the
+   * ones missing: a machine restored from a snapshot goes on counting from the saved values.
+   */
+  restore(values: Readonly<Record<string, Readonly<Record<string, number>>>>): void {
+    for (const [plugin, counters] of Object.entries(values)) {
+      const m = this.forPlugin(plugin);
+      for (const [name, v] of Object.entries(counters)) {
+        (m.counter(name) as PluginCounter).load(v);
+      }
+    }
   }
 
   /** Counter descriptions: plugin name to counter name to its description. */

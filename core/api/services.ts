@@ -125,8 +125,52 @@ export interface HostFile {
   close(): void;
 }
 
+/**
+ * A value a plugin's `save()` may return as its state: JSON values plus `Uint8Array` (stored
+ * as bytes) and `bigint`. Snapshot files encode it (core/snapshot_format.ts); nothing else
+ * (functions, class instances, `undefined` inside arrays) may appear in it.
+ */
+export type SnapshotValue =
+  | null
+  | boolean
+  | number
+  | string
+  | bigint
+  | Uint8Array
+  | readonly SnapshotValue[]
+  | { readonly [key: string]: SnapshotValue };
+
+/**
+ * What a plugin's `save()` returns: the version of the plugin's own state layout (an integer it
+ * bumps whenever the layout changes) and the state. `restore()` receives the same object, read
+ * back from the snapshot file.
+ */
+export interface PluginState {
+  /** The plugin's state-layout version (1, 2, ...); not the plugin API version. */
+  readonly version: number;
+  /** The state. */
+  readonly state: SnapshotValue;
+}
+
 /** Every plugin instance can be disposed; dispose must be idempotent. */
 export interface PluginInstance {
   /** Releases host resources (files, timers). Called in reverse setup order. */
   dispose(): void;
+  /**
+   * Optional: the plugin's state for a snapshot (docs/DESIGN.md, "Snapshots"). Called on the
+   * machine's thread between exits, with every vCPU stopped, devices first, the host port last.
+   * Host resources (files, sockets, the terminal) are referenced through the plugin's options,
+   * never copied. It may settle derived state first (a cache the restored machine rebuilds
+   * anyway), as long as the running machine then behaves exactly like a restored one. A machine
+   * with a plugin without `save` cannot be snapshotted: the snapshot fails with one line naming
+   * the plugin.
+   */
+  save?(): PluginState;
+  /**
+   * Optional: loads state saved by `save()` into a freshly set-up instance (same options; the
+   * platform's `boot` is not called, guest RAM is already restored). Called in setup order, host
+   * port first. Must refuse, with a `VmonError` naming the plugin, a version it cannot read or a
+   * state that does not fit (a disk that changed size, a missing host resource).
+   */
+  restore?(saved: PluginState): void;
 }

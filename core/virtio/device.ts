@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { GuestMemoryAccess } from "../api/mod.ts";
+import type { GuestMemoryAccess, SnapshotValue } from "../api/mod.ts";
 import type { Virtqueue } from "./queue.ts";
 
 /** Device status bits (virtio 1.2 section 2.1). */
@@ -77,4 +77,17 @@ export interface VirtioDevice {
   reset(): void;
   /** Releases host resources (files). */
   dispose?(): void;
+  /**
+   * Optional: the device model's own state for a snapshot (the transport saves the registers
+   * and ring positions). A device without it cannot be snapshotted through
+   * `attachVirtioMmio`: give stateless devices one that returns `null`.
+   */
+  saveState?(): SnapshotValue;
+  /**
+   * Optional: loads what `saveState` returned, before `activate` runs again on the restored
+   * queues. Throws a `VmonError` naming the device when the state does not fit.
+   */
+  restoreState?(state: SnapshotValue): void;
+  /** Version of the layout `saveState` returns (default 1). */
+  readonly stateVersion?: number;
 }

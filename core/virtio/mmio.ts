@@ -13,7 +13,9 @@ import type {
   IrqLine,
   Logger,
   PluginInstance,
+  PluginState,
   RangeHandler,
+  SnapshotValue,
 } from "../api/mod.ts";
 import { hex, VmonError } from "../errors.ts";
 import {
@@ -367,7 +369,98 @@ export class VirtioMmioTransport implements RangeHandler {
     if (next & VirtioStatus.DRIVER_OK && !(old & VirtioStatus.DRIVER_OK)) this.#activate();
   }
 
-  #activate(): void {
+  /** The transport's registers and ring positions for a snapshot. */
+  saveState(): SnapshotValue {
+    return {
+      status: this.#status,
+      deviceFeaturesSel: this.#deviceFeaturesSel,
+      driverFeaturesSel: this.#driverFeaturesSel,
+      driverFeatures: this.#driverFeatures,
+      queueSel: this.#queueSel,
+      queues: this.#queues.map((q) => ({ ...q })),
+      interruptStatus: this.#interruptStatus,
+      configGeneration: this.#configGeneration,
+      irqLevel: this.#irqLevel,
+      active: this.#activation === undefined ? null : (this.#active ?? []).map((q) => [
+        q.index,
+        ...q.saveIndices(),
+      ]),
+    };
+  }
+
+  /**
+   * Loads what {@linkcode VirtioMmioTransport.saveState} returned into a fresh transport: the
+   * registers, then (when the driver had set DRIVER_OK) the queues at their saved positions,
+   * `restoreDevice` (the device model's own state), and the device's `activate`. The interrupt
+   * line's level is restored with the interrupt controller. Throws when the state is malformed.
+   */
+  restoreState(state: SnapshotValue, restoreDevice: () => void = () => {}): void {
+    const bad = (what: string): never => {
+      throw new VmonError(
+        `Cannot restore virtio device ${this.#device.deviceId}: ${what} is malformed`,
+      );
+    };
+    const st = state as Record<string, SnapshotValue>;
+    if (st === null || typeof st !== "object" || Array.isArray(st)) bad("the transport state");
+    const u32 = (k: string): number => {
+      const v = st[k];
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) bad(`"${k}"`);
+      return v as number;
+    };
+    const status = u32("status");
+    const next = {
+      deviceFeaturesSel: u32("deviceFeaturesSel"),
+      driverFeaturesSel: u32("driverFeaturesSel"),
+      queueSel: u32("queueSel"),
+      interruptStatus: u32("interruptStatus"),
+      configGeneration: u32("configGeneration"),
+    };
+    const features = st.driverFeatures;
+    if (typeof features !== "bigint" || features < 0n) bad(`"driverFeatures"`);
+    if (typeof st.irqLevel !== "boolean") bad(`"irqLevel"`);
+    const queues = st.queues;
+    if (!Array.isArray(queues) || queues.length !== this.#queues.length) bad("the queue list");
+    const regs = (queues as SnapshotValue[]).map((q, i): QueueRegs => {
+      const r = q as Record<string, SnapshotValue>;
+      const num = r?.num, desc = r?.desc, driver = r?.driver, device = r?.device;
+      if (
+        typeof r !== "object" || r === null || typeof r.ready !== "boolean" ||
+        ![num, desc, driver, device].every((n) =>
+          typeof n === "number" && Number.isSafeInteger(n) && n >= 0
+        ) || (num as number) > (this.#device.queueMaxSizes[i] ?? 0)
+      ) {
+        return bad(`queue ${i}`);
+      }
+      return {
+        num: num as number,
+        ready: r.ready as boolean,
+        desc: desc as number,
+        driver: driver as number,
+        device: device as number,
+      };
+    });
+    const active = st.active;
+    if (active !== null && !Array.isArray(active)) bad("the active queue list");
+    this.#status = status & 0xff;
+    this.#deviceFeaturesSel = next.deviceFeaturesSel;
+    this.#driverFeaturesSel = next.driverFeaturesSel;
+    this.#driverFeatures = features as bigint;
+    this.#queueSel = next.queueSel;
+    this.#queues = regs;
+    this.#interruptStatus = next.interruptStatus;
+    this.#configGeneration = next.configGeneration;
+    this.#irqLevel = st.irqLevel as boolean;
+    restoreDevice();
+    if (active === null) return;
+    const indices = new Map<number, readonly unknown[]>();
+    for (const a of active as SnapshotValue[]) {
+      if (!Array.isArray(a) || typeof a[0] !== "number") bad("the active queue list");
+      indices.set((a as number[])[0]!, (a as unknown[]).slice(1));
+    }
+    this.#activate(indices);
+  }
+
+  #activate(indices?: ReadonlyMap<number, readonly unknown[]>): void {
     if (!(this.#status & VirtioStatus.FEATURES_OK)) {
       this.#fail("DRIVER_OK without FEATURES_OK");
       return;
@@ -395,6 +488,17 @@ export class VirtioMmioTransport implements RangeHandler {
         : undefined
     );
     this.#active = queues.filter((q): q is Virtqueue => q !== undefined);
+    if (indices !== undefined) {
+      for (const q of this.#active) {
+        const saved = indices.get(q.index);
+        if (saved === undefined) {
+          throw new VmonError(
+            `Cannot restore virtio device ${this.#device.deviceId}: queue ${q.index} has no saved positions`,
+          );
+        }
+        q.restoreIndices(saved);
+      }
+    }
     const epoch = this.#epoch;
     const live = () => this.#epoch === epoch && !this.#broken();
     const activation: VirtioActivation = {
@@ -480,9 +584,26 @@ export function attachVirtioMmio(
   });
   host.log.debug(`virtio device ${device.deviceId} at ${hex(base)}, irq ${irq.number}`);
   let disposed = false;
+  const version = device.stateVersion ?? 1;
+  const saving = device.saveState === undefined ? {} : {
+    save: (): PluginState => ({
+      version,
+      state: { transport: transport.saveState(), device: device.saveState!() },
+    }),
+    restore(saved: PluginState): void {
+      const st = saved.state as Record<string, SnapshotValue> | null;
+      if (saved.version !== version || st === null || typeof st !== "object") {
+        throw new VmonError(
+          `Cannot restore ${host.name}: state version ${saved.version} is not supported (this build reads ${version})`,
+        );
+      }
+      transport.restoreState(st.transport ?? null, () => device.restoreState?.(st.device ?? null));
+    },
+  };
   return {
     transport,
     base,
+    ...saving,
     dispose() {
       if (disposed) return;
       disposed = true;

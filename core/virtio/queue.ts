@@ -168,6 +168,27 @@ export class Virtqueue {
     return this.#lastAvail;
   }
 
+  /** The device-side ring positions, for a snapshot (the rings themselves are guest RAM). */
+  saveIndices(): [number, number, number, number] {
+    return [this.#lastAvail, this.#usedIdx, this.#signalledUsed, this.#malformed];
+  }
+
+  /** Loads what {@linkcode Virtqueue.saveIndices} returned. Throws when it is malformed. */
+  restoreIndices(indices: readonly unknown[]): void {
+    if (
+      indices.length !== 4 ||
+      !indices.every((n) => typeof n === "number" && Number.isInteger(n) && n >= 0) ||
+      (indices as number[]).slice(0, 3).some((n) => n > 0xffff)
+    ) {
+      throw new VmonError(`Cannot restore virtqueue ${this.index}: its indices are malformed`);
+    }
+    const [lastAvail, usedIdx, signalled, malformed] = indices as number[];
+    this.#lastAvail = lastAvail!;
+    this.#usedIdx = usedIdx!;
+    this.#signalledUsed = signalled!;
+    this.#malformed = malformed!;
+  }
+
   /** True when the driver has made buffers available that the device has not popped. */
   hasAvailable(): boolean {
     return this.#availIdx() !== this.#lastAvail;

@@ -116,6 +116,15 @@ export default definePlugin({
     host.log.debug(`at ${pio ? "port" : "address"} ${hex(base)}`);
 
     return {
+      // No state: requests are counted by core's metrics, which snapshots save.
+      save: () => ({ version: 1, state: null }),
+      restore(saved) {
+        if (saved.version !== 1) {
+          throw new VmonError(
+            `Cannot restore debug-exit: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
+      },
       dispose() {
         registration.unregister();
       },

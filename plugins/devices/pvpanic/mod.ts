@@ -14,7 +14,7 @@
  * @module
  */
 
-import { definePlugin, PLUGIN_API_VERSION, type RangeHandler } from "../../../mod.ts";
+import { definePlugin, PLUGIN_API_VERSION, type RangeHandler, VmonError } from "../../../mod.ts";
 
 /** Event bits. */
 export const PvpanicEvent = { PANICKED: 1, CRASH_LOADED: 2 } as const;
@@ -75,6 +75,17 @@ export default definePlugin({
         mmio: { base, size: 2 },
       });
     }
-    return { dispose: () => reg.unregister() };
+    return {
+      // No state: events are counted by core's metrics, which snapshots save.
+      save: () => ({ version: 1, state: null }),
+      restore(saved) {
+        if (saved.version !== 1) {
+          throw new VmonError(
+            `Cannot restore pvpanic: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
+      },
+      dispose: () => reg.unregister(),
+    };
   },
 });

@@ -137,6 +137,15 @@ export default definePlugin({
 
     let disposed = false;
     return {
+      save: () => ({ version: 1, state: uart.saveState() }),
+      restore(saved) {
+        if (saved.version !== 1 || typeof saved.state !== "object" || saved.state === null) {
+          throw new VmonError(
+            `Cannot restore uart16550: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
+        uart.restoreState(saved.state as Record<string, unknown>);
+      },
       dispose() {
         if (disposed) return;
         disposed = true;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Counter, IrqLine, Timers } from "../../../mod.ts";
+import { type Counter, type IrqLine, type Timers, VmonError } from "../../../mod.ts";
 
 /** Register indices (the offset divided by the register stride). */
 export const Reg = {
@@ -263,6 +263,92 @@ export class Uart16550 {
     const bytes = Uint8Array.from(this.#out);
     this.#out = [];
     this.#env.output(bytes);
+  }
+
+  /**
+   * The register state for a snapshot. Buffered output is sent first (it left the guest
+   * already); input waiting in the backlog is part of the state.
+   */
+  saveState(): Record<string, number | boolean | Uint8Array> {
+    this.flush();
+    return {
+      ier: this.#ier,
+      lcr: this.#lcr,
+      mcr: this.#mcr,
+      lsr: this.#lsr,
+      msr: this.#msr,
+      scr: this.#scr,
+      dll: this.#dll,
+      dlm: this.#dlm,
+      fifoEnabled: this.#fifoEnabled,
+      trigger: this.#trigger,
+      rx: Uint8Array.from(this.#rx),
+      thrPending: this.#thrPending,
+      timeoutPending: this.#timeoutPending,
+      backlog: Uint8Array.from(this.#backlog),
+      irqLevel: this.#irqLevel,
+    };
+  }
+
+  /**
+   * Loads what {@linkcode Uart16550.saveState} returned. The interrupt line's level is restored
+   * with the interrupt controller, so it is not driven here. Throws when the state is malformed.
+   */
+  restoreState(state: Readonly<Record<string, unknown>>): void {
+    const byte = (k: string): number => {
+      const v = state[k];
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 255) {
+        throw new VmonError(`Cannot restore the UART: "${k}" is malformed`);
+      }
+      return v;
+    };
+    const flag = (k: string): boolean => {
+      const v = state[k];
+      if (typeof v !== "boolean") {
+        throw new VmonError(`Cannot restore the UART: "${k}" is malformed`);
+      }
+      return v;
+    };
+    const bytes = (k: string, max: number): number[] => {
+      const v = state[k];
+      if (!(v instanceof Uint8Array) || v.length > max) {
+        throw new VmonError(`Cannot restore the UART: "${k}" is malformed`);
+      }
+      return [...v];
+    };
+    const next = {
+      ier: byte("ier"),
+      lcr: byte("lcr"),
+      mcr: byte("mcr"),
+      lsr: byte("lsr"),
+      msr: byte("msr"),
+      scr: byte("scr"),
+      dll: byte("dll"),
+      dlm: byte("dlm"),
+      fifoEnabled: flag("fifoEnabled"),
+      trigger: byte("trigger"),
+      rx: bytes("rx", FIFO_SIZE),
+      thrPending: flag("thrPending"),
+      timeoutPending: flag("timeoutPending"),
+      backlog: bytes("backlog", BACKLOG_LIMIT),
+      irqLevel: flag("irqLevel"),
+    };
+    this.#ier = next.ier;
+    this.#lcr = next.lcr;
+    this.#mcr = next.mcr;
+    this.#lsr = next.lsr;
+    this.#msr = next.msr;
+    this.#scr = next.scr;
+    this.#dll = next.dll;
+    this.#dlm = next.dlm;
+    this.#fifoEnabled = next.fifoEnabled;
+    this.#trigger = next.trigger;
+    this.#rx = next.rx;
+    this.#thrPending = next.thrPending;
+    this.#timeoutPending = next.timeoutPending;
+    this.#backlog = next.backlog;
+    this.#irqLevel = next.irqLevel;
+    this.#armTimeout();
   }
 
   /** Flushes output and cancels timers. */

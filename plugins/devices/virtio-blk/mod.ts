@@ -16,10 +16,12 @@ import {
   type HostFile,
   type Logger,
   PLUGIN_API_VERSION,
+  type SnapshotValue,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
   type Virtqueue,
+  VmonError,
 } from "../../../mod.ts";
 
 /** Block feature bits. */
@@ -146,6 +148,32 @@ export class VirtioBlk implements VirtioDevice {
   /** Closes the file. */
   dispose(): void {
     this.#file.close();
+  }
+
+  /**
+   * Snapshot state: nothing but what identifies the disk (requests complete before the exit
+   * that notified them returns; the image is referenced, not copied).
+   */
+  saveState(): SnapshotValue {
+    return { capacity: this.capacity, readonly: this.#options.readonly };
+  }
+
+  /** Refuses a disk that changed size or mode since the snapshot. */
+  restoreState(state: SnapshotValue): void {
+    const st = state as { capacity?: unknown; readonly?: unknown } | null;
+    if (st === null || typeof st !== "object" || typeof st.capacity !== "number") {
+      throw new VmonError("Cannot restore virtio-blk: the saved state is malformed");
+    }
+    if (st.capacity !== this.capacity) {
+      throw new VmonError(
+        `Cannot restore virtio-blk: the disk image has ${this.capacity} sectors, the snapshot was taken with ${st.capacity}`,
+      );
+    }
+    if (st.readonly !== this.#options.readonly) {
+      throw new VmonError(
+        `Cannot restore virtio-blk: the snapshot was taken with readonly=${st.readonly}, this disk has readonly=${this.#options.readonly}`,
+      );
+    }
   }
 
   #warn(message: string): void {

@@ -13,9 +13,11 @@ import {
   type Counter,
   definePlugin,
   PLUGIN_API_VERSION,
+  type SnapshotValue,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
+  VmonError,
 } from "../../../mod.ts";
 
 /** Console feature bits. */
@@ -101,6 +103,24 @@ export class VirtioConsole implements VirtioDevice {
     this.#activation = undefined;
   }
 
+  /** Snapshot state: console input not yet delivered to the guest. */
+  saveState(): SnapshotValue {
+    return { pending: this.#take(this.#pendingBytes, true) };
+  }
+
+  /** Loads what {@linkcode VirtioConsole.saveState} returned. */
+  restoreState(state: SnapshotValue): void {
+    const st = state as { pending?: unknown } | null;
+    if (
+      st === null || typeof st !== "object" || !(st.pending instanceof Uint8Array) ||
+      st.pending.length > INPUT_LIMIT
+    ) {
+      throw new VmonError("Cannot restore virtio-console: the saved state is malformed");
+    }
+    this.#pending = st.pending.length > 0 ? [st.pending.slice()] : [];
+    this.#pendingBytes = st.pending.length;
+  }
+
   /** Host input: queued, then written into receive buffers as the driver provides them. */
   receive(bytes: Uint8Array): void {
     const room = INPUT_LIMIT - this.#pendingBytes;
@@ -155,8 +175,19 @@ export class VirtioConsole implements VirtioDevice {
     if (used) a.signalUsed(q);
   }
 
-  /** Removes up to `max` bytes of pending input. */
-  #take(max: number): Uint8Array {
+  /** Removes up to `max` bytes of pending input (`peek`: copies them, leaving them pending). */
+  #take(max: number, peek = false): Uint8Array {
+    if (peek) {
+      const out = new Uint8Array(Math.min(max, this.#pendingBytes));
+      let at = 0;
+      for (const p of this.#pending) {
+        if (at >= out.length) break;
+        const part = p.subarray(0, out.length - at);
+        out.set(part, at);
+        at += part.length;
+      }
+      return out;
+    }
     const n = Math.min(max, this.#pendingBytes);
     const out = new Uint8Array(n);
     let at = 0;

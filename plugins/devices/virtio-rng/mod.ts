@@ -68,6 +68,14 @@ export class VirtioRng implements VirtioDevice {
   }
 
   /** Forgets the queues. */
+  /** Snapshot state: none (every request is answered before the notifying exit returns). */
+  saveState(): null {
+    return null;
+  }
+
+  /** Nothing to load. */
+  restoreState(): void {}
+
   reset(): void {
     this.#activation = undefined;
   }

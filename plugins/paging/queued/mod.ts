@@ -273,6 +273,19 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
         }
       },
       stats: () => counters.stats(),
+      // The queue is flushed (validated and applied, as at the guest's next fence) and the host
+      // port's save then drops the shadow tables: a restored machine starts with an empty queue.
+      save() {
+        flushQueue(false);
+        return { version: 1, state: null };
+      },
+      restore(saved) {
+        if (saved.version !== 1) {
+          throw new VmonError(
+            `Cannot restore the queued strategy: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
+      },
       dispose(): void {
         counters.dispose();
         registration?.unregister();

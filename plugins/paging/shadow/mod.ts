@@ -24,6 +24,7 @@ import {
   type PteRules,
   requirePagingMechanisms,
   type Vcpu,
+  VmonError,
 } from "../../../mod.ts";
 
 /** The strategy's name, as reported in stats. */
@@ -117,6 +118,16 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
         if (mech.isPageTable(gpa)) mech.approve(vcpu.id, false);
       },
       stats: () => counters.stats(),
+      // Shadow tables are derived state: the host port's save drops them in the running machine
+      // and a restored one rebuilds them; counters are core's metrics and the port's.
+      save: () => ({ version: 1, state: null }),
+      restore(saved) {
+        if (saved.version !== 1) {
+          throw new VmonError(
+            `Cannot restore the shadow strategy: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
+      },
       dispose(): void {
         counters.dispose();
       },

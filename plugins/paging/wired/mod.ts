@@ -16,6 +16,7 @@ import {
   type PagingPluginDefinition,
   PLUGIN_API_VERSION,
   type Vcpu,
+  VmonError,
 } from "../../../mod.ts";
 
 /** The strategy's name, as reported in stats. */
@@ -52,6 +53,15 @@ const wired: PagingPluginDefinition<Record<never, never>> = definePlugin({
         // nothing is trapped on purpose: a trap a host port sent anyway is counted, not hidden
         out.traps = unexpected.value;
         return out;
+      },
+      // Nothing to save: the counter is core's metrics, which snapshots save.
+      save: () => ({ version: 1, state: null }),
+      restore(saved) {
+        if (saved.version !== 1) {
+          throw new VmonError(
+            `Cannot restore the wired strategy: state version ${saved.version} is not supported (this build reads 1)`,
+          );
+        }
       },
       dispose() {},
     };

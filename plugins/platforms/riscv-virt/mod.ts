@@ -44,6 +44,9 @@ export { enterSupervisor, Sbi, SbiError, SbiExtension, translate } from "./sbi.t
 export type { SbiEnvironment } from "./sbi.ts";
 export { MmioAllocator, PLIC_BASE, RAM_BASE, TEST_BASE, UART_BASE, VIRTIO_BASE } from "./layout.ts";
 
+/** Version of the state the platform saves in snapshots. */
+const STATE_VERSION = 1;
+
 /** Default `riscv,isa` string. */
 export const DEFAULT_ISA = "rv64imafdc_zicsr_zifencei";
 /** Linux's COMMAND_LINE_SIZE on RISC-V (including the NUL). */
@@ -331,6 +334,27 @@ const plugin = definePlugin({
     return {
       services,
       boot,
+      // The PLIC and the firmware; timers, HSM states and pending bits live in the harts.
+      save: () => ({
+        version: STATE_VERSION,
+        state: { booted, plic: plic.saveState(), sbi: sbi.saveState() },
+      }),
+      restore(saved) {
+        const st = saved.state as Record<string, unknown> | null;
+        if (saved.version !== STATE_VERSION || st === null || typeof st !== "object") {
+          throw new VmonError(
+            `Cannot restore riscv-virt: state version ${saved.version} is not supported (this build reads ${STATE_VERSION})`,
+          );
+        }
+        const { plic: p, sbi: f } = st as { plic?: unknown; sbi?: unknown };
+        if (typeof p !== "object" || p === null || typeof f !== "object" || f === null) {
+          throw new VmonError("Cannot restore riscv-virt: the saved state is malformed");
+        }
+        harts(); // the vCPUs must be RISC-V harts, as boot requires
+        plic.restoreState(p as Record<string, unknown>);
+        sbi.restoreState(f as Record<string, unknown>);
+        booted = st.booted === true;
+      },
       dispose() {
         if (disposed) return;
         disposed = true;

@@ -115,6 +115,55 @@ export class Plic implements RangeHandler {
     return this.#claims;
   }
 
+  /** The register state for a snapshot (the callbacks are not part of it). */
+  saveState(): Record<string, Uint8Array | number> {
+    const bytes = (a: Uint8Array | Uint32Array) =>
+      new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice();
+    return {
+      priority: bytes(this.#priority),
+      pending: bytes(this.#pending),
+      inFlight: bytes(this.#inFlight),
+      level: bytes(this.#level),
+      latched: bytes(this.#latched),
+      enable: bytes(this.#enable),
+      threshold: bytes(this.#threshold),
+      output: bytes(this.#output),
+      claims: this.#claims,
+    };
+  }
+
+  /**
+   * Loads what {@linkcode Plic.saveState} returned (a PLIC of the same shape). The outputs are
+   * loaded as they were, without calling `onOutput`: the harts' pending bits are restored with
+   * the harts. Throws when the state does not fit this PLIC.
+   */
+  restoreState(state: Readonly<Record<string, unknown>>): void {
+    const arrays: [string, Uint8Array | Uint32Array][] = [
+      ["priority", this.#priority],
+      ["pending", this.#pending],
+      ["inFlight", this.#inFlight],
+      ["level", this.#level],
+      ["latched", this.#latched],
+      ["enable", this.#enable],
+      ["threshold", this.#threshold],
+      ["output", this.#output],
+    ];
+    for (const [key, dst] of arrays) {
+      const src = state[key];
+      if (!(src instanceof Uint8Array) || src.length !== dst.byteLength) {
+        throw new VmonError(`Cannot restore the PLIC: "${key}" does not fit this PLIC`);
+      }
+    }
+    const claims = state.claims;
+    if (typeof claims !== "number" || !Number.isSafeInteger(claims) || claims < 0) {
+      throw new VmonError(`Cannot restore the PLIC: "claims" is malformed`);
+    }
+    for (const [key, dst] of arrays) {
+      new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(state[key] as Uint8Array);
+    }
+    this.#claims = claims;
+  }
+
   /** The current output level of `context`. */
   output(context: number): boolean {
     return this.#output[context] === 1;

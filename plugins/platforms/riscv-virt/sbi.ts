@@ -20,6 +20,7 @@ import {
   type Metrics,
   type Registration,
   type Rv64Hart,
+  VmonError,
 } from "../../../mod.ts";
 
 /** SBI error codes (SBI v2.0, table 1). */
@@ -397,6 +398,31 @@ export class Sbi {
       default:
         return err(SbiError.NotSupported);
     }
+  }
+
+  /** The firmware's state for a snapshot: suspended harts, console input not yet read. */
+  saveState(): { suspended: number[]; input: Uint8Array; inputOwned: boolean } {
+    return {
+      suspended: [...this.#suspended].sort((a, b) => a - b),
+      input: Uint8Array.from(this.#input),
+      inputOwned: this.#inputState === "owned",
+    };
+  }
+
+  /** Loads what {@linkcode Sbi.saveState} returned. Throws when it is malformed. */
+  restoreState(state: Readonly<Record<string, unknown>>): void {
+    const { suspended, input, inputOwned } = state;
+    if (
+      !Array.isArray(suspended) || !suspended.every((n) => Number.isInteger(n) && n >= 0) ||
+      !(input instanceof Uint8Array) || input.length > INPUT_LIMIT ||
+      typeof inputOwned !== "boolean"
+    ) {
+      throw new VmonError("Cannot restore the SBI firmware state: it is malformed");
+    }
+    this.#suspended.clear();
+    for (const n of suspended) this.#suspended.add(n);
+    if (inputOwned) this.#ownInput();
+    this.#input = [...input];
   }
 
   /** Subscribes to console input on first use (so that a UART set up earlier keeps it). */
