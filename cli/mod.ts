@@ -85,6 +85,7 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
     .option("--paging <spec>", "paging strategy: wired, shadow, queued (default wired)")
     .option("--cpus <n>", "number of vCPUs")
     .option("--mem <size>", "RAM size such as 64M or 1G")
+    .option("--overcommit", "allow --mem larger than the host's memory (the guest may exhaust it)")
     .option("--trace <cats>", `trace categories, comma-separated: ${TRACE_CATEGORIES.join(", ")}`)
     .option(
       "--stats [format]",

@@ -29,6 +29,8 @@ export interface RunFlags {
   cpus?: string;
   /** `--mem <size>`. */
   mem?: string;
+  /** `--overcommit`: allow `--mem` larger than the host's memory. */
+  overcommit?: boolean;
   /** `--image <name>`. */
   image?: string;
   /** `--kernel <file>`. */
@@ -237,6 +239,7 @@ export function buildRunManifest(flags: CheckedFlags, sources: ManifestSources):
     devices,
     ...(cpus !== undefined ? { cpus } : {}),
     ...(memory !== undefined ? { memory } : {}),
+    ...(flags.overcommit || manifest?.overcommit ? { overcommit: true } : {}),
     boot: bootSpec,
   };
 }

@@ -9,12 +9,21 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BootSpec, MachineManifest, PluginRef } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
-import { parseSize } from "./schema.ts";
+import { formatSize, parseSize } from "./schema.ts";
 
 /** The most vCPUs a manifest may ask for. */
 export const MAX_CPUS = 64;
 
-const TOP_KEYS = ["cpus", "memory", "hostport", "platform", "paging", "devices", "boot"];
+const TOP_KEYS = [
+  "cpus",
+  "memory",
+  "overcommit",
+  "hostport",
+  "platform",
+  "paging",
+  "devices",
+  "boot",
+];
 const REF_KEYS = ["use", "options"];
 const BOOT_KEYS = ["kernel", "initrd", "cmdline"];
 
@@ -124,6 +133,11 @@ export function validateManifest(
     }
   }
 
+  if (json.overcommit !== undefined && typeof json.overcommit !== "boolean") {
+    fail("overcommit", `must be true or false, got ${typeName(json.overcommit)}`);
+  }
+  const overcommit = json.overcommit as boolean | undefined;
+
   if (json.hostport === undefined) fail("hostport", "is required");
   if (json.platform === undefined) fail("platform", "is required");
   const hostport = ref(json.hostport, "hostport");
@@ -159,12 +173,53 @@ export function validateManifest(
   return {
     ...(cpus !== undefined ? { cpus } : {}),
     ...(memory !== undefined ? { memory } : {}),
+    ...(overcommit !== undefined ? { overcommit } : {}),
     hostport,
     platform,
     ...(paging !== undefined ? { paging } : {}),
     ...(devices !== undefined ? { devices } : {}),
     ...(boot !== undefined ? { boot } : {}),
   };
+}
+
+/**
+ * Refuses guest RAM larger than the host's memory. The host would not refuse it itself (guest RAM
+ * is mapped lazily), but a guest that uses it drives the host into swap or the OOM killer: Linux
+ * alone writes 64 bytes of `struct page` for every 4 KiB page it is given (16 GiB for 1 TiB)
+ * before it prints a line. `overcommit` (manifest `"overcommit": true`) allows it for guests known
+ * to touch little of their RAM.
+ *
+ * @param bytes Guest RAM in bytes.
+ * @param options `overcommit` allows any size; `hostMemory` is the host's total memory in bytes
+ *   (default: `Deno.systemMemoryInfo().total`).
+ * @throws {VmonError} `Cannot give the machine 1T of RAM: more than the host's 23.5 GiB (...)`.
+ *
+ * @example
+ * ```ts
+ * import { checkHostMemory } from "./manifest.ts";
+ * checkHostMemory(64 << 20, { hostMemory: 1 << 30 }); // fits
+ * let refused = false;
+ * try {
+ *   checkHostMemory(2 << 30, { hostMemory: 1 << 30 });
+ * } catch {
+ *   refused = true;
+ * }
+ * if (!refused) throw new Error("2 GiB on a 1 GiB host was accepted");
+ * checkHostMemory(2 << 30, { hostMemory: 1 << 30, overcommit: true }); // allowed
+ * ```
+ */
+export function checkHostMemory(
+  bytes: number,
+  options: { readonly overcommit?: boolean; readonly hostMemory?: number } = {},
+): void {
+  if (options.overcommit) return;
+  const host = options.hostMemory ?? Deno.systemMemoryInfo().total;
+  if (bytes <= host) return;
+  throw new VmonError(
+    `Cannot give the machine ${formatSize(bytes)} of RAM: more than the host's ${
+      (host / 2 ** 30).toFixed(1)
+    } GiB (--overcommit, or "overcommit": true in a manifest, allows it)`,
+  );
 }
 
 /**

@@ -1,4 +1,4 @@
-import { loadManifestFile, validateManifest } from "./manifest.ts";
+import { checkHostMemory, loadManifestFile, validateManifest } from "./manifest.ts";
 import { VmonError } from "./errors.ts";
 import { join } from "node:path";
 
@@ -104,7 +104,7 @@ Deno.test("validateManifest errors name the JSON path", async () => {
   await rejects(bad({ boot: "k" }), "Invalid manifest: boot must be an object");
   await rejects(
     bad({ name: "vm" }),
-    'Invalid manifest: unknown key "name" (expected cpus, memory, hostport, platform, paging, devices, boot)',
+    'Invalid manifest: unknown key "name" (expected cpus, memory, overcommit, hostport, platform, paging, devices, boot)',
   );
   await rejects(
     () => validateManifest({ platform: "p" }),
@@ -177,4 +177,25 @@ Deno.test("loadManifestFile reads JSON and TS manifests and resolves relative pa
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("overcommit is a boolean; memory beyond the host's is refused unless it is set", async () => {
+  eq(validateManifest({ ...minimal, overcommit: true }).overcommit, true);
+  eq("overcommit" in validateManifest(minimal), false);
+  await rejects(
+    () => validateManifest({ ...minimal, overcommit: "yes" }),
+    'Invalid manifest: overcommit must be true or false, got the string "yes"',
+  );
+  const GiB = 2 ** 30;
+  checkHostMemory(GiB, { hostMemory: 23.5 * GiB });
+  checkHostMemory(23.5 * GiB, { hostMemory: 23.5 * GiB });
+  await rejects(
+    () => checkHostMemory(1024 * GiB, { hostMemory: 23.5 * GiB }),
+    `Cannot give the machine 1T of RAM: more than the host's 23.5 GiB (--overcommit, or`,
+  );
+  checkHostMemory(1024 * GiB, { hostMemory: 23.5 * GiB, overcommit: true });
+  // The real host: its own size fits, one page more does not.
+  const total = Deno.systemMemoryInfo().total;
+  checkHostMemory(Math.floor(total / 4096) * 4096);
+  await rejects(() => checkHostMemory(total + 4096), "Cannot give the machine");
 });

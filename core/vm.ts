@@ -33,6 +33,7 @@ import { ExitBus } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";
 import { loadPlugin } from "./loader.ts";
+import { checkHostMemory } from "./manifest.ts";
 import { GuestMemory } from "./memory.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
@@ -150,6 +151,7 @@ export class Vm {
       arch: hpDef.arch,
       hostport: hpDef.name,
     };
+    checkHostMemory(info.memorySize, { overcommit: manifest.overcommit });
 
     const hostport = await hpDef.setup(this.#pluginHost(hpDef.name, info), hpOpts);
     this.#hostport = hostport;

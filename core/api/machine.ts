@@ -18,8 +18,13 @@ export interface PluginRef {
 export interface MachineManifest {
   /** Number of vCPUs (default 1). */
   readonly cpus?: number;
-  /** RAM size: bytes or a size string (`64M`). */
+  /** RAM size: bytes or a size string (`64M`); at most the host's memory unless `overcommit`. */
   readonly memory?: number | string;
+  /**
+   * Allow RAM larger than the host's memory (default false): only for guests known to touch
+   * little of it, since the host swaps or kills the monitor once they do.
+   */
+  readonly overcommit?: boolean;
   /** The host port. */
   readonly hostport: PluginRef;
   /** The platform. */

@@ -91,6 +91,14 @@ VMON_EXPORT rv64_machine *rv64_create(int nharts, int flags, int ipt) {
   return m;
 }
 
+/* `bytes` of zeroed memory that costs nothing until written (MAP_NORESERVE: no swap reserved),
+   or NULL. Owned by the caller, released with munmap(p, bytes). */
+static void *lazy_zeroed(uint64_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 /* Frees the machine and everything it owns (RAM included). Idempotent for NULL. */
 VMON_EXPORT void rv64_destroy(rv64_machine *m) {
   if (!m) return;
@@ -100,9 +108,9 @@ VMON_EXPORT void rv64_destroy(rv64_machine *m) {
     rv64_region *r = &m->regions[i];
     uint64_t pages = r->size >> 12;
     for (uint64_t k = 0; k < pages; k++) free(r->dec[k]);
-    free(r->dec);
-    free(r->dec_gen);
-    free(r->flags);
+    munmap(r->dec, pages * sizeof(insn_t *));
+    munmap(r->dec_gen, pages * sizeof(uint32_t));
+    munmap(r->flags, pages);
     munmap(r->host, r->size);
   }
   for (int i = 0; i < m->nharts; i++) free(m->harts[i]);
@@ -121,14 +129,19 @@ VMON_EXPORT uint8_t *rv64_add_ram(rv64_machine *m, uint64_t gpa, uint64_t size, 
     rv64_region *r = &m->regions[i];
     if (gpa < r->gpa + r->size && r->gpa < gpa + size) return NULL;
   }
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) return NULL;
+  /* RAM and the per-page arrays are lazy anonymous mappings: nothing is touched up front, so a
+     page the guest never uses costs no host memory (a 1 TiB guest's arrays alone are 3.25 GiB of
+     address space); munmap'ed in rv64_destroy. */
+  void *p = lazy_zeroed(size);
+  if (!p) return NULL;
   uint64_t pages = size >> 12;
-  rv64_region r = {gpa, size, p, calloc(pages, 1), calloc(pages, sizeof(insn_t *)),
-                   calloc(pages, sizeof(uint32_t)), readonly, NULL, NULL, NULL};
+  rv64_region r = {gpa, size, p, lazy_zeroed(pages), lazy_zeroed(pages * sizeof(insn_t *)),
+                   lazy_zeroed(pages * sizeof(uint32_t)), readonly, NULL, NULL, NULL};
   /* the paging mechanism's per-page state last: it frees its own arrays when it fails */
   if (!r.flags || !r.dec || !r.dec_gen || (m->paging && m->paging->region_added(m, &r) < 0)) {
-    free(r.flags); free(r.dec); free(r.dec_gen);
+    if (r.flags) munmap(r.flags, pages);
+    if (r.dec) munmap(r.dec, pages * sizeof(insn_t *));
+    if (r.dec_gen) munmap(r.dec_gen, pages * sizeof(uint32_t));
     munmap(p, size);
     return NULL;
   }
