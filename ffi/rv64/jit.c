@@ -4,7 +4,7 @@
  * and the exported switches rv64_jit_config / rv64_jit_stats.
  *
  * Layer: called by cpu.c (lookups, runs) and api.c (release); calls the backend
- * (jit_x86_64.c) and decode.c.
+ * (jit_x86_64.c) and decode.c, and hands translated code fpu.c's rv64_fp_exec.
  */
 #include "jit.h"
 #include <stdlib.h>
@@ -123,6 +123,7 @@ static uint32_t translate(rv64_hart *h, jit_tab *t, uint64_t pc) {
   b.n = n;
   b.entries = t->entry;
   b.code_base = j->base;
+  b.fp = rv64_fp_exec;
   if (j->size - j->used < BLOCK_ROOM) {
     flush_all(m);
     return 0; /* the caller's table is gone: translate at a later hit */

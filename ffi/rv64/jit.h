@@ -26,7 +26,7 @@
  * exits happen at the same instruction with the translator on or off.
  *
  * Layer: between the MMU and the interpreter (called by cpu.c and api.c; calls the backend and
- * decode.c). Ownership: the machine owns its rv64_jit (rv64_jit_release frees it).
+ * decode.c; hands the backend the address of rv64_fp_exec, which translated code calls). Ownership: the machine owns its rv64_jit (rv64_jit_release frees it).
  */
 #ifndef RV64_JIT_H
 #define RV64_JIT_H
@@ -129,6 +129,8 @@ typedef struct jit_block {
   int start_off;        /* page offset of the first instruction */
   const uint32_t *entries; /* the page's entry table (chaining) */
   const uint8_t *code_base;
+  /* int fp(rv64_hart *h, const insn_t *d): executes an F/D instruction (fpu.c), -1 if illegal */
+  int (*fp)(rv64_hart *, const insn_t *);
 } jit_block;
 
 /* Number of host registers the backend gives to guest registers. */

@@ -135,9 +135,12 @@ int rv64_jit_be_supports(int op) {
     case OP_ADDIW: case OP_SLLIW: case OP_SRLIW: case OP_SRAIW: case OP_ADDW: case OP_SUBW:
     case OP_SLLW: case OP_SRLW: case OP_SRAW:
     case OP_MUL: case OP_MULH: case OP_MULHU: case OP_MULW:
+    case OP_MULHSU: case OP_DIV: case OP_DIVU: case OP_REM: case OP_REMU:
+    case OP_DIVW: case OP_DIVUW: case OP_REMW: case OP_REMUW:
+    case OP_FLW: case OP_FSW: case OP_FLD: case OP_FSD:
       return 1;
     default:
-      return 0;
+      return op >= OP_FIRST_FP && op < OP_COUNT; /* F/D arithmetic: a call to rv64_fp_exec */
   }
 }
 
@@ -184,6 +187,44 @@ typedef struct lower {
   int nstubs;
 } lower;
 
+static uint8_t *stub_later(lower *L, uint8_t *at, int32_t pc_off, int count, int action, int chain);
+
+/* M-extension operations translated code calls (the interpreter's definitions, cpu.c) */
+static uint64_t m_mulhsu(uint64_t a, uint64_t b, uint64_t op) {
+  (void)op;
+  return (uint64_t)(((__int128)(int64_t)a * (__int128)(unsigned __int128)b) >> 64);
+}
+static uint64_t m_div(uint64_t ua, uint64_t ub, uint64_t op) {
+  switch (op) {
+    case OP_DIV: {
+      int64_t a = (int64_t)ua, b = (int64_t)ub;
+      return b == 0 ? ~0ULL : (a == INT64_MIN && b == -1) ? (uint64_t)a : (uint64_t)(a / b);
+    }
+    case OP_DIVU: return ub ? ua / ub : ~0ULL;
+    case OP_REM: {
+      int64_t a = (int64_t)ua, b = (int64_t)ub;
+      return b == 0 ? (uint64_t)a : (a == INT64_MIN && b == -1) ? 0 : (uint64_t)(a % b);
+    }
+    case OP_REMU: return ub ? ua % ub : ua;
+    case OP_DIVW: {
+      int32_t a = (int32_t)ua, b = (int32_t)ub;
+      return (uint64_t)(int64_t)(b == 0 ? -1 : (a == INT32_MIN && b == -1) ? a : a / b);
+    }
+    case OP_DIVUW: {
+      uint32_t a = (uint32_t)ua, b = (uint32_t)ub;
+      return (uint64_t)(int64_t)(int32_t)(b ? a / b : 0xffffffffu);
+    }
+    case OP_REMW: {
+      int32_t a = (int32_t)ua, b = (int32_t)ub;
+      return (uint64_t)(int64_t)(b == 0 ? a : (a == INT32_MIN && b == -1) ? 0 : a % b);
+    }
+    default: { /* OP_REMUW */
+      uint32_t a = (uint32_t)ua, b = (uint32_t)ub;
+      return (uint64_t)(int64_t)(int32_t)(b ? a % b : a);
+    }
+  }
+}
+
 static int host_of(lower *L, int g) {
   if (g == 0 || g >= 32) return -1;
   uint8_t s = L->b->host[g];
@@ -215,6 +256,40 @@ static void writeback(lower *L) {
       int r = host_of(L, g);
       if (r >= 0) mov_mem_r(L->a, RBX, xoff(g), r);
     }
+}
+
+/* Every guest register held in a host register goes to memory (reload: and back). */
+static void spill_all(lower *L, int reload) {
+  for (int g = 1; g < 32; g++) {
+    int r = host_of(L, g);
+    if (r < 0) continue;
+    if (reload) mov_r_mem(L->a, r, RBX, xoff(g));
+    else mov_mem_r(L->a, RBX, xoff(g), r);
+  }
+}
+
+/* Calls fn (System V; rsp is 16-byte aligned in translated code) with the guest registers in
+   memory around the call; rdi/rsi/rdx must be set by `args` after the spill. */
+static void call_abs(asm_buf *a, const void *fn) {
+  mov_imm(a, RAX, (uint64_t)(uintptr_t)fn);
+  op_rr(a, 0, 0xff, 2, RAX); /* call rax */
+}
+
+/* 16 bytes of data in the code (jumped over); returns their address. */
+static const uint8_t *embed(asm_buf *a, const void *data, int len) {
+  b1(a, 0xeb); b1(a, (unsigned)len); /* jmp short over */
+  const uint8_t *at = a->p;
+  for (int k = 0; k < len; k++) b1(a, ((const uint8_t *)data)[k]);
+  return at;
+}
+
+/* Exits to the interpreter before instruction i unless mstatus.FS is on (it raises the trap). */
+static void fs_check(lower *L, int i) {
+  asm_buf *a = L->a;
+  rex(a, 1, 0, 0, RBX, 0); b1(a, 0xf7); b1(a, 0x80 | (RBX & 7)); /* test qword [rbx+d32], imm */
+  b4(a, (uint32_t)offsetof(rv64_hart, mstatus)); b4(a, (uint32_t)MS_FS);
+  uint8_t *off = jcc_fwd(a, CC_E);
+  stub_later(L, off, L->b->off[i], i, JIT_A_DISPATCH, 0);
 }
 
 static void set_pc_off(lower *L, int32_t off) {
@@ -341,12 +416,20 @@ static void lower_insn(lower *L, int i) {
       dst(L, rd, RAX);
       break;
     }
-    case OP_ADDI: if (rd < 32) { A = src(L, d->rs1, RAX); lea(a, RAX, A, imm); dst(L, rd, RAX); } break;
+    case OP_ADDI:
+      if (rd < 32) {
+        int D = host_of(L, rd), T = D >= 0 ? D : RAX;
+        A = src(L, d->rs1, T);
+        if (imm || A != T) lea(a, T, A, imm);
+        dst(L, rd, T);
+      }
+      break;
     case OP_XORI: case OP_ORI: case OP_ANDI:
       if (rd < 32) {
-        A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
-        alu_imm(a, 1, d->op == OP_XORI ? 6 : d->op == OP_ORI ? 1 : 4, RAX, imm);
-        dst(L, rd, RAX);
+        int D = host_of(L, rd), T = D >= 0 ? D : RAX;
+        A = src(L, d->rs1, T); mov_rr(a, T, A);
+        alu_imm(a, 1, d->op == OP_XORI ? 6 : d->op == OP_ORI ? 1 : 4, T, imm);
+        dst(L, rd, T);
       }
       break;
     case OP_SLTI: case OP_SLTIU:
@@ -360,9 +443,10 @@ static void lower_insn(lower *L, int i) {
       break;
     case OP_SLLI: case OP_SRLI: case OP_SRAI:
       if (rd < 32) {
-        A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
-        shift(a, 1, d->op == OP_SLLI ? 4 : d->op == OP_SRLI ? 5 : 7, RAX, imm & 63);
-        dst(L, rd, RAX);
+        int D = host_of(L, rd), T = D >= 0 ? D : RAX;
+        A = src(L, d->rs1, T); mov_rr(a, T, A);
+        shift(a, 1, d->op == OP_SLLI ? 4 : d->op == OP_SRLI ? 5 : 7, T, imm & 63);
+        dst(L, rd, T);
       }
       break;
     case OP_ADDIW:
@@ -379,19 +463,21 @@ static void lower_insn(lower *L, int i) {
     case OP_ADD: case OP_SUB: case OP_XOR: case OP_OR: case OP_AND:
     case OP_ADDW: case OP_SUBW: case OP_MUL: case OP_MULW: {
       if (rd >= 32) break;
-      A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+      /* into rd's host register when it is not rs2's (else through rax) */
+      int D = host_of(L, rd), T = D >= 0 && D != host_of(L, d->rs2) ? D : RAX;
+      A = src(L, d->rs1, T); mov_rr(a, T, A);
       B = src(L, d->rs2, RCX);
       int w = !(d->op == OP_ADDW || d->op == OP_SUBW || d->op == OP_MULW);
       switch (d->op) {
-        case OP_ADD: case OP_ADDW: op_rr(a, w, 0x01, B, RAX); break;
-        case OP_SUB: case OP_SUBW: op_rr(a, w, 0x29, B, RAX); break;
-        case OP_XOR: op_rr(a, 1, 0x31, B, RAX); break;
-        case OP_OR: op_rr(a, 1, 0x09, B, RAX); break;
-        case OP_AND: op_rr(a, 1, 0x21, B, RAX); break;
-        case OP_MUL: case OP_MULW: op_rr(a, w, 0x0faf, RAX, B); break; /* imul rax, B */
+        case OP_ADD: case OP_ADDW: op_rr(a, w, 0x01, B, T); break;
+        case OP_SUB: case OP_SUBW: op_rr(a, w, 0x29, B, T); break;
+        case OP_XOR: op_rr(a, 1, 0x31, B, T); break;
+        case OP_OR: op_rr(a, 1, 0x09, B, T); break;
+        case OP_AND: op_rr(a, 1, 0x21, B, T); break;
+        case OP_MUL: case OP_MULW: op_rr(a, w, 0x0faf, T, B); break; /* imul T, B */
       }
-      if (!w) movsxd_rr(a, RAX, RAX);
-      dst(L, rd, RAX);
+      if (!w) movsxd_rr(a, T, T);
+      dst(L, rd, T);
       break;
     }
     case OP_MULH: case OP_MULHU:
@@ -476,6 +562,40 @@ static void lower_insn(lower *L, int i) {
       dst(L, rd, RAX);
       break;
     }
+    case OP_MULHSU: case OP_DIV: case OP_DIVU: case OP_REM: case OP_REMU:
+    case OP_DIVW: case OP_DIVUW: case OP_REMW: case OP_REMUW: {
+      if (rd >= 32) break;
+      spill_all(L, 0);
+      if (d->rs1) mov_r_mem(a, RDI, RBX, xoff(d->rs1)); else op_rr(a, 0, 0x31, RDI, RDI);
+      if (d->rs2) mov_r_mem(a, RSI, RBX, xoff(d->rs2)); else op_rr(a, 0, 0x31, RSI, RSI);
+      mov_imm(a, RDX, (uint64_t)d->op);
+      call_abs(a, d->op == OP_MULHSU ? (const void *)m_mulhsu : (const void *)m_div);
+      spill_all(L, 1);
+      dst(L, rd, RAX);
+      break;
+    }
+    case OP_FLW: case OP_FLD: {
+      fs_check(L, i);
+      /* the interpreter sets FS before the access (a miss redoes both there) */
+      rex(a, 1, 0, 0, RBX, 0); b1(a, 0x81); b1(a, 0x80 | 1 << 3 | (RBX & 7)); /* or [rbx+d32], imm */
+      b4(a, (uint32_t)offsetof(rv64_hart, mstatus)); b4(a, (uint32_t)MS_FS);
+      probe(L, d, i, d->op == OP_FLD ? 8 : 4, 0);
+      if (d->op == OP_FLD) op_rm(a, 1, 0x8b, RAX, MEM(RAX, 0), 0, 0);
+      else {
+        op_rm(a, 0, 0x8b, RAX, MEM(RAX, 0), 0, 0);
+        mov_imm(a, RCX, 0xffffffff00000000ULL);
+        op_rr(a, 1, 0x09, RCX, RAX); /* or rax, rcx */
+      }
+      mov_mem_r(a, RBX, (int32_t)(offsetof(rv64_hart, f) + 8 * (size_t)d->rd), RAX);
+      break;
+    }
+    case OP_FSW: case OP_FSD: {
+      fs_check(L, i);
+      probe(L, d, i, d->op == OP_FSD ? 8 : 4, 1);
+      mov_r_mem(a, RCX, RBX, (int32_t)(offsetof(rv64_hart, f) + 8 * (size_t)d->rs2));
+      op_rm(a, d->op == OP_FSD, 0x89, RCX, MEM(RAX, 0), 0, 0);
+      break;
+    }
     case OP_SB: case OP_SH: case OP_SW: case OP_SD: {
       int size = 1 << (d->op - OP_SB);
       probe(L, d, i, size, 1);
@@ -484,8 +604,21 @@ static void lower_insn(lower *L, int i) {
       else op_rm(a, size == 8, 0x89, B, MEM(RAX, 0), size == 2, 0);
       break;
     }
-    default:
-      a->full = 1; /* the frontend asked only for supported ops */
+    default: {
+      if (d->op < OP_FIRST_FP || d->op >= OP_COUNT || !L->b->fp) { a->full = 1; break; }
+      /* F/D arithmetic: rv64_fp_exec(h, d) with the registers in memory; -1 (illegal rounding
+         mode) leaves the instruction to the interpreter, which raises the trap */
+      fs_check(L, i);
+      const uint8_t *insn = embed(a, d, (int)sizeof *d);
+      spill_all(L, 0);
+      mov_rr(a, RDI, RBX);
+      mov_imm(a, RSI, (uint64_t)(uintptr_t)insn);
+      call_abs(a, (const void *)L->b->fp);
+      spill_all(L, 1);
+      op_rr(a, 0, 0x85, RAX, RAX); /* test eax, eax */
+      uint8_t *bad = jcc_fwd(a, 0x8); /* js */
+      stub_later(L, bad, off, i, JIT_A_DISPATCH, 0);
+    }
   }
 }
 

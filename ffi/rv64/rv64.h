@@ -272,9 +272,9 @@ enum { MEM_OK = 0, MEM_TRAP = 1, MEM_EXIT = 2 };
  * functions of the layers below it (ffi/rv64/layering_test.ts checks it; ffi/README.md):
  *
  *   api.c              the exported API: everything below
- *   cpu.c   shadow.c   the interpreter; the paging mechanism beside it
+ *   cpu.c              the interpreter (and jit.h's inline lookup)
+ *   shadow.c  jit.c    the paging mechanism; the block translator (jit.h)
  *   mmu.c   fpu.c      memory, translation, TLBs; floating point
- *   jit.c              the block translator (jit.h), beside the MMU
  *   trap.c  decode.c   raising traps and exits; decoding
  *   jit_x86_64.c       the translator's x86-64 backend
  *

@@ -1,8 +1,10 @@
 /**
- * rv64 interpreter speed: runs a CPU-bound guest loop (ALU, loads/stores, branches; 9
- * instructions per iteration) on the rv64 host port and prints one JSON line with MIPS. The
- * reference is QEMU's TCG (`qemu-system-riscv64 -M virt`) running the same program in the same
- * run, when installed; `ratio` is rv64 MIPS / QEMU MIPS.
+ * rv64 speed: runs a CPU-bound guest loop (ALU, loads/stores, branches; 9 instructions per
+ * iteration) on the rv64 host port and prints one JSON line with MIPS: `mips` with the port's
+ * default options (the block translator where it is on by default), `interpreterMips` with
+ * `jit=off`, `jitMips` with `jit=on`. The reference is QEMU's TCG (`qemu-system-riscv64 -M virt`)
+ * running the same program in the same run, when installed; `ratio` is MIPS / QEMU MIPS (above 1:
+ * vmon is faster), `interpreterRatio` and `jitRatio` likewise.
  *
  * Usage: deno task bench:mips [iterations]
  *
@@ -46,8 +48,8 @@ function program(iterations: number): Uint8Array {
   `);
 }
 
-function runRv64(iterations: number): { instructions: number; ms: number } {
-  using port = new Rv64Port({ harts: 1, slice: 10_000_000 });
+function runRv64(iterations: number, jit?: boolean): { instructions: number; ms: number } {
+  using port = new Rv64Port({ harts: 1, slice: 10_000_000, ...(jit === undefined ? {} : { jit }) });
   new Uint8Array(port.addMemoryRegion(0x8000_0000, 1 << 20, { readonly: false })).set(
     program(iterations),
   );
@@ -97,8 +99,11 @@ function runQemu(iterations: number): number | undefined {
 
 // warm up (build the library, assemble)
 runRv64(1000);
+const mipsOf = (r: { instructions: number; ms: number }) => r.instructions / r.ms / 1000;
 const ours = runRv64(ITERATIONS);
-const mips = ours.instructions / ours.ms / 1000;
+const mips = mipsOf(ours);
+const interpreterMips = mipsOf(runRv64(ITERATIONS, false));
+const jitMips = mipsOf(runRv64(ITERATIONS, true));
 let qemuMips: number | undefined;
 const qBase = runQemu(1);
 const qBig = qBase === undefined ? undefined : runQemu(ITERATIONS);
@@ -111,7 +116,13 @@ console.log(JSON.stringify({
   instructions: ours.instructions,
   ms: Math.round(ours.ms),
   mips: Math.round(mips * 10) / 10,
+  interpreterMips: Math.round(interpreterMips * 10) / 10,
+  jitMips: Math.round(jitMips * 10) / 10,
   reference: qemuMips === undefined ? null : "qemu-system-riscv64 (TCG)",
   referenceMips: qemuMips === undefined ? null : Math.round(qemuMips * 10) / 10,
   ratio: qemuMips === undefined ? null : Math.round((mips / qemuMips) * 1000) / 1000,
+  interpreterRatio: qemuMips === undefined
+    ? null
+    : Math.round((interpreterMips / qemuMips) * 1000) / 1000,
+  jitRatio: qemuMips === undefined ? null : Math.round((jitMips / qemuMips) * 1000) / 1000,
 }));

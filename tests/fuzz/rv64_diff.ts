@@ -344,6 +344,8 @@ class Side {
     hart.setTimer(setup.timer === undefined ? (1n << 64n) - 1n : port.time() + setup.timer);
     hart.setSlice(setup.budget);
     const before = port.jitStats().jitInstructions!;
+    // counters are compared per sequence (a difference in one does not spill into the next)
+    const counted = hart.counters();
     const exits: string[] = [];
     for (let n = 0; n < 64; n++) {
       const kind = hart.run();
@@ -368,7 +370,7 @@ class Side {
     for (let k = 0; k < 66; k++) if (k !== 32) state.push(`r${k}=${this.regs[k]}`);
     state.push(`priv=${this.#lib.rv64_get_priv(port.handle, 0)}`);
     for (const csr of CSRS) state.push(`csr${csr.toString(16)}=${hart.getCsr(csr)}`);
-    for (const [k, v] of Object.entries(hart.counters())) state.push(`${k}=${v}`);
+    for (const [k, v] of Object.entries(hart.counters())) state.push(`${k}=${v - counted[k]!}`);
     const memory = new Uint8Array(PAGES.length * 4096);
     PAGES.forEach((p, k) => memory.set(this.ram.subarray(p * 4096, p * 4096 + 4096), k * 4096));
     return { exits, state, memory, translated: port.jitStats().jitInstructions! - before };
@@ -493,7 +495,19 @@ export class DiffFuzzer {
     this.sequences++;
     this.translated += b.translated;
     const instr = (o: Outcome) => Number(/instructions=(\d+)/.exec(o.state.join(" "))?.[1] ?? 0);
-    this.instructions = instr(a);
+    this.instructions += instr(a);
+    const m = this.#compare(seed, a, b);
+    if (m) {
+      // a difference can live on in the machines (time, reservations): start the next afresh
+      this.#ref.dispose();
+      this.#jit.dispose();
+      this.#ref = new Side(false);
+      this.#jit = new Side(true);
+    }
+    return m;
+  }
+
+  #compare(seed: number, a: Outcome, b: Outcome): Mismatch | undefined {
     for (let k = 0; k < Math.max(a.exits.length, b.exits.length); k++) {
       if (a.exits[k] !== b.exits[k]) {
         return { seed, what: `exit ${k}: interpreter ${a.exits[k]}, translator ${b.exits[k]}` };
