@@ -202,6 +202,14 @@ export function mergeBytes(old: bigint, store: PartialStore): bigint {
   return BigInt.asUintN(64, (old & ~mask) | ((value << shift) & mask));
 }
 
+/**
+ * Prefix of the host-time entries a strategy's `stats()` adds to its counters: `host-us.<cause>`
+ * is the host microseconds its handlers of cause `<cause>` took in all (see
+ * {@linkcode PagingCounters.timed}). They are host times, not counters: they differ between
+ * runs, and `vmon compare` reports them per trap instead of checking them for determinism.
+ */
+export const PAGING_HOST_TIME_PREFIX = "host-us.";
+
 /** The counters of a paging strategy (see {@linkcode createPagingCounters}). */
 export interface PagingCounters {
   /** One counter per name of `PAGING_COUNTER_NAMES`, to count with. */
@@ -210,11 +218,18 @@ export interface PagingCounters {
    * What `PagingInstance.stats()` returns: every name of `PAGING_COUNTER_NAMES`, with
    * `shadow-fills` and `shadow-flushes` from the host port's mechanisms, plus the mechanisms'
    * `address-space-evictions`, `pt-pages` and `queued-pages` (their last values once the
-   * machine is gone) and `unexpected-traps` when there were any.
+   * machine is gone), `unexpected-traps` when there were any, and the handlers' host time by
+   * cause (`host-us.<cause>`, see {@linkcode PagingCounters.timed}).
    */
   stats(): Record<string, number>;
   /** Counts an exit the strategy did not ask for; true the first time (to warn once). */
   unexpected(): boolean;
+  /**
+   * Runs `handler` (the strategy's work for one trap of cause `cause`, as in `traps.<cause>`)
+   * and adds the host time it took to that cause's total, which `stats()` reports as
+   * `host-us.<cause>` ({@linkcode PAGING_HOST_TIME_PREFIX}).
+   */
+  timed<T>(cause: string, handler: () => T): T;
   /** Stops reading the mechanisms (the machine is going away). */
   dispose(): void;
 }
@@ -234,6 +249,7 @@ export function createPagingCounters(
   let unexpected = 0;
   let disposed = false;
   let last: Record<string, number> = {};
+  const hostUs = new Map<string, number>();
   return {
     count,
     stats() {
@@ -252,9 +268,18 @@ export function createPagingCounters(
       out["pt-pages"] = last.ptPages ?? 0;
       out["queued-pages"] = last.queuedPages ?? 0;
       if (unexpected) out["unexpected-traps"] = unexpected;
+      for (const [cause, us] of hostUs) out[`${PAGING_HOST_TIME_PREFIX}${cause}`] = us;
       return out;
     },
     unexpected: () => unexpected++ === 0,
+    timed<T>(cause: string, handler: () => T): T {
+      const start = performance.now();
+      try {
+        return handler();
+      } finally {
+        hostUs.set(cause, (hostUs.get(cause) ?? 0) + (performance.now() - start) * 1000);
+      }
+    },
     dispose() {
       disposed = true;
     },

@@ -564,7 +564,8 @@ export interface TestPagingHost {
  * (`capabilities.paging`, and the methods of those mechanisms on `hostport.paging`); they behave
  * like the rv64 port's as far as TypeScript can see them: `queuePage` snapshots a page of
  * {@linkcode TestPagingHost.ptPages} into a slot (up to 4, then -2), `releaseQueue` empties the
- * queue; `invalidate`, `approve`, `writeProtect` and `skipInstruction` are recorded.
+ * queue, `diffQueue` diffs it as the port does; `invalidate` (and the entries `diffQueue` drops),
+ * `approve`, `writeProtect` and `skipInstruction` are recorded.
  *
  * @param mechanisms The mechanisms the host port offers (default all; `[]` as on kvm).
  * @param options RAM, host port name, contract version, vCPUs.
@@ -636,6 +637,22 @@ export function createTestPagingHost(
       return q.snap;
     },
     releaseQueue: () => queue.splice(0).length,
+    diffQueue() {
+      // as the port's: entries changed other than by A/D updates; their shadow entries dropped
+      const changes = [];
+      for (const q of queue) {
+        const live = memory.read(q.gpa, 4096);
+        const o64 = new BigUint64Array(q.snap.buffer, q.snap.byteOffset, 512);
+        const n64 = new BigUint64Array(live.buffer, live.byteOffset, 512);
+        for (let k = 0; k < 512; k++) {
+          const d = o64[k]! ^ n64[k]!;
+          if (d === 0n || ((d & ~0xc0n) === 0n && (o64[k]! & d) === 0n)) continue;
+          changes.push({ address: q.gpa + 8 * k, old: o64[k]!, value: n64[k]! });
+          invalidated.push(q.gpa + 8 * k);
+        }
+      }
+      return { pages: queue.map((q) => q.gpa), changes };
+    },
     counters: () => ({ shadowFills: 0, shadowDrops: 0, ptPages: ptPages.size }),
   };
   // only the methods of the mechanisms offered, as a port with fewer mechanisms would have

@@ -3,7 +3,9 @@
 // page-table page gained or widened a valid entry since its snapshot; a flush after changes that
 // only remove or narrow mappings is handled by the port itself, which drops the shadow and TLB
 // entries derived from the changed PTEs (so the removed mapping is gone at once) and keeps the
-// page queued with its snapshot, the changes pending for the strategy's next batch.
+// page queued with its snapshot, the changes pending for the strategy's next batch. The
+// strategy's batch is the port's diff (`diffQueue`, in C): the changed entries only, their shadow
+// entries dropped.
 // Skips (visibly) without the riscv64 cross assembler.
 
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
@@ -104,6 +106,7 @@ Deno.test({
       put(L1, table(L0));
       put(PTE, leaf(DATA, R | W));
       put(PTE + 8, leaf(DATA + 0x1000, R | W));
+      put(PTE + 24, leaf(DATA + 0x3000, R) & ~0xc0n); // A and D clear
       put(DATA, 0x1111n);
       put(DATA + 0x1000, 0x2222n);
       put(DATA + 0x2000, 0x3333n);
@@ -134,8 +137,23 @@ Deno.test({
           assertEquals(get(PTE), 0n);
           assertEquals(get(PTE + 8), leaf(DATA + 0x1000, R));
           assertEquals(get(PTE + 16), leaf(DATA + 0x2000, R | W));
-          for (const k of [0, 1, 2]) mech.invalidate(PTE + 8 * k, 8);
+          // an entry whose A and D bits the walker set is no change (the monitor plays walker)
+          put(PTE + 24, get(PTE + 24) | 0xc0n);
+          // the port's diff (C): exactly the three changed entries; it drops the one shadow
+          // entry derived from them (VA + 0x1000, walked read-only since the narrowing)
+          const drops = mech.counters().shadowDrops!;
+          assertEquals(mech.diffQueue(), {
+            pages: [L0],
+            changes: [
+              { address: PTE, old: leaf(DATA, R | W), value: 0n },
+              { address: PTE + 8, old: leaf(DATA + 0x1000, R | W), value: leaf(DATA + 0x1000, R) },
+              { address: PTE + 16, old: 0n, value: leaf(DATA + 0x2000, R | W) },
+            ],
+          });
+          assertEquals(mech.counters().shadowDrops! - drops, 1);
+          assertEquals(mech.diffQueue().changes.length, 3, "the diff leaves the queue as it is");
           mech.releaseQueue();
+          assertEquals(mech.diffQueue(), { pages: [], changes: [] });
         } else {
           exits.push(`code ${hart.exit.code}`);
         }

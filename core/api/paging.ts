@@ -70,6 +70,8 @@ export const PAGING_MECHANISMS_VERSION = 1;
  *   {@linkcode PagingTrapCode.PtWrite};
  * - `page-queue`: `queuePage`, `queuedPages`, `snapshot`, `releaseQueue` (and `setExits`'s
  *   `whileQueued`, with `paging-exits`);
+ * - `queue-diff`: `diffQueue`, the changed entries of the queued pages, diffed by the port
+ *   (added in version 1: a port without it still implements version 1);
  * - `counters`: `counters`.
  */
 export const PAGING_MECHANISMS = {
@@ -85,6 +87,7 @@ export const PAGING_MECHANISMS = {
     "isPageTable",
   ],
   "page-queue": ["queuePage", "queuedPages", "snapshot", "releaseQueue"],
+  "queue-diff": ["diffQueue"],
   counters: ["counters"],
 } as const satisfies Readonly<Record<string, readonly (keyof PagingMechanisms)[]>>;
 
@@ -127,6 +130,24 @@ export type PagingMechanismsFor<N extends PagingMechanismName> = Pick<
   PagingMechanisms,
   (typeof PAGING_MECHANISMS)[N][number]
 >;
+
+/** One page-table entry of a queued page that changed since its snapshot ({@linkcode QueueDiff}). */
+export interface QueueChange {
+  /** Guest physical address of the entry. */
+  readonly address: number;
+  /** Its value in the snapshot (the state last validated). */
+  readonly old: bigint;
+  /** Its value now (what the strategy validates). */
+  readonly value: bigint;
+}
+
+/** What `PagingMechanisms.diffQueue` returns. */
+export interface QueueDiff {
+  /** The guest physical page addresses of the queued pages, by slot (as `queuedPages`). */
+  readonly pages: readonly number[];
+  /** The changed entries, in slot order, then entry order. */
+  readonly changes: readonly QueueChange[];
+}
 
 /**
  * Every method of every paging mechanism (the rv64 port has them all, in C). A host port offers
@@ -202,6 +223,14 @@ export interface PagingMechanisms {
    * `page-queue`: empties the queue and protects its pages again; returns how many were queued.
    */
   releaseQueue(): number;
+  /**
+   * `queue-diff`: compares every queued page with its snapshot and returns the entries that
+   * changed other than by the port's own accessed/dirty updates, after dropping the shadow
+   * entries derived from each of them (so the strategy only validates: a removal needs nothing
+   * more, a rejected entry is the strategy's to revert or unshadow). Leaves the queue and the
+   * snapshots as they are.
+   */
+  diffQueue(): QueueDiff;
   /**
    * `counters`: mechanism counters (`shadowFills`, `shadowDrops`, `addressSpaceEvictions`,
    * `ptPages`, `queuedPages`, ...).

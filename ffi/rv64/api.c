@@ -254,6 +254,7 @@ VMON_EXPORT void rv64_set_started(rv64_machine *m, int i, int started) {
   h->started = started != 0;
   h->halted = 0;
   h->pend_load = 0;
+  h->irq_defer = 0;
 }
 
 /* Bit 0: started; bit 1: halted in WFI. -1 for a bad hart. */
@@ -348,6 +349,7 @@ VMON_EXPORT int rv64_skip_instruction(rv64_machine *m, int i) {
   if (!r || gpa - r->gpa + 2 > r->size) return -1;
   int len = (r->host[gpa - r->gpa] & 3) == 3 ? 4 : 2;
   h->pc += (uint64_t)len;
+  h->counters[CNT_INSTRET]++; /* the monitor performed it: retired, as under every strategy */
   return len;
 }
 

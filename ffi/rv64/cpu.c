@@ -50,6 +50,20 @@ static void timer_update(rv64_hart *h) {
   if (h->timer_deadline != ~0ULL && rv64_time(h->m) >= h->timer_deadline) h->mip |= 1ULL << IRQ_STI;
 }
 
+/* clock=icount: the exact number of instructions still to retire before `time` reaches the
+   hart's timer deadline (0 when it has), from time = sum of instret / icount_shift + vtime_extra.
+   Exact, not rounded to a tick: a block bounded by it ends at the same instruction whatever
+   count it started from. */
+static uint64_t timer_left(rv64_hart *h) {
+  rv64_machine *m = h->m;
+  if (h->timer_deadline <= m->vtime_extra) return 0;
+  uint64_t ticks = h->timer_deadline - m->vtime_extra, sum = 0;
+  if (ticks > UINT64_MAX / m->icount_shift) return UINT64_MAX;
+  for (int i = 0; i < m->nharts; i++)
+    if (m->harts[i]) sum += m->harts[i]->counters[CNT_INSTRET];
+  return ticks * m->icount_shift > sum ? ticks * m->icount_shift - sum : 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* CSRs                                                                                      */
 
@@ -858,6 +872,31 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
   }
 }
 
+/*
+ * Where interrupts are taken: the rule every engine that runs guest code here follows (the block
+ * translator included). Under clock=icount guest time is the retired-instruction count, and a
+ * guest-visible event must happen at the same count whatever the paging strategy, the exits and
+ * the slices, so the points where pending interrupts are checked (and an enabled one taken)
+ * depend on the guest's execution only:
+ *
+ *  1. after a system instruction that ends the block (exec_system returned 1: CSR writes, xRET,
+ *     WFI, ecall, fence.i, sfence.vma), also when it exits (an SBI call, a paging flush exit);
+ *  2. at the first "block point" at which the block has run `chunk` instructions or more, where
+ *     a block point is the boundary after a taken branch or jump, after sequential execution
+ *     reached the end of a decode page or crossed a page, after a trap was raised, or after a
+ *     system instruction that did not end the block (`jump:` and JUMP in exec_block);
+ *     `chunk` never exceeds timer_left(), so a timer interrupt is taken at the first block
+ *     point at or after the exact count at which it became due, never later, never earlier;
+ *  3. at the start of a run (after an exit or a slice end), except after a paging exit in the
+ *     middle of a store, AMO or SC (VMON_PAGING_PT_WRITE, VMON_PAGING_WRITE_PROTECTED): such exits
+ *     happen under some strategies only, so the hart first runs on to the next point of 1 or 2
+ *     (h->irq_defer; chunk 1 when an interrupt is already due). Other exits (MMIO, SBI calls,
+ *     halts) happen under every strategy at the same instruction; slices end at points of 2.
+ *
+ * A translated block must end only at such points (never on a count alone in straight-line
+ * code, never at an untaken branch), count instructions as exec_block does, and return its exits
+ * through this function (which sets irq_defer from the exit code).
+ */
 int rv64_run_hart(rv64_hart *h, uint64_t budget) {
   h->exit.kind = VMON_EXIT_NONE;
   h->exit.detail[0] = 0;
@@ -887,21 +926,24 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
   }
   uint64_t remaining = budget;
   int k = VMON_EXIT_NONE;
+  int defer = h->irq_defer; /* rule 3: no check before the next point of rule 1 or 2 */
+  h->irq_defer = 0;
   while (remaining) {
-    timer_update(h);
-    int irq = rv64_pending_irq(h);
-    if (irq) {
-      rv64_trap(h, (1ULL << 63) | (uint64_t)(irq - 1), 0);
-      if (h->exit.kind) { k = (int)h->exit.kind; break; }
+    if (!defer) {
+      timer_update(h);
+      int irq = rv64_pending_irq(h);
+      if (irq) {
+        rv64_trap(h, (1ULL << 63) | (uint64_t)(irq - 1), 0);
+        if (h->exit.kind) { k = (int)h->exit.kind; break; }
+      }
     }
     uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
     if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
-      uint64_t t = rv64_time(h->m);
-      if (h->timer_deadline > t) {
-        uint64_t left = (h->timer_deadline - t) * h->m->icount_shift;
-        if (left < chunk) chunk = left;
-      }
+      uint64_t left = timer_left(h); /* rule 2: exact, so the block end does not depend on its start */
+      if (left < chunk) chunk = left ? left : 1;
     }
+    if (defer && rv64_pending_irq(h)) chunk = 1;
+    defer = 0;
     uint64_t done = 0;
     k = exec_block(h, chunk, &done);
     remaining -= done < remaining ? done : remaining;
@@ -912,6 +954,9 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
       break;
   }
   if (k != VMON_EXIT_PAGING) h->res_valid = 0; /* an SC that exited re-executes with its reservation */
+  /* rule 3: a paging exit inside a store/AMO/SC is no check point */
+  h->irq_defer = k == VMON_EXIT_PAGING && (h->exit.code == VMON_PAGING_PT_WRITE ||
+                                           h->exit.code == VMON_PAGING_WRITE_PROTECTED);
   if (!k) k = VMON_EXIT_INTERRUPTED;
   h->exit.kind = (uint32_t)k;
   h->exit.pc = h->pc;

@@ -173,6 +173,9 @@ typedef struct rv64_hart {
   uint64_t pt_bypass;
   int pt_hold;
   int flush_pending; /* the monitor flushed the TLB (SBI RFENCE): exit as after sfence.vma */
+  /* the last run ended in a paging exit inside a store/AMO/SC: the next run checks interrupts
+     only from the next check point on (cpu.c, the rule above rv64_run_hart) */
+  int irq_defer;
 
   /* translation state derived from priv/mstatus/satp */
   int fetch_mode, ls_mode;

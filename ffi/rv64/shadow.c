@@ -380,6 +380,7 @@ VMON_EXPORT int rv64_paging_approve(rv64_machine *m, int i, int approve) {
   if (!r || gpa - r->gpa + 2 > r->size) return -1;
   h->pc += (r->host[gpa - r->gpa] & 3) == 3 ? 4 : 2;
   h->res_valid = 0;
+  h->counters[CNT_INSTRET]++; /* dropped, but retired from the guest's view */
   return 0;
 }
 
@@ -551,6 +552,49 @@ static int queue_flush_exit(rv64_hart *h, int all, uint64_t va) {
   (void)all;
   (void)va;
   return h->m->pq_len && queue_changed(h->m);
+}
+
+/*
+ * The queued strategy's batch, diffed here rather than in TypeScript: compares every queued page
+ * with its snapshot and, for each PTE that changed other than by the walker's A/D updates
+ * (pte_change != 0: a removal, a narrowing or a change that may grant something), drops the
+ * shadow entries derived from it (and their TLB entries, in every hart and address space), so the
+ * strategy only validates. The queue and the snapshots are left as they are.
+ *
+ * `out` (caller-owned, `cap` u64 words, written during the call only) receives:
+ *   out[0]                       the number of queued pages n;
+ *   out[1 .. 1 + PQ_SLOTS)       their guest physical page addresses, by slot (n used);
+ *   out[1 + PQ_SLOTS ...]        one triple {gpa of the PTE, snapshot value, live value} per
+ *                                changed PTE, in slot order, then PTE order.
+ * Returns the number of changed PTEs, or -1 when `cap` is below RV64_QUEUE_DIFF_WORDS (room for
+ * every PTE of every slot).
+ */
+#define RV64_QUEUE_DIFF_WORDS (1 + PQ_SLOTS + 3 * PQ_SLOTS * 512)
+VMON_EXPORT int rv64_queue_diff(rv64_machine *m, uint64_t *out, int cap) {
+  if (!m || !out || cap < RV64_QUEUE_DIFF_WORDS) return -1;
+  uint64_t *t = out + 1 + PQ_SLOTS;
+  int n = 0;
+  out[0] = (uint64_t)m->pq_len;
+  for (int s = 0; s < m->pq_len; s++) {
+    uint64_t page, mask[8] = {0}, any = 0;
+    out[1 + s] = m->pq_gpa[s];
+    rv64_region *r = page_of(m, m->pq_gpa[s], &page);
+    if (!r) continue;
+    const uint64_t *snap = (const uint64_t *)(m->pq_snap + (size_t)s * 4096);
+    const uint64_t *live = (const uint64_t *)(r->host + (page << 12));
+    if (!memcmp(snap, live, 4096)) continue;
+    for (int k = 0; k < 512; k++) {
+      if (snap[k] == live[k] || !pte_change(snap[k], live[k])) continue;
+      t[3 * n] = m->pq_gpa[s] + 8 * (uint64_t)k;
+      t[3 * n + 1] = snap[k];
+      t[3 * n + 2] = live[k];
+      n++;
+      mask[k >> 6] |= 1ULL << (k & 63);
+      any = 1;
+    }
+    if (any) drop_marked(m, r, page, mask);
+  }
+  return n;
 }
 
 

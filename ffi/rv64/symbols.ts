@@ -80,6 +80,12 @@ export const RV64_SYMBOLS = {
   rv64_queue_length: { parameters: ["pointer"], result: "i32" },
   /** `int rv64_queue_release(rv64_machine *m)` */
   rv64_queue_release: { parameters: ["pointer"], result: "i32" },
+  /**
+   * `int rv64_queue_diff(rv64_machine *m, uint64_t *out, int cap)`: the changed PTEs of the
+   * queued pages (their shadow entries dropped); `out` is caller-owned, `QUEUE_DIFF_WORDS` words,
+   * written during the call only. Returns the number of changes, -1 for a short buffer.
+   */
+  rv64_queue_diff: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   /** `uint64_t *rv64_paging_counters(rv64_machine *m)`: machine-owned, PAGING_COUNTER_NAMES. */
   rv64_paging_counters: { parameters: ["pointer"], result: "pointer" },
   /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */
@@ -169,6 +175,12 @@ export const JIT_STAT_NAMES = [
 
 /** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */
 export const QUEUE_SLOTS = 64;
+
+/**
+ * Words of the buffer `rv64_queue_diff` fills (`RV64_QUEUE_DIFF_WORDS` in shadow.c): the page
+ * count, one address per slot, then a `{gpa, old, new}` triple per changed PTE, room for all.
+ */
+export const QUEUE_DIFF_WORDS = 1 + QUEUE_SLOTS + 3 * QUEUE_SLOTS * 512;
 
 /** Paging modes of `rv64_paging_mode` (`PMODE_*` in rv64.h, checked by `ffi/exits_test.ts`). */
 export const PagingMode = { wired: 0, shadow: 1, queued: 2 } as const;

@@ -642,6 +642,7 @@ Deno.test("rv64 plugin definition", () => {
       "skip-instruction",
       "shadow-tables",
       "page-queue",
+      "queue-diff",
       "counters",
     ],
   });

@@ -41,7 +41,13 @@ import {
 export const STRATEGY = "queued";
 
 /** The paging mechanisms the strategy uses (the host port must list them all). */
-export const MECHANISMS = ["shadow-tables", "page-queue", "paging-exits", "counters"] as const;
+export const MECHANISMS = [
+  "shadow-tables",
+  "page-queue",
+  "queue-diff",
+  "paging-exits",
+  "counters",
+] as const;
 
 /** vmon's SBI extension id for page-table updates (firmware-specific range): "\nVMN". */
 export const PV_EID = 0x0A564D4E;
@@ -117,7 +123,9 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
     const c = counters.count;
 
     /**
-     * Validates and applies every queued page; returns the number of changed PTEs. With `keep`,
+     * Validates and applies every queued page; returns the number of changed PTEs. The host port
+     * diffs the pages against their snapshots (`diffQueue`, in C) and drops the translations
+     * derived from every changed entry; this policy only validates what changed. With `keep`,
      * the pages stay queued (up to {@linkcode KEEP_HOT}, those that changed first), snapshotted
      * anew: a page the guest is busy rewriting (a process's tables during fork, exit
      * or a run of page faults) stays writable across flushes instead of trapping again. The port
@@ -126,52 +134,38 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
      * leaving them in the diff, so they are validated and counted here in the next batch.
      */
     function flushQueue(keep: boolean): number {
-      const pages = mech.queuedPages();
+      const { pages, changes } = mech.diffQueue();
       if (pages.length === 0) return 0;
       c.batches.add();
-      let changed = 0;
-      const hot: number[] = [];
-      pages.forEach((gpa, slot) => {
-        const snap = mech.snapshot(slot);
-        const live = memory.view(gpa, 4096);
-        const s32 = new Uint32Array(snap.buffer, snap.byteOffset, 1024);
-        const l32 = new Uint32Array(live.buffer, live.byteOffset, 1024);
-        const s64 = new BigUint64Array(snap.buffer, snap.byteOffset, 512);
-        const l64 = new BigUint64Array(live.buffer, live.byteOffset, 512);
-        let unshadow = false;
-        let pageChanged = false;
-        for (let k = 0; k < 512; k++) {
-          const lo = s32[2 * k]!, hi = s32[2 * k + 1]!;
-          const dlo = lo ^ l32[2 * k]!;
-          if (dlo === 0 && hi === l32[2 * k + 1]) continue;
-          // A and D set by the port's walker (hardware A/D updates) change no translation.
-          if (hi === l32[2 * k + 1] && (dlo & ~0xc0) === 0 && (lo & dlo) === 0) continue;
-          changed++;
-          pageChanged = true;
-          c.validations.add();
-          const pte = l64[k]!;
-          const why = checkPte(pte, rules);
-          // Translations derived from the old or the new value are dropped either way.
-          mech.invalidate(gpa + 8 * k, 8);
-          if (why === undefined) {
-            c["updates-applied"].add();
-            continue;
-          }
-          c.rejections.add();
-          host.log.debug(`Rejected PTE ${hex(pte)} at ${hex(gpa + 8 * k)}: ${why}`);
-          if (opts["on-invalid"] === "revert") l64[k] = s64[k]!;
-          else unshadow = true;
+      const changedPages = new Set<number>();
+      const unshadow = new Set<number>();
+      for (const { address, old, value } of changes) {
+        const page = address - (address % 4096);
+        changedPages.add(page);
+        c.validations.add();
+        const why = checkPte(value, rules);
+        if (why === undefined) {
+          c["updates-applied"].add();
+          continue;
         }
-        // A page holding invalid entries is no page table any more (a freed table reused for
-        // data): it leaves the shadow; the walker refuses to map an invalid entry anyway.
-        if (unshadow) mech.invalidate(gpa, 4096);
-        else if (pageChanged) hot.unshift(gpa);
+        c.rejections.add();
+        host.log.debug(`Rejected PTE ${hex(value)} at ${hex(address)}: ${why}`);
+        if (opts["on-invalid"] === "revert") memory.writeU64(address, old);
+        else unshadow.add(page);
+      }
+      // Pages to keep queued: the changed ones first (the last changed first), then the others
+      // in slot order. A page holding invalid entries is no page table any more (a freed table
+      // reused for data): it leaves the shadow; the walker refuses to map an invalid entry.
+      const hot: number[] = [];
+      for (const gpa of pages) {
+        if (unshadow.has(gpa)) mech.invalidate(gpa, 4096);
+        else if (changedPages.has(gpa)) hot.unshift(gpa);
         else hot.push(gpa);
-      });
+      }
       mech.releaseQueue();
       // queuePage refuses (-1) a page no longer shadowed: it is simply protected no more
       if (keep) { for (const gpa of hot.slice(0, KEEP_HOT)) mech.queuePage(gpa); }
-      return changed;
+      return changes.length;
     }
 
     function onPtWrite(vcpu: Vcpu, exit: ExitRecord): void {
@@ -241,11 +235,13 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
       ? host.bus.registerHypercall(PV_EID, (call) => {
         c.traps.add();
         c["traps.hypercall"].add();
-        if (call.fid === PvFunction.MmuUpdate) return mmuUpdate(call);
-        if (call.fid === PvFunction.MaxBatch) {
-          return { error: SbiError.Success, value: opts["max-batch"] };
-        }
-        return { error: SbiError.NotSupported, value: 0 };
+        return counters.timed("hypercall", (): HypercallResult => {
+          if (call.fid === PvFunction.MmuUpdate) return mmuUpdate(call);
+          if (call.fid === PvFunction.MaxBatch) {
+            return { error: SbiError.Success, value: opts["max-batch"] };
+          }
+          return { error: SbiError.NotSupported, value: 0 };
+        });
       })
       : undefined;
 
@@ -254,17 +250,17 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
       onTrap(vcpu: Vcpu, exit: ExitRecord): void {
         switch (exit.code) {
           case PagingTrapCode.PtWrite:
-            onPtWrite(vcpu, exit);
+            counters.timed("pt-write", () => onPtWrite(vcpu, exit));
             return;
           case PagingTrapCode.Sfence:
             c.traps.add();
             c["traps.flush"].add();
-            flushQueue(true);
+            counters.timed("flush", () => flushQueue(true));
             return;
           case PagingTrapCode.Satp:
             c.traps.add();
             c["traps.satp"].add();
-            flushQueue(true);
+            counters.timed("satp", () => flushQueue(true));
             return;
           default:
             if (counters.unexpected()) {

@@ -30,6 +30,18 @@ Deno.test("queued refuses a host port without its mechanisms, naming the missing
   });
 });
 
+Deno.test("queued needs the port's queue diff (a version-1 port may lack it): named when missing", () => {
+  const { host } = fakeHost(["shadow-tables", "page-queue", "paging-exits", "counters"]);
+  throws(() => queued.setup(host, defaults()), (e) => {
+    ok(e instanceof VmonError);
+    strictEqual(
+      e.message,
+      'Paging strategy "queued" needs the "queue-diff" mechanism, which host port "rv64" does not have',
+    );
+    return true;
+  });
+});
+
 function defaults() {
   return { "allow-mmio": true, "on-invalid": "unshadow", "max-batch": 16, paravirtual: true };
 }

@@ -70,6 +70,45 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
     mech.setLeafRanges(rules.ranges);
     const counters = createPagingCounters(host, mech);
     const c = counters.count;
+
+    /** Validates a store to a shadowed page-table page and answers the port. */
+    function onPtWrite(vcpu: Vcpu, exit: ExitRecord): void {
+      const gpa = exit.address;
+      const size = exit.size;
+      const value = exit.data.getBigUint64(0, true);
+      // Validate every PTE the store touches (a misaligned store can touch two).
+      let ok = true;
+      for (let base = gpa - (gpa % 8); base < gpa + size; base += 8) {
+        if (!host.memory.contains(base, 8)) continue;
+        const old = host.memory.readU64(base);
+        const lo = Math.max(gpa, base);
+        const hi = Math.min(gpa + size, base + 8);
+        const part = (value >> BigInt((lo - gpa) * 8)) & ((1n << BigInt((hi - lo) * 8)) - 1n);
+        const pte = mergeBytes(old, { offset: lo - base, size: hi - lo, value: part });
+        c.validations.add();
+        const why = checkPte(pte, rules);
+        if (why !== undefined) {
+          ok = false;
+          host.log.debug(`Rejected PTE write at ${hex(base)} = ${hex(pte)}: ${why}`);
+        }
+      }
+      if (ok) {
+        mech.approve(vcpu.id, true);
+        c["updates-applied"].add();
+        return;
+      }
+      c.rejections.add();
+      if (opts["on-invalid"] === "drop") {
+        mech.approve(vcpu.id, false);
+        return;
+      }
+      // Unshadow: the page holds something other than page tables now (a freed table reused
+      // for data). Every translation derived from it is dropped, so it is no longer protected
+      // and the store re-executes unhindered; the walker refuses to map an invalid entry.
+      mech.invalidate(gpa - (gpa % 4096), 4096);
+      if (mech.isPageTable(gpa)) mech.approve(vcpu.id, false);
+    }
+
     return {
       strategy: STRATEGY,
       onTrap(vcpu: Vcpu, exit: ExitRecord): void {
@@ -82,40 +121,7 @@ const shadow: PagingPluginDefinition<typeof options> = definePlugin({
         }
         c.traps.add();
         c["traps.pt-write"].add();
-        const gpa = exit.address;
-        const size = exit.size;
-        const value = exit.data.getBigUint64(0, true);
-        // Validate every PTE the store touches (a misaligned store can touch two).
-        let ok = true;
-        for (let base = gpa - (gpa % 8); base < gpa + size; base += 8) {
-          if (!host.memory.contains(base, 8)) continue;
-          const old = host.memory.readU64(base);
-          const lo = Math.max(gpa, base);
-          const hi = Math.min(gpa + size, base + 8);
-          const part = (value >> BigInt((lo - gpa) * 8)) & ((1n << BigInt((hi - lo) * 8)) - 1n);
-          const pte = mergeBytes(old, { offset: lo - base, size: hi - lo, value: part });
-          c.validations.add();
-          const why = checkPte(pte, rules);
-          if (why !== undefined) {
-            ok = false;
-            host.log.debug(`Rejected PTE write at ${hex(base)} = ${hex(pte)}: ${why}`);
-          }
-        }
-        if (ok) {
-          mech.approve(vcpu.id, true);
-          c["updates-applied"].add();
-          return;
-        }
-        c.rejections.add();
-        if (opts["on-invalid"] === "drop") {
-          mech.approve(vcpu.id, false);
-          return;
-        }
-        // Unshadow: the page holds something other than page tables now (a freed table reused
-        // for data). Every translation derived from it is dropped, so it is no longer protected
-        // and the store re-executes unhindered; the walker refuses to map an invalid entry.
-        mech.invalidate(gpa - (gpa % 4096), 4096);
-        if (mech.isPageTable(gpa)) mech.approve(vcpu.id, false);
+        counters.timed("pt-write", () => onPtWrite(vcpu, exit));
       },
       stats: () => counters.stats(),
       // Shadow tables are derived state: the host port's save drops them in the running machine
