@@ -362,8 +362,8 @@ export interface Rv64PortOptions {
   /** In icount mode: the assumed speed in MIPS, which fixes instructions per `time` tick. */
   readonly mipsForIcount?: number;
   /**
-   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on (the default) or
-   * off. On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
+   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on or off (default
+   * off). On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
    */
   readonly jit?: boolean;
   /** Code-cache size of the translator in bytes (default 64 MiB; flushed when full). */
@@ -422,7 +422,7 @@ export class Rv64Port implements Rv64HostPort {
     if (!this.#m) throw new VmonError("Cannot create the rv64 machine: out of host memory");
     this.#harts = harts;
     this.#slice = Math.max(1, Math.min(options.slice ?? 1_000_000, 0xffff_ffff));
-    if (options.jit ?? true) {
+    if (options.jit) {
       const on = this.#lib.rv64_jit_config(
         this.#m,
         1,
@@ -442,6 +442,7 @@ export class Rv64Port implements Rv64HostPort {
     const m = () => this.#machine();
     let snapshots: Uint8Array | undefined;
     let counters: BigUint64Array | undefined;
+    let diff: BigUint64Array | undefined; // rv64_queue_diff's buffer, made at the first use
     const checkVcpu = (vcpu: number, what: string) => {
       if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= this.#harts) {
         throw new VmonError(`Cannot ${what} of hart ${vcpu}: the machine has ${this.#harts} harts`);
@@ -529,6 +530,20 @@ export class Rv64Port implements Rv64HostPort {
       },
       releaseQueue() {
         return lib.rv64_queue_release(m());
+      },
+      diffQueue() {
+        // The pages and changed PTEs, diffed in C (shadow.c, rv64_queue_diff): this copy runs
+        // only over what changed.
+        diff ??= new BigUint64Array(QUEUE_DIFF_WORDS);
+        const n = lib.rv64_queue_diff(m(), diff, QUEUE_DIFF_WORDS);
+        if (n < 0) throw new VmonError("Cannot diff the page queue: the diff buffer is too small");
+        const pages: number[] = [];
+        for (let i = 0; i < Number(diff[0]!); i++) pages.push(Number(diff[1 + i]!));
+        const changes = [];
+        for (let i = 0, at = 1 + QUEUE_SLOTS; i < n; i++, at += 3) {
+          changes.push({ address: Number(diff[at]!), old: diff[at + 1]!, value: diff[at + 2]! });
+        }
+        return { pages, changes };
       },
       counters() {
         if (counters === undefined) {
