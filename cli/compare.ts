@@ -24,12 +24,10 @@ import {
   batchVariant,
   COMPARE_WORKLOADS,
   type Comparison,
-  type CostProfile,
   type CounterDifference,
   DEFAULT_REPEAT,
   DEFAULT_TIMEOUT_S,
   formatTables,
-  loadCostProfile,
   MAX_BATCH_OPTION,
   maxBatch,
   type PlannedRun,
@@ -77,8 +75,6 @@ export interface CompareFlags {
   baseline?: boolean;
   /** `--console`: echo the guest console on stderr. */
   console?: boolean;
-  /** `--cost-model NAME|file.json`: project each cell's cost on a CPU profile. */
-  costModel?: string;
 }
 
 function splitList(text: string): string[] {
@@ -286,7 +282,6 @@ export function commandLineOf(flags: CompareFlags): string[] {
   value("mem", flags.mem);
   value("image", flags.image);
   value("timeout", flags.timeout);
-  value("cost-model", flags.costModel);
   if (flags.baseline === false) out.push("--no-baseline");
   if (flags.console) out.push("--console");
   return out;
@@ -413,9 +408,6 @@ export async function compareCommand(
   if (flags.out !== undefined && flags.out.trim() === "") {
     throw new VmonError(`Invalid --out "": the folder name is empty`);
   }
-  const costModel: CostProfile | undefined = flags.costModel === undefined
-    ? undefined
-    : loadCostProfile(flags.costModel);
   const image = options.image ?? flags.image;
 
   let progress: Progress | undefined;
@@ -430,7 +422,6 @@ export async function compareCommand(
       ...(memory !== undefined ? { memory } : {}),
       ...(image !== undefined ? { image } : {}),
       ...(flags.out !== undefined ? { outDir: flags.out } : {}),
-      ...(costModel !== undefined ? { costModel } : {}),
       commandLine: options.commandLine ?? commandLineOf(flags),
       date,
       ...(flags.console ? { echo: writeStderr } : {}),
@@ -446,10 +437,7 @@ export async function compareCommand(
   }
 
   const { results, cells, matrix, files } = comparison;
-  console.log(formatTables(cells, matrix, {
-    style: tableStyle(Deno.stdout),
-    ...(costModel !== undefined ? { costModel } : {}),
-  }));
+  console.log(formatTables(cells, matrix, { style: tableStyle(Deno.stdout) }));
   console.error(`vmon: compare: wrote ${files.json}, ${files.svg} and ${files.table}`);
 
   const problems: string[] = [];

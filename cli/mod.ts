@@ -82,11 +82,6 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
       collect,
     )
     .option("--disk <file>", "add a virtio-blk disk backed by <file> (repeatable)", collect)
-    .option(
-      "--net <spec>",
-      "network: user[,hostfwd=tcp:HOSTPORT-:GUESTPORT...] (passt), tap[,ifname=NAME] or none " +
-        "(Linux images: user)",
-    )
     .option("--paging <spec>", "paging strategy: wired, shadow, queued (default wired)")
     .option("--cpus <n>", "number of vCPUs")
     .option("--mem <size>", "RAM size such as 64M or 1G")
@@ -124,10 +119,6 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     .option("--image <name>", "image to boot (default linux-rv64-bench)")
     .option("--timeout <seconds>", "stop a run after this many seconds (default 900)")
     .option("--no-baseline", "do not subtract a short baseline run from the counters")
-    .option(
-      "--cost-model <name|file>",
-      "project each cost on a CPU profile (nehalem-ept, recent-x86, or a .json file)",
-    )
     .option("--console", "echo the guest console on stderr")
     .action(async (flags) => {
       const { compareCommand } = await import("./compare.ts");

@@ -40,6 +40,7 @@ import type {
 import { ExitKind, SystemEventType } from "./api/mod.ts";
 import { hex, VmonError } from "./errors.ts";
 import { EXIT_KIND_NAMES, NO_TRACE, type Tracer } from "./trace.ts";
+import { WATCH, WATCH_WRITE } from "./machine_protocol.ts";
 
 /** SBI error code for "not supported": the answer to an unclaimed hypercall. */
 export const SBI_ERR_NOT_SUPPORTED: number = -2;
@@ -323,6 +324,10 @@ export class ExitBus {
   #tracer: Tracer;
   #routes: ExitRoutes = { end: () => {} };
   #log: (message: string) => void;
+  /** The shared watch record `dispatchExit` notes each exit in (`WATCH`), if any. */
+  #watch: Int32Array | undefined;
+  /** Bumped on every registration change, so that a copy of the owner table can be refreshed. */
+  #generation = 0;
   /** Reused for every hypercall; handlers must not keep it. */
   #request: { nr: number; fid: number; args: bigint[]; vcpu: number } = {
     nr: 0,
@@ -369,7 +374,13 @@ export class ExitBus {
         );
       }
       const entry = map.add(base, size, owner, handler);
-      return { unregister: () => map.remove(entry) };
+      this.#generation++;
+      return {
+        unregister: () => {
+          map.remove(entry);
+          this.#generation++;
+        },
+      };
     };
     return {
       registerPio: (base, size, handler): Registration => rangeReg(this.#pio, base, size, handler),
@@ -396,9 +407,11 @@ export class ExitBus {
         }
         const entry: HypercallEntry = { nr, owner, handler };
         this.#hypercalls.set(nr, entry);
+        this.#generation++;
         return {
           unregister: () => {
             if (this.#hypercalls.get(nr) === entry) this.#hypercalls.delete(nr);
+            this.#generation++;
           },
         };
       },
@@ -440,6 +453,26 @@ export class ExitBus {
     for (const [nr, e] of [...this.#hypercalls]) {
       if (e.owner.name === name) this.#hypercalls.delete(nr);
     }
+    this.#generation++;
+  }
+
+  /** Changes with every registration and removal (ranges and hypercalls). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The registered hypercall numbers and their owners, by number. */
+  hypercalls(): [number, string][] {
+    return [...this.#hypercalls].sort((a, b) => a[0] - b[0]).map(([nr, e]) => [nr, e.owner.name]);
+  }
+
+  /**
+   * Makes `dispatchExit` note each exit in `record` (an `Int32Array` over shared memory laid out
+   * as `WATCH` of core/machine_protocol.ts) while it is being handled, so that another thread
+   * can tell which handler never returns. A few integer stores per exit, nothing more.
+   */
+  setWatch(record: Int32Array | undefined): void {
+    this.#watch = record;
   }
 
   /** The registered PIO and MMIO ranges, sorted by space and base. */
@@ -479,8 +512,30 @@ export class ExitBus {
    *   budget ran out, the vCPU halted, or the machine is ending).
    */
   dispatchExit(vcpu: Vcpu): boolean {
+    const w = this.#watch;
     const exit = vcpu.exit;
     const kind = exit.kind;
+    if (w === undefined || kind === ExitKind.Interrupted) return this.#route(vcpu, exit, kind);
+    // The watch record: which plugin code this thread is in (read by the main thread's watchdog).
+    // No try/finally: a handler that throws is caught inside; anything else ends the machine.
+    w[WATCH.seq] = (w[WATCH.seq]! + 1) | 0;
+    if (kind === ExitKind.Io || kind === ExitKind.Mmio) {
+      const a = exit.address;
+      w[WATCH.lo] = a | 0;
+      w[WATCH.hi] = a > 0xffff_ffff ? (a / 0x1_0000_0000) | 0 : 0;
+      w[WATCH.what] = exit.isWrite ? kind | WATCH_WRITE : kind;
+    } else {
+      w[WATCH.lo] = kind === ExitKind.Hypercall ? exit.nr | 0 : 0;
+      w[WATCH.hi] = 0;
+      w[WATCH.what] = kind;
+    }
+    w[WATCH.vcpu] = vcpu.id;
+    const more = this.#route(vcpu, exit, kind);
+    w[WATCH.what] = 0;
+    return more;
+  }
+
+  #route(vcpu: Vcpu, exit: ExitRecord, kind: ExitKindCode): boolean {
     if (this.#tracer.exits) this.#tracer.exit(vcpu.id, exit);
     switch (kind) {
       case ExitKind.Io:

@@ -38,6 +38,7 @@ import { GuestMemory } from "./memory.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
+import { WATCH, WATCH_INPUT, WATCH_TIMER, type WatchOwners } from "./machine_protocol.ts";
 import { Tracer } from "./trace.ts";
 
 /** What the machine worker gives the VM for talking to the main thread. */
@@ -48,6 +49,14 @@ export interface VmIo {
   log(line: string): void;
   /** Sends buffered console output on (called between slices and when the machine sleeps). */
   flush?(): void;
+}
+
+/** What the machine worker shares with the main thread's watchdog. */
+export interface VmWatch {
+  /** The watch record (`WATCH` of core/machine_protocol.ts) over shared memory. */
+  readonly record: Int32Array;
+  /** Called with the owner table after setup and whenever registrations change. */
+  readonly owners: (owners: WatchOwners) => void;
 }
 
 /** Default RAM size when the manifest gives none. */
@@ -96,6 +105,12 @@ export class Vm {
   #timers = new Set<number>();
   #vcpus: Vcpu[] = [];
   #disposed = false;
+  #watch: VmWatch | undefined;
+  #watchGeneration = -1;
+  /** Plugin names by index, for the watch record. */
+  #pluginNames: string[] = [];
+  #platformName = "";
+  #pagingName = "";
 
   private constructor(io: VmIo, tracer: Tracer) {
     this.#io = io;
@@ -111,10 +126,12 @@ export class Vm {
    */
   static async build(
     manifest: MachineManifest,
-    options: { io: VmIo; trace?: readonly string[] },
+    options: { io: VmIo; trace?: readonly string[]; watch?: VmWatch },
   ): Promise<Vm> {
     const io = options.io;
     const vm = new Vm(io, new Tracer(options.trace ?? [], { write: (line) => io.log(line) }));
+    vm.#watch = options.watch;
+    vm.#bus.setWatch(options.watch?.record);
     try {
       await vm.#build(manifest);
     } catch (err) {
@@ -221,10 +238,17 @@ export class Vm {
     this.#scheduler = new Scheduler(vcpus, {
       bus: this.#bus,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,
-      onYield: () => this.#io.flush?.(),
+      onYield: () => {
+        if (this.#bus.generation !== this.#watchGeneration) this.#postOwners();
+        this.#io.flush?.();
+      },
+      canInterrupt: platform.canInterrupt?.bind(platform),
     });
     const scheduler = this.#scheduler;
     this.#bus.setRoutes({ platform, paging, end: (outcome) => scheduler.requestExit(outcome) });
+    this.#platformName = plDef.name;
+    this.#pagingName = pgDef.name;
+    this.#postOwners();
     if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
   }
 
@@ -237,9 +261,41 @@ export class Vm {
     return validateOptions(def.options, ref.options ?? {}, { plugin: def.name });
   }
 
+  /** Sends the owner table to the watch (after setup and when registrations change). */
+  #postOwners(): void {
+    const watch = this.#watch;
+    if (watch === undefined) return;
+    this.#watchGeneration = this.#bus.generation;
+    watch.owners({
+      ranges: this.#bus.ranges(),
+      hypercalls: this.#bus.hypercalls(),
+      platform: this.#platformName,
+      paging: this.#pagingName,
+      plugins: [...this.#pluginNames],
+    });
+  }
+
+  /** Runs `fn`, plugin code called from the event loop, noted in the watch record. */
+  #watched(what: number, plugin: number, fn: () => void): void {
+    const w = this.#watch?.record;
+    if (w === undefined) return fn();
+    const outer = w[WATCH.what]!;
+    w[WATCH.seq] = (w[WATCH.seq]! + 1) | 0;
+    w[WATCH.lo] = plugin;
+    w[WATCH.hi] = 0;
+    w[WATCH.vcpu] = -1;
+    w[WATCH.what] = what;
+    try {
+      fn();
+    } finally {
+      w[WATCH.what] = outer;
+    }
+  }
+
   #pluginHost(name: string, machine: MachineInfo): PluginHost {
     const tracer = this.#tracer;
     const io = this.#io;
+    const index = this.#pluginNames.push(name) - 1;
     const log: Logger = {
       debug: (m) => {
         if (tracer.plugins) tracer.plugin(name, m);
@@ -252,7 +308,7 @@ export class Vm {
         const id: number = setTimeout(() => {
           this.#timers.delete(id);
           try {
-            fn();
+            this.#watched(WATCH_TIMER, index, fn);
           } catch (err) {
             log.warn(`timer callback failed: ${err instanceof Error ? err.message : err}`);
           }
@@ -282,9 +338,10 @@ export class Vm {
       write: (bytes) => this.#io.write(bytes),
       onInput: (fn) => {
         if (this.#inputOwner !== undefined) return false;
+        const index = this.#pluginNames.lastIndexOf(name);
         this.#inputOwner = (bytes) => {
           try {
-            fn(bytes);
+            this.#watched(WATCH_INPUT, index, () => fn(bytes));
           } catch (err) {
             this.#io.log(`${name}: warning: input handler failed: ${(err as Error).message}`);
           }

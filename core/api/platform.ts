@@ -71,4 +71,10 @@ export interface PlatformInstance extends PluginInstance {
    * Returns true if handled.
    */
   onExit?(vcpu: Vcpu, exit: ExitRecord): boolean;
+  /**
+   * Optional: true when a device interrupt can still reach vCPU `vcpu` (its interrupt controller
+   * routes to it, unmasked, a line some device owns). Core asks only about vCPUs that wait with
+   * device interrupts enabled, for the stuck-guest check; without this method one always can.
+   */
+  canInterrupt?(vcpu: number): boolean;
 }

@@ -334,6 +334,8 @@ const plugin = definePlugin({
     return {
       services,
       boot,
+      // A hart's S-mode context can be raised only by a line a device owns, routed to it.
+      canInterrupt: (vcpu) => plic.canInterrupt(2 * vcpu + 1, (id) => usedIrqs.has(id)),
       // The PLIC and the firmware; timers, HSM states and pending bits live in the harts.
       save: () => ({
         version: STATE_VERSION,
