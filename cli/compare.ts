@@ -24,10 +24,12 @@ import {
   batchVariant,
   COMPARE_WORKLOADS,
   type Comparison,
+  type CostProfile,
   type CounterDifference,
   DEFAULT_REPEAT,
   DEFAULT_TIMEOUT_S,
   formatTables,
+  loadCostProfile,
   MAX_BATCH_OPTION,
   maxBatch,
   type PlannedRun,
@@ -75,6 +77,8 @@ export interface CompareFlags {
   baseline?: boolean;
   /** `--console`: echo the guest console on stderr. */
   console?: boolean;
+  /** `--cost-model NAME|file.json`: project each cell's cost on a CPU profile. */
+  costModel?: string;
 }
 
 function splitList(text: string): string[] {
@@ -282,6 +286,7 @@ export function commandLineOf(flags: CompareFlags): string[] {
   value("mem", flags.mem);
   value("image", flags.image);
   value("timeout", flags.timeout);
+  value("cost-model", flags.costModel);
   if (flags.baseline === false) out.push("--no-baseline");
   if (flags.console) out.push("--console");
   return out;
@@ -408,6 +413,9 @@ export async function compareCommand(
   if (flags.out !== undefined && flags.out.trim() === "") {
     throw new VmonError(`Invalid --out "": the folder name is empty`);
   }
+  const costModel: CostProfile | undefined = flags.costModel === undefined
+    ? undefined
+    : loadCostProfile(flags.costModel);
   const image = options.image ?? flags.image;
 
   let progress: Progress | undefined;
@@ -422,6 +430,7 @@ export async function compareCommand(
       ...(memory !== undefined ? { memory } : {}),
       ...(image !== undefined ? { image } : {}),
       ...(flags.out !== undefined ? { outDir: flags.out } : {}),
+      ...(costModel !== undefined ? { costModel } : {}),
       commandLine: options.commandLine ?? commandLineOf(flags),
       date,
       ...(flags.console ? { echo: writeStderr } : {}),
@@ -437,7 +446,10 @@ export async function compareCommand(
   }
 
   const { results, cells, matrix, files } = comparison;
-  console.log(formatTables(cells, matrix, { style: tableStyle(Deno.stdout) }));
+  console.log(formatTables(cells, matrix, {
+    style: tableStyle(Deno.stdout),
+    ...(costModel !== undefined ? { costModel } : {}),
+  }));
   console.error(`vmon: compare: wrote ${files.json}, ${files.svg} and ${files.table}`);
 
   const problems: string[] = [];

@@ -6,7 +6,13 @@ import { deepStrictEqual as assertEquals, strictEqual, throws } from "node:asser
 import { VmonError } from "../core/errors.ts";
 import { baselineN, benchCommand, COMPARE_WORKLOADS, type StrategyInfo } from "../lab/mod.ts";
 import { CHURN_SEED } from "../images/workloads/mod.ts";
-import { commandLineOf, parseNOverrides, resolveVariants, resolveWorkloads } from "./compare.ts";
+import {
+  commandLineOf,
+  compareCommand,
+  parseNOverrides,
+  resolveVariants,
+  resolveWorkloads,
+} from "./compare.ts";
 
 function throwsVmon(fn: () => unknown, pattern: RegExp): void {
   throws(fn, (err: unknown) => err instanceof VmonError && pattern.test(err.message));
@@ -145,5 +151,23 @@ Deno.test("commandLineOf records the flags as given", () => {
   assertEquals(
     commandLineOf({ workloads: "forkwait", repeat: "2", baseline: false, console: true }),
     ["vmon", "compare", "--workloads", "forkwait", "--repeat", "2", "--no-baseline", "--console"],
+  );
+});
+
+Deno.test("--cost-model is recorded, and an unknown profile is refused before any run", async () => {
+  assertEquals(
+    commandLineOf({ workloads: "forkwait", costModel: "recent-x86" }),
+    ["vmon", "compare", "--workloads", "forkwait", "--cost-model", "recent-x86"],
+  );
+  let err: unknown;
+  try {
+    await compareCommand({ workloads: "forkwait", costModel: "pentium" });
+  } catch (e) {
+    err = e;
+  }
+  strictEqual(err instanceof VmonError, true);
+  strictEqual(
+    (err as Error).message,
+    `Unknown cost model "pentium": built-in profiles are nehalem-ept, recent-x86, or give a .json profile file`,
   );
 });

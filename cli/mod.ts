@@ -119,6 +119,10 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     .option("--image <name>", "image to boot (default linux-rv64-bench)")
     .option("--timeout <seconds>", "stop a run after this many seconds (default 900)")
     .option("--no-baseline", "do not subtract a short baseline run from the counters")
+    .option(
+      "--cost-model <name|file>",
+      "project each cost on a CPU profile (nehalem-ept, recent-x86, or a .json file)",
+    )
     .option("--console", "echo the guest console on stderr")
     .action(async (flags) => {
       const { compareCommand } = await import("./compare.ts");

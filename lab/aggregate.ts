@@ -7,6 +7,7 @@
  */
 
 import type { MachineStats } from "../core/api/mod.ts";
+import { PAGING_HOST_TIME_PREFIX } from "../core/paging.ts";
 import { counterKey } from "./counters.ts";
 import { variantsFor } from "./pv.ts";
 import type {
@@ -40,7 +41,8 @@ export function median(values: readonly number[]): number {
 
 /**
  * Flattens a machine's counters into `paging.<name>` (the strategy's metrics) and
- * `hostport.<name>` keys.
+ * `hostport.<name>` keys. The strategy's host times (`host-us.<cause>`) are no counters and are
+ * left out ({@linkcode flattenHostTimes}).
  *
  * @param stats The machine's final stats.
  * @param strategy The paging strategy's name, which keys its metrics.
@@ -48,9 +50,74 @@ export function median(values: readonly number[]): number {
 export function flattenCounters(stats: MachineStats, strategy: string): Record<string, number> {
   const out: Record<string, number> = {};
   const paging = stats.metrics[strategy] ?? {};
-  for (const [name, value] of Object.entries(paging)) out[counterKey("paging", name)] = value;
+  for (const [name, value] of Object.entries(paging)) {
+    if (!name.startsWith(PAGING_HOST_TIME_PREFIX)) out[counterKey("paging", name)] = value;
+  }
   for (const [name, value] of Object.entries(stats.hostport)) {
     out[counterKey("hostport", name)] = value;
+  }
+  return out;
+}
+
+/**
+ * The host microseconds a strategy's trap handlers took, by cause: its `host-us.<cause>`
+ * entries (core/paging.ts `PAGING_HOST_TIME_PREFIX`), keyed by cause.
+ *
+ * @param stats The machine's final stats.
+ * @param strategy The paging strategy's name, which keys its metrics.
+ */
+export function flattenHostTimes(stats: MachineStats, strategy: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, value] of Object.entries(stats.metrics[strategy] ?? {})) {
+    if (name.startsWith(PAGING_HOST_TIME_PREFIX)) {
+      out[name.slice(PAGING_HOST_TIME_PREFIX.length)] = value;
+    }
+  }
+  return out;
+}
+
+/**
+ * Host microseconds per trap in the strategy's handlers, by cause and `all`: the median over
+ * `runs` of each run's handler time over its traps of that cause (runs without such traps are
+ * left out of that cause).
+ *
+ * @param runs Measured runs of one cell.
+ * @returns Microseconds per trap by cause; empty when no run recorded handler times.
+ *
+ * @example
+ * ```ts
+ * import { hostUsPerTrap } from "./aggregate.ts";
+ *
+ * const run = {
+ *   counters: { "paging.traps": 4, "paging.traps.flush": 3, "paging.traps.pt-write": 1 },
+ *   hostUs: { flush: 30, "pt-write": 2 },
+ * };
+ * const got = hostUsPerTrap([run]);
+ * if (got.flush !== 10 || got["pt-write"] !== 2 || got.all !== 8) throw new Error("bad");
+ * ```
+ */
+export function hostUsPerTrap(
+  runs: readonly Pick<RunRecord, "counters" | "hostUs">[],
+): Record<string, number> {
+  const per = new Map<string, number[]>();
+  const add = (cause: string, us: number, traps: number) => {
+    if (!(traps > 0)) return;
+    const list = per.get(cause) ?? [];
+    list.push(us / traps);
+    per.set(cause, list);
+  };
+  for (const r of runs) {
+    if (r.hostUs === undefined) continue;
+    let all = 0;
+    for (const [cause, us] of Object.entries(r.hostUs)) {
+      all += us;
+      add(cause, us, r.counters[counterKey("paging", `traps.${cause}`)] ?? 0);
+    }
+    add("all", all, r.counters["paging.traps"] ?? 0);
+  }
+  const out: Record<string, number> = {};
+  for (const [cause, values] of [...per].sort(([a], [b]) => a.localeCompare(b))) {
+    out[cause] = median(values);
   }
   return out;
 }
@@ -223,6 +290,7 @@ export function summarize(
           wallMethod: "machine" as const,
         }
         : {};
+      const perTrap = hostUsPerTrap(measured);
       out.push({
         workload: w.name,
         variant: v.id,
@@ -240,6 +308,7 @@ export function summarize(
         perOp,
         totals,
         deterministic: !differing.has(`${w.name}\0${v.id}`),
+        ...(Object.keys(perTrap).length > 0 ? { hostUsPerTrap: perTrap } : {}),
       });
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The comparison chart: one row of small panels per measure (traps per operation, guest
- * instructions per operation, host wall time per operation), one panel per workload, one bar per
+ * instructions per operation, host wall time per operation, and with `--cost-model` the time
+ * projected on hardware relative to wired), one panel per workload, one bar per
  * strategy variant with its value printed above it. Every panel has its own linear y axis that
  * starts at zero, so the length of a bar is its value and a 1.8% difference looks like 1.8%; the
  * printed values carry the exact numbers (as in the text table). Built as a Vega-Lite spec,
@@ -27,6 +28,10 @@ export const CHART_MEASURES: readonly ChartMeasure[] = [
   { title: "strategy traps per operation", value: (c) => c.perOp["paging.traps"] },
   { title: "guest instructions per operation", value: (c) => c.perOp["hostport.instructions"] },
   { title: "host wall µs per operation", value: (c) => c.wallUsPerOp },
+  {
+    title: "projected time on hardware relative to wired (--cost-model)",
+    value: (c) => c.projected?.vsWired,
+  },
 ];
 
 /** One bar. */

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { cacheDir } from "../core/cache.ts";
 import { buildImage, type BuiltImage } from "../images/mod.ts";
 import { checkDeterminism, findMismatches, summarize } from "./aggregate.ts";
+import { type CostProfile, projectCells } from "./cost_model.ts";
 import { renderChart } from "./chart.ts";
 import { buildResults, type CompareResults, type OutputFiles, writeOutputs } from "./results.ts";
 import { HOSTPORT_SPEC, type PlannedRun, planRuns, runOne } from "./runner.ts";
@@ -49,6 +50,12 @@ export interface CompareOptions {
   readonly image?: string | BuiltImage;
   /** The output folder (default `<cache>/compare/<date>`), created if missing. */
   readonly outDir?: string;
+  /**
+   * A CPU profile (`COST_PROFILES`, `loadCostProfile`): each cell gets the cost its counters
+   * project on it (`projected`), the tables a projected row and the profile's sources as a
+   * footnote, the chart a panel row relative to wired, results.json the profile.
+   */
+  readonly costModel?: CostProfile;
   /** The command line recorded in results.json (default none). */
   readonly commandLine?: readonly string[];
   /** When the comparison started (default now). */
@@ -140,7 +147,10 @@ export async function runComparison(options: CompareOptions): Promise<Comparison
   }
 
   const matrix = { workloads, variants };
-  const cells = summarize(records, matrix);
+  const summary = summarize(records, matrix);
+  const cells = options.costModel !== undefined
+    ? projectCells(summary, options.costModel)
+    : summary;
   const results = buildResults({
     date,
     commandLine: options.commandLine ?? [],
@@ -158,8 +168,12 @@ export async function runComparison(options: CompareOptions): Promise<Comparison
     cells,
     mismatches: findMismatches(records),
     differences: checkDeterminism(records),
+    ...(options.costModel !== undefined ? { costModel: options.costModel } : {}),
   });
-  const table = formatTables(cells, matrix, { style: { head: [], border: [] } });
+  const table = formatTables(cells, matrix, {
+    style: { head: [], border: [] },
+    ...(options.costModel !== undefined ? { costModel: options.costModel } : {}),
+  });
   const svg = await renderChart(cells);
   const files = writeOutputs(outDir, { results, svg, table });
   return { results, cells, matrix, files };

@@ -42,9 +42,24 @@ export {
   checkDeterminism,
   findMismatches,
   flattenCounters,
+  flattenHostTimes,
+  hostUsPerTrap,
   median,
   summarize,
 } from "./aggregate.ts";
+export {
+  COST_EVENT_TEXT,
+  COST_EVENTS,
+  COST_PROFILES,
+  costFootnote,
+  costProfileNames,
+  DEFAULT_COST_PROFILE,
+  loadCostProfile,
+  parseCostProfile,
+  projectCells,
+  projectCost,
+} from "./cost_model.ts";
+export type { CostEvent, CostProfile, CostStatus, EventCost } from "./cost_model.ts";
 export { chartRows, chartSpec, renderChart } from "./chart.ts";
 export {
   BENCH_IMAGE,
@@ -69,7 +84,13 @@ export {
   strategyVariant,
 } from "./strategies.ts";
 export type { StrategyInfo } from "./strategies.ts";
-export { formatTables, formatValue, TRAPS_TIMES_BATCH } from "./table.ts";
+export {
+  formatTables,
+  formatValue,
+  MIN_TRAPS_FOR_OVERHEAD,
+  overheadPerTrap,
+  TRAPS_TIMES_BATCH,
+} from "./table.ts";
 export {
   BASELINE_DIVISOR,
   baselineN,

@@ -9,6 +9,7 @@
 import { join } from "node:path";
 import { REPO_ROOT } from "../core/cache.ts";
 import { VmonError } from "../core/errors.ts";
+import type { CostProfile } from "./cost_model.ts";
 import type {
   CellSummary,
   CounterDifference,
@@ -84,6 +85,11 @@ export interface CompareResults {
   readonly host: HostInfo;
   /** The matrix. */
   readonly config: ResultsConfig;
+  /**
+   * The CPU profile the cells' `projected` costs use (`--cost-model`): every per-event cost with
+   * its source and status; absent without a cost model.
+   */
+  readonly costModel?: CostProfile;
   /** Aggregated cells (medians, per-op values). */
   readonly cells: readonly CellSummary[];
   /** Every run, in the order they ran. */
@@ -153,6 +159,8 @@ export interface ResultsParts {
   readonly mismatches: readonly ResultMismatch[];
   /** Counter differences. */
   readonly differences: readonly CounterDifference[];
+  /** The CPU profile of the projected costs, if any. */
+  readonly costModel?: CostProfile;
   /** Host facts (default: {@linkcode hostInfo}). */
   readonly host?: HostInfo;
   /** vmon's version (default: {@linkcode vmonVersion}). */
@@ -186,6 +194,7 @@ export function buildResults(parts: ResultsParts): CompareResults {
       })),
       variants: parts.variants,
     },
+    ...(parts.costModel !== undefined ? { costModel: parts.costModel } : {}),
     cells: parts.cells,
     runs: parts.runs,
     mismatches: parts.mismatches,

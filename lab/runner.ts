@@ -12,7 +12,7 @@ import { VmonError } from "../core/errors.ts";
 import { createMachine } from "../core/machine.ts";
 import { type BuiltImage, imageManifest } from "../images/mod.ts";
 import { BenchCapture } from "../images/workloads/mod.ts";
-import { flattenCounters } from "./aggregate.ts";
+import { flattenCounters, flattenHostTimes } from "./aggregate.ts";
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { benchCommand } from "./workloads.ts";
 import { parsePvOutput, variantsFor } from "./pv.ts";
@@ -187,7 +187,8 @@ async function runCaptured(
     timeoutMs: options.timeoutMs,
   });
   const counters = flattenCounters(exit.stats, run.variant.strategy);
-  return { exit, timedOut, log, counters, command: manifest.boot?.cmdline ?? "" };
+  const hostUs = flattenHostTimes(exit.stats, run.variant.strategy);
+  return { exit, timedOut, log, counters, hostUs, command: manifest.boot?.cmdline ?? "" };
 }
 
 /**
@@ -202,7 +203,7 @@ async function runCaptured(
 export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
   if (run.workload.kind === "pv") return await runPv(run, options);
   const capture = new BenchCapture();
-  const { exit, timedOut, log, counters } = await runCaptured(run, options, capture);
+  const { exit, timedOut, log, counters, hostUs } = await runCaptured(run, options, capture);
   const out = capture.finish();
   const tail = out.tail.filter((l) => l !== "").slice(-5).join(" | ");
   let error: string | undefined;
@@ -234,6 +235,7 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
     ...(out.windowMs !== undefined ? { windowMs: out.windowMs } : {}),
     machineMs: exit.stats.wallMs,
     counters,
+    ...(Object.keys(hostUs).length > 0 ? { hostUs } : {}),
     exits: { ...exit.stats.exits },
     log,
     ...(error !== undefined ? { error } : {}),
@@ -273,7 +275,11 @@ async function runMachine(
  */
 async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
   const capture = new LineCapture();
-  const { exit, timedOut, log, counters, command } = await runCaptured(run, options, capture);
+  const { exit, timedOut, log, counters, hostUs, command } = await runCaptured(
+    run,
+    options,
+    capture,
+  );
   const out = parsePvOutput(capture.lines(), { batch: run.variant.batch ?? 0, counters });
   let error: string | undefined;
   if (timedOut) error = `the run timed out after ${Math.round(options.timeoutMs / 1000)} s`;
@@ -297,6 +303,7 @@ async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
     machineMs: exit.stats.wallMs,
     ...(out.updates !== undefined ? { ops: out.updates } : {}),
     counters,
+    ...(Object.keys(hostUs).length > 0 ? { hostUs } : {}),
     exits: { ...exit.stats.exits },
     log,
     ...(error !== undefined ? { error } : {}),

@@ -6,6 +6,7 @@
  */
 
 import Table from "cli-table3";
+import { costFootnote, type CostProfile } from "./cost_model.ts";
 import { counterLabel, KNOWN_COUNTERS, orderCounterKeys } from "./counters.ts";
 import { counterKey } from "./counters.ts";
 import { variantsFor } from "./pv.ts";
@@ -42,6 +43,32 @@ export function formatValue(value: number): string {
 export interface TableOptions {
   /** cli-table3 style (`{ head: [], border: [] }` for plain output). */
   readonly style?: { head?: string[]; border?: string[] };
+  /**
+   * The profile the cells were projected on (`projectCells`): its costs and their sources are
+   * printed as a footnote after the tables.
+   */
+  readonly costModel?: CostProfile;
+}
+
+/** Fewest traps per operation for which the table shows host µs per trap over wired. */
+export const MIN_TRAPS_FOR_OVERHEAD = 0.5;
+
+/**
+ * Host microseconds per trap a strategy adds over `wired`: its wall time per operation minus
+ * wired's, over its traps per operation; undefined below {@linkcode MIN_TRAPS_FOR_OVERHEAD}
+ * traps per operation (the difference would be noise) or without both wall times.
+ *
+ * @param cell The strategy's cell.
+ * @param wired The `wired` cell of the same workload.
+ */
+export function overheadPerTrap(
+  cell: CellSummary,
+  wired: CellSummary | undefined,
+): number | undefined {
+  const traps = cell.perOp["paging.traps"] ?? 0;
+  if (wired === undefined || cell === wired || traps < MIN_TRAPS_FOR_OVERHEAD) return undefined;
+  if (cell.wallUsPerOp === undefined || wired.wallUsPerOp === undefined) return undefined;
+  return (cell.wallUsPerOp - wired.wallUsPerOp) / traps;
 }
 
 const KNOWN_KEYS = new Set(KNOWN_COUNTERS.map((c) => counterKey(c.source, c.name)));
@@ -87,6 +114,28 @@ export function formatTables(
     };
     line("host wall µs (median)", (c) => formatValue(c.wallUsPerOp ?? NaN));
     line("guest clock µs", (c) => formatValue(c.guestUsPerOp ?? NaN));
+    // Host time per trap: in the strategy's handlers by cause (its own implementation), and the
+    // whole run's over wired (the exit round trips included).
+    const causes = [...new Set(present.flatMap((c) => Object.keys(c.hostUsPerTrap ?? {})))]
+      .sort((a, b) => a === "all" ? -1 : b === "all" ? 1 : a.localeCompare(b));
+    for (const cause of causes) {
+      line(
+        cause === "all" ? "handler µs per trap" : `handler µs per trap: ${cause}`,
+        (c) => formatValue(c.hostUsPerTrap?.[cause] ?? NaN),
+      );
+    }
+    const wired = present.find((c) => c.variant === "wired");
+    if (wired !== undefined && present.some((c) => overheadPerTrap(c, wired) !== undefined)) {
+      line("host µs per trap over wired", (c) => formatValue(overheadPerTrap(c, wired) ?? NaN));
+    }
+    if (present.some((c) => c.projected !== undefined)) {
+      const name = present.find((c) => c.projected !== undefined)!.projected!.profile;
+      line(`projected µs (${name})`, (c) => formatValue(c.projected?.us ?? NaN));
+      line("projected vs wired", (c) => {
+        const r = c.projected?.vsWired;
+        return r === undefined ? "-" : `${formatValue(r)}×`;
+      });
+    }
     const keys = orderCounterKeys(new Set(present.flatMap((c) => Object.keys(c.perOp))));
     for (const key of keys) {
       const show = KNOWN_KEYS.has(key) ||
@@ -106,5 +155,6 @@ export function formatTables(
     line("deterministic", (c) => c.deterministic ? "yes" : "NO");
     parts.push(table.toString());
   }
+  if (options.costModel !== undefined) parts.push(costFootnote(options.costModel).join("\n"));
   return parts.join("\n\n");
 }

@@ -87,6 +87,11 @@ export interface RunRecord {
   readonly ops?: number;
   /** Counters of the whole run, keyed `paging.<name>` and `hostport.<name>`. */
   readonly counters: Readonly<Record<string, number>>;
+  /**
+   * Host microseconds the strategy's trap handlers took in the whole run, by trap cause (its
+   * `host-us.<cause>` entries): host times, kept apart from the counters.
+   */
+  readonly hostUs?: Readonly<Record<string, number>>;
   /** Exits by kind. */
   readonly exits: Readonly<Record<string, number>>;
   /** Lines the monitor logged during the run (the first 50). */
@@ -175,4 +180,27 @@ export interface CellSummary {
   readonly totals: Readonly<Record<string, number>>;
   /** True when every counter was identical across repeats (measure and baseline). */
   readonly deterministic: boolean;
+  /**
+   * Host microseconds per trap in the strategy's handlers, by cause (and `all`): the median over
+   * the measured runs of each run's handler time over its traps of that cause.
+   */
+  readonly hostUsPerTrap?: Readonly<Record<string, number>>;
+  /** The cost projected on a CPU profile (`--cost-model`), when one was asked for. */
+  readonly projected?: Projection;
+}
+
+/** A cell's cost projected on hardware (lab/cost_model.ts, `projectCost`). */
+export interface Projection {
+  /** The profile's name. */
+  readonly profile: string;
+  /** Which walk a TLB fill stands for: nested (EPT/NPT) or native (shadow tables). */
+  readonly walk: "nested" | "native";
+  /** Projected cycles per operation. */
+  readonly cycles: number;
+  /** Projected microseconds per operation (`cycles / (ghz * 1000)`). */
+  readonly us: number;
+  /** Cycles per operation by term: `instructions`, `traps.<cause>`, `validations`, ... */
+  readonly terms: Readonly<Record<string, number>>;
+  /** `us` over the `wired` variant's of the same workload, when there is one. */
+  readonly vsWired?: number;
 }
