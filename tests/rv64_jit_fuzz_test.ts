@@ -5,6 +5,7 @@
  */
 
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { ExitKind, PagingTrapCode } from "../core/api/mod.ts";
 import { DiffFuzzer } from "./fuzz/rv64_diff.ts";
 
 const SEQUENCES = 3000;
@@ -30,5 +31,13 @@ Deno.test({
     assert(stats.jitChained! > 1000, `chained ${stats.jitChained}`);
     assert(stats.jitInvalidations! > 0, "no decode page changed under a translation");
     assert(stats.jitFlushes! > 0, "the code cache never filled");
+    // and the sequences reached what the translator must leave to the interpreter exactly
+    const c = fuzz.coverage;
+    const paging = (code: number) => c[`exit-${ExitKind.Paging}-code-${code}`] ?? 0;
+    assert(c[`exit-${ExitKind.Mmio}`]! > 0, "no MMIO exit");
+    assert(paging(PagingTrapCode.WriteProtected) > 0, "no write-protect exit");
+    assert(paging(PagingTrapCode.PtWrite) > 0, "no page-table write exit");
+    assert(c.traps! > 0 && c.interrupts! > 0, "no trap or no interrupt");
+    assert(c.decodeFlushes! > 0, "no self-modifying code");
   },
 });

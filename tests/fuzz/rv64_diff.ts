@@ -11,7 +11,9 @@
  * the code itself (self-modifying code), branches and jumps inside the sequence, JALR through a
  * register, compressed parcels, F/D arithmetic, conversions and moves, CSR reads and writes, AMOs
  * and LR/SC, fences, ecall, ebreak, wfi, sret, sfence.vma and raw random words. It runs in S-mode
- * with bare or Sv39 translation (some pages unmapped or read-only: page faults), or in U-mode, with
+ * with bare or Sv39 translation (some pages unmapped or read-only: page faults; a third of the
+ * Sv39 sequences under shadow paging, where stores to the page tables exit and are approved), or
+ * in U-mode, with
  * a timer interrupt armed at a random instruction (`clock=icount`); the trap vector steps over
  * the trapping instruction and returns. A sequence ends at an SBI call (`ecall` in S-mode), WFI,
  * a trap the monitor gets, or the end of its instruction budget.
@@ -19,7 +21,7 @@
  * @module
  */
 
-import { ExitKind } from "../../core/api/mod.ts";
+import { ExitKind, PagingTrapCode } from "../../core/api/mod.ts";
 import { loadRv64 } from "../../ffi/rv64/mod.ts";
 import { Rv64Port } from "../../plugins/hostports/rv64/mod.ts";
 
@@ -313,7 +315,7 @@ class Side {
   readonly hart;
   #lib = loadRv64().symbols;
 
-  constructor(jit: boolean) {
+  constructor(jit: boolean, shadow: boolean) {
     this.port = new Rv64Port({
       harts: 1,
       clock: "icount",
@@ -326,6 +328,8 @@ class Side {
     const ptr = this.#lib.rv64_registers(this.port.handle, 0)!;
     this.regs = new BigUint64Array(Deno.UnsafePointerView.getArrayBuffer(ptr, 66 * 8));
     this.port.paging.writeProtect(WP_PAGE, 4096, true);
+    // shadow paging: the page-table pages a walk read are protected (stores exit as PtWrite)
+    if (shadow) this.port.paging.setMode("shadow");
   }
 
   run(setup: Setup): Outcome {
@@ -361,7 +365,9 @@ class Side {
         continue;
       }
       if (kind === ExitKind.Paging) {
-        port.paging.skipInstruction(0);
+        // a page-table store is approved (it runs at the next run), a write-protected one skipped
+        if (e.code === PagingTrapCode.PtWrite) port.paging.approve(0, true);
+        else port.paging.skipInstruction(0);
         continue;
       }
       break;
@@ -392,6 +398,8 @@ class Side {
 
 /** The initial machine state of one sequence. */
 interface Setup {
+  /** Shadow paging (page-table pages protected) instead of wired. */
+  shadow: boolean;
   memory: Uint8Array;
   regs: BigUint64Array;
   priv: 0 | 1;
@@ -449,7 +457,7 @@ export function makeSetup(seed: number): Setup {
   regs[6] = BigInt(DATA + 0x1000 - 1 - rng.int(8));
   regs[7] = BigInt(MMIO + rng.int(64));
   regs[8] = BigInt(CODE + (start & ~1) + 2 * rng.int(64));
-  regs[9] = BigInt(WP_PAGE + rng.int(4096));
+  regs[9] = BigInt(rng.int(3) ? WP_PAGE + rng.int(4096) : PT + rng.int(0x4000)); // or the tables
   regs[2] = BigInt(DATA + 0x2000 + rng.int(0x800));
   regs[65] = BigInt(CODE + entry);
   const sie = rng.int(2) ? 0x2n : 0n; // SSTATUS.SIE
@@ -465,7 +473,8 @@ export function makeSetup(seed: number): Setup {
     [0x003, BigInt(rng.int(256))],
   ];
   const timer = rng.int(3) === 0 ? BigInt(rng.int(200)) : undefined;
-  return { memory, regs, priv, csrs, timer, budget: 200 + rng.int(3000) };
+  const shadow = paging && rng.int(3) === 0;
+  return { shadow, memory, regs, priv, csrs, timer, budget: 200 + rng.int(3000) };
 }
 
 /** A sequence whose two runs differ. */
@@ -478,31 +487,45 @@ export interface Mismatch {
 
 /** Runs sequences on the interpreter and on the translator and compares them. */
 export class DiffFuzzer {
-  #ref = new Side(false);
-  #jit = new Side(true);
+  /** Interpreter and translator machines, wired ([0]) and shadow paging ([1]). */
+  #pairs = [[new Side(false, false), new Side(true, false)], [
+    new Side(false, true),
+    new Side(true, true),
+  ]];
   /** Sequences run. */
   sequences = 0;
   /** Instructions retired (per side). */
   instructions = 0;
   /** Instructions retired in translated code. */
   translated = 0;
+  /** What the sequences did (exit kinds, paging exit codes, traps, interrupts): coverage. */
+  readonly coverage: Record<string, number> = {};
 
   /** Runs sequence `seed` on both sides; returns what differs, or undefined. */
   check(seed: number): Mismatch | undefined {
     const setup = makeSetup(seed);
-    const a = this.#ref.run(setup);
-    const b = this.#jit.run(setup);
+    const pair = this.#pairs[setup.shadow ? 1 : 0]!;
+    const a = pair[0]!.run(setup);
+    const b = pair[1]!.run(setup);
     this.sequences++;
     this.translated += b.translated;
     const instr = (o: Outcome) => Number(/instructions=(\d+)/.exec(o.state.join(" "))?.[1] ?? 0);
     this.instructions += instr(a);
+    for (const e of a.exits) {
+      const [kind, code] = [/^(\d+)/.exec(e)![1]!, / c=(\d+)/.exec(e)![1]!];
+      const key = Number(kind) === ExitKind.Paging ? `exit-${kind}-code-${code}` : `exit-${kind}`;
+      this.coverage[key] = (this.coverage[key] ?? 0) + 1;
+    }
+    for (const name of ["traps", "interrupts", "decodeFlushes"]) {
+      const v = Number(new RegExp(`(?:^| )${name}=(\\d+)`).exec(a.state.join(" "))?.[1] ?? 0);
+      this.coverage[name] = (this.coverage[name] ?? 0) + v;
+    }
     const m = this.#compare(seed, a, b);
     if (m) {
       // a difference can live on in the machines (time, reservations): start the next afresh
-      this.#ref.dispose();
-      this.#jit.dispose();
-      this.#ref = new Side(false);
-      this.#jit = new Side(true);
+      pair.forEach((side) => side.dispose());
+      pair[0] = new Side(false, setup.shadow);
+      pair[1] = new Side(true, setup.shadow);
     }
     return m;
   }
@@ -529,13 +552,16 @@ export class DiffFuzzer {
 
   /** The translator's statistics. */
   jitStats(): Record<string, number> {
-    return this.#jit.port.jitStats();
+    const out: Record<string, number> = {};
+    for (const pair of this.#pairs) {
+      for (const [k, v] of Object.entries(pair[1]!.port.jitStats())) out[k] = (out[k] ?? 0) + v;
+    }
+    return out;
   }
 
   /** Frees both machines. */
   dispose(): void {
-    this.#ref.dispose();
-    this.#jit.dispose();
+    for (const pair of this.#pairs) pair.forEach((side) => side.dispose());
   }
 
   [Symbol.dispose](): void {

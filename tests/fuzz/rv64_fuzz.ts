@@ -85,6 +85,8 @@ if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
   }
   const bar = new cliProgress.SingleBar({
     format: "fuzz:rv64 [{bar}] {percentage}% | {value}/{total} sequences | {eta_formatted} left",
+    noTTYOutput: true, // a line every 10 s in logs
+    notTTYSchedule: 10_000,
     stream: Deno.stderr as unknown as NodeJS.WritableStream,
   }, cliProgress.Presets.shades_classic);
   bar.start(count, 0);
