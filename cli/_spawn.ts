@@ -18,8 +18,16 @@ export interface CliResult {
   readonly stderr: string;
 }
 
+/** This process's environment without `INIT_CWD`. */
+function inherited(): Record<string, string> {
+  const { INIT_CWD: _initCwd, ...rest } = Deno.env.toObject();
+  return rest;
+}
+
 /**
  * Runs `deno run --allow-all mod.ts ...args` with vmon's config and stdin closed.
+ * `INIT_CWD` (where `deno task` was started, inherited from a `deno task test`) is not passed on
+ * unless `env` sets it, so that the child's paths resolve against `cwd` as the test means.
  *
  * @param args The CLI arguments.
  * @param options `cwd` for the child (default the repository root);
@@ -41,7 +49,8 @@ export async function runCli(
       ...args,
     ],
     cwd: options.cwd ?? REPO_ROOT,
-    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: true,
+    env: { ...inherited(), NO_COLOR: "1", ...options.env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -130,7 +130,7 @@ export async function bundlePlugin(
       : err instanceof Error
       ? err.message
       : String(err);
-    throw new VmonError(`Cannot bundle plugin "${entry}": ${why}`);
+    throw new VmonError(`Cannot bundle plugin "${entryPath}": ${why}`);
   }
   const outfile = resolve(options.outfile ?? join(dirname(entryPath), "bundle.js"));
   const vmonMod = options.vmon === undefined
@@ -155,7 +155,7 @@ export async function bundlePlugin(
     if (existing) return existing;
     const pkg = packages[id];
     if (pkg === undefined || pkg.localPath === undefined) {
-      throw new VmonError(`Cannot bundle plugin "${entry}": npm package ${id} is not cached`);
+      throw new VmonError(`Cannot bundle plugin "${entryPath}": npm package ${id} is not cached`);
     }
     const dir = join(farm, id.replaceAll("/", "+"));
     const link = (name: string, target: string) => {
@@ -195,7 +195,7 @@ export async function bundlePlugin(
           const { id, sub } = splitNpmId(target);
           const pkg = packages[id];
           if (pkg === undefined) {
-            throw new VmonError(`Cannot bundle plugin "${entry}": cannot resolve "${spec}"`);
+            throw new VmonError(`Cannot bundle plugin "${entryPath}": cannot resolve "${spec}"`);
           }
           used.add(id);
           const r = await build.resolve(sub ? `${pkg.name}/${sub}` : pkg.name, {
@@ -208,7 +208,7 @@ export async function bundlePlugin(
         }
         if (spec.startsWith("http:") || spec.startsWith("https:") || spec.startsWith("jsr:")) {
           throw new VmonError(
-            `Cannot bundle plugin "${entry}": remote import "${spec}" is not supported; use npm:`,
+            `Cannot bundle plugin "${entryPath}": remote import "${spec}" is not supported; use npm:`,
           );
         }
         // A file path (absolute, relative or from a file URL).
@@ -218,7 +218,7 @@ export async function bundlePlugin(
           const importerPkg = packageOf(args.importer);
           if (importerPkg === undefined && path.startsWith(vmonRoot + "/")) {
             throw new VmonError(
-              `Cannot bundle plugin "${entry}": it imports vmon internals "${
+              `Cannot bundle plugin "${entryPath}": it imports vmon internals "${
                 relative(vmonRoot, path)
               }"; import the public API from ${pathToFileURL(vmonMod).href}`,
             );
@@ -229,7 +229,7 @@ export async function bundlePlugin(
         const importerPkg = packageOf(args.importer);
         if (importerPkg === undefined) {
           throw new VmonError(
-            `Cannot bundle plugin "${entry}": bare import "${spec}" in ${
+            `Cannot bundle plugin "${entryPath}": bare import "${spec}" in ${
               basename(args.importer)
             }; use an npm: specifier`,
           );
@@ -280,7 +280,7 @@ export async function bundlePlugin(
       ? ` (${relative(Deno.cwd(), first.location.file)}:${first.location.line})`
       : "";
     throw new VmonError(
-      `Cannot bundle plugin "${entry}": ${first?.text ?? String(err)}${where}`,
+      `Cannot bundle plugin "${entryPath}": ${first?.text ?? String(err)}${where}`,
       { cause: err },
     );
   } finally {
@@ -288,7 +288,7 @@ export async function bundlePlugin(
     await Deno.remove(farm, { recursive: true }).catch(() => {});
   }
   const file = result.outputFiles?.find((f) => f.path === outfile) ?? result.outputFiles?.[0];
-  if (file === undefined) throw new VmonError(`Cannot bundle plugin "${entry}": no output`);
+  if (file === undefined) throw new VmonError(`Cannot bundle plugin "${entryPath}": no output`);
   Deno.mkdirSync(dirname(outfile), { recursive: true });
   const tmp = `${outfile}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   Deno.writeFileSync(tmp, file.contents);

@@ -16,6 +16,7 @@
  */
 
 import cliProgress from "cli-progress";
+import { resolve } from "node:path";
 import process from "node:process";
 import { VmonError } from "../core/errors.ts";
 import type { BuiltImage } from "../images/mod.ts";
@@ -362,6 +363,28 @@ class Progress {
   }
 }
 
+/**
+ * Checks `--out` before any run (a comparison takes minutes): the folder, resolved against the
+ * user's directory, must be a folder or not exist yet.
+ *
+ * @returns The absolute folder.
+ */
+function checkOutDir(out: string): string {
+  if (out.trim() === "") throw new VmonError(`Invalid --out "": the folder name is empty`);
+  const dir = resolve(out);
+  try {
+    if (!Deno.statSync(dir).isDirectory) {
+      throw new VmonError(`Invalid --out "${dir}": it exists and is not a folder`);
+    }
+  } catch (err) {
+    if (err instanceof VmonError) throw err;
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new VmonError(`Invalid --out "${dir}": ${(err as Error).message}`);
+    }
+  }
+  return dir;
+}
+
 /** How a run is named in progress lines. */
 function runLabel(run: PlannedRun): string {
   return `${run.workload.name} ${run.variant.id} ${
@@ -410,9 +433,7 @@ export async function compareCommand(
     available: await availableStrategies(),
     ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
   });
-  if (flags.out !== undefined && flags.out.trim() === "") {
-    throw new VmonError(`Invalid --out "": the folder name is empty`);
-  }
+  const outDir = flags.out === undefined ? undefined : checkOutDir(flags.out);
   const costModel: CostProfile | undefined = flags.costModel === undefined
     ? undefined
     : loadCostProfile(flags.costModel);
@@ -429,7 +450,7 @@ export async function compareCommand(
       ...(cpus !== undefined ? { cpus } : {}),
       ...(memory !== undefined ? { memory } : {}),
       ...(image !== undefined ? { image } : {}),
-      ...(flags.out !== undefined ? { outDir: flags.out } : {}),
+      ...(outDir !== undefined ? { outDir } : {}),
       ...(costModel !== undefined ? { costModel } : {}),
       commandLine: options.commandLine ?? commandLineOf(flags),
       date,

@@ -27,6 +27,14 @@ export interface MainOptions {
    * terminal reader would otherwise keep a finished process alive.
    */
   readonly exit?: boolean;
+  /**
+   * The directory the user ran vmon from: the process changes into it first, so that every path
+   * the user gives (`--kernel`, `--disk`, `--device ./mod.ts`, `--manifest`, `--out`, ...)
+   * resolves against it. The program passes `INIT_CWD`, which `deno task` sets to the directory
+   * it was started from (the task itself runs in the repository); absent or empty: the current
+   * directory.
+   */
+  readonly cwd?: string;
 }
 
 const VERSION = "0.1.0";
@@ -56,11 +64,14 @@ Examples:
   vmon run                                  boot the default demo image
   vmon run --image hello --stats            boot an image, print exit counts
   vmon run --image linux-rv64 --exec 'uname -a'
-  vmon run --host rv64 --platform riscv-virt --kernel Image --initrd initrd.cpio --mem 256M
-  vmon run --image hello --device ./my_device/mod.ts,step=2
+  vmon run --host rv64 --kernel Image --initrd initrd.cpio --mem 256M --append console=ttyS0
+  vmon run --image linux-rv64 --device ./my_device/mod.ts,step=2,base=0x10010000 \
+    --exec 'devmem 0x10010004 32 1; devmem 0x10010000 32'
   vmon plugins                              list loadable plugins and their options
   vmon new-plugin my-counter --kind device --dir /tmp/my-counter
   vmon plugin bundle /tmp/my-counter/mod.ts -o /tmp/my-counter/bundle.js
+
+Paths are relative to the directory vmon was started from (INIT_CWD under deno task).
 
 Environment: VMON_CACHE (build cache folder, default .cache/ in the repository),
 VMON_DEBUG=1 (print stacks of unexpected errors).`,
@@ -72,10 +83,18 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
     .option("--kernel <file>", "kernel or guest image to boot (ELF or Image)")
     .option("--initrd <file>", "initramfs to load")
     .option("--append <cmdline>", "text appended to the kernel command line")
-    .option("--exec <cmd>", "Linux images: run this command instead of a shell, then power off")
+    .option(
+      "--exec <cmd>",
+      "Linux images: run this command instead of a shell, then power off (refused for images " +
+        "that cannot run commands)",
+    )
     .option("--manifest <file>", "machine manifest (JSON or TS); flags override it")
     .option("--host <spec>", "host port: name or path, with options (kvm,device=/dev/kvm)")
-    .option("--platform <spec>", "platform: name or path, with options")
+    .option(
+      "--platform <spec>",
+      "platform: name or path, with options (default: the host port's only one; console=false: " +
+        "no serial console added)",
+    )
     .option(
       "--device <spec>",
       "add a device (repeatable): name|path[,key=value...]",
@@ -95,8 +114,9 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
       "after",
       `
 Precedence: the image's defaults, then the manifest, then flags. A --device naming a device the
-image or manifest already has replaces that device's options. In a terminal, Ctrl-A x quits and
-Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
+image or manifest already has replaces that device's options. The platform adds its serial
+console (uart16550) unless the machine has one or --platform ...,console=false. In a terminal,
+Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     )
     .action(async (flags) => {
       const { runCommand } = await import("./run.ts");
@@ -148,7 +168,9 @@ Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.`,
     });
 
   program.command("new-plugin")
-    .description("scaffold a plugin folder: mod.ts, README.md, a test and deno.json tasks")
+    .description(
+      "scaffold a plugin folder: mod.ts, README.md, a test and a deno.json (maps @vmon/vmon, tasks)",
+    )
     .argument("<name>", "plugin name: lowercase letters, digits and dashes")
     .addOption(
       new Option("--kind <kind>", "plugin kind").choices(TEMPLATE_KINDS).makeOptionMandatory(),
@@ -189,6 +211,22 @@ function commanderLine(message: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
+/** Changes into the user's directory, with a one-line error when that is impossible. */
+function enterDirectory(dir: string): void {
+  try {
+    Deno.chdir(dir);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "no such directory"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new VmonError(`Cannot enter the directory vmon was started from "${dir}": ${why}`);
+  }
+}
+
 function isVmonError(err: unknown): err is VmonError {
   return err instanceof VmonError || (err instanceof Error && err.name === "VmonError");
 }
@@ -203,6 +241,7 @@ function isVmonError(err: unknown): err is VmonError {
 export async function main(args: readonly string[], options: MainOptions = {}): Promise<number> {
   let status = 0;
   try {
+    if (options.cwd) enterDirectory(options.cwd);
     const program = buildProgram((s) => status = s);
     if (args.length === 0) {
       program.outputHelp({ error: true });
@@ -219,8 +258,12 @@ export async function main(args: readonly string[], options: MainOptions = {}): 
         status = 2;
       }
     } else if (isVmonError(err)) {
-      console.error(`vmon: ${err.message}`);
       status = (err as VmonError).status ?? 1;
+      // 70: a software error (a plugin's setup threw); its stack is worth having.
+      const hint = status === 70 && Deno.env.get("VMON_DEBUG") !== "1"
+        ? " (VMON_DEBUG=1 prints the stack)"
+        : "";
+      console.error(`vmon: ${err.message}${hint}`);
     } else {
       const message = err instanceof Error ? err.message : String(err);
       console.error(`vmon: ${message} (this is a bug; run with VMON_DEBUG=1 for the stack)`);

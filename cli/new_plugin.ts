@@ -1,6 +1,9 @@
 /**
- * `vmon new-plugin`: scaffolds a plugin folder (mod.ts, README.md, a test and a deno.json with
- * `test` and `bundle` tasks) that imports vmon's public API by absolute file URL.
+ * `vmon new-plugin`: scaffolds a plugin folder (mod.ts, README.md, a test and a deno.json) that
+ * imports vmon's public API as `@vmon/vmon` and its test host as `@vmon/vmon/testing`: the
+ * deno.json maps both to this checkout by file URL, so the folder type-checks and tests where it
+ * stands, and has the tasks `test`, `check`, `vmon` (this checkout's command line, with the
+ * folder as the user's directory) and `bundle`.
  *
  * @module
  */

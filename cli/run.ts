@@ -6,12 +6,15 @@
  * @module
  */
 
-import type { MachineExit } from "../core/api/mod.ts";
+import { resolve } from "node:path";
+import type { MachineExit, PluginRef } from "../core/api/mod.ts";
 import { VmonError } from "../core/errors.ts";
+import { impliedPlatform } from "../core/loader.ts";
 import { loadManifestFile } from "../core/manifest.ts";
 import { createMachine } from "../core/machine.ts";
 import { buildImage, listImages } from "../images/mod.ts";
 import type { BuiltImage } from "../images/mod.ts";
+import { parsePluginSpec } from "./flags.ts";
 import { buildRunManifest, checkFlags, type RunFlags } from "./run_manifest.ts";
 import { formatStatsJson, formatStatsTable } from "./stats.ts";
 import { Terminal } from "./terminal.ts";
@@ -21,22 +24,80 @@ export type { RunFlags } from "./run_manifest.ts";
 /** Images `vmon run` boots when neither an image, a kernel nor a manifest is named, best first. */
 export const DEFAULT_IMAGES: readonly string[] = ["linux-rv64", "linux", "hello"];
 
-/** Checks that a file the user named exists and is a regular file. */
+/** Why a file operation failed, in a few words. */
+function reason(err: unknown): string {
+  return err instanceof Deno.errors.NotFound
+    ? "no such file"
+    : err instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : err instanceof Error
+    ? err.message.replace(/ \(os error \d+\)$/, "").toLowerCase()
+    : String(err);
+}
+
+/**
+ * Checks that a file the user named exists and is a regular file; messages show the path
+ * resolved against the user's directory.
+ */
 function checkFile(what: string, path: string): void {
+  const full = resolve(path);
   let info: Deno.FileInfo;
   try {
-    info = Deno.statSync(path);
+    info = Deno.statSync(full);
   } catch (err) {
-    const why = err instanceof Deno.errors.NotFound
-      ? "no such file"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Error
-      ? err.message
-      : String(err);
-    throw new VmonError(`Cannot read ${what} "${path}": ${why}`);
+    throw new VmonError(`Cannot read ${what} "${full}": ${reason(err)}`);
   }
-  if (!info.isFile) throw new VmonError(`Cannot read ${what} "${path}": not a regular file`);
+  if (!info.isFile) throw new VmonError(`Cannot read ${what} "${full}": not a regular file`);
+}
+
+/**
+ * Checks that a `--disk` file (attached writable) can be opened for writing, saying how to attach
+ * it read-only when it cannot.
+ */
+function checkWritableDisk(path: string): void {
+  checkFile("disk image", path);
+  const full = resolve(path);
+  try {
+    Deno.openSync(full, { read: true, write: true }).close();
+  } catch (err) {
+    throw new VmonError(
+      `Cannot open disk image "${full}" for writing: ${
+        reason(err)
+      } (to attach it read-only: --device virtio-blk,file=${full},readonly=true)`,
+    );
+  }
+}
+
+/**
+ * Refuses `--exec` for an image whose guest cannot run commands (it would be ignored). A kernel
+ * or initramfs of the user's own is not checked: its init may follow the protocol.
+ */
+function checkExec(flags: RunFlags, imageName: string | undefined): void {
+  if (flags.exec === undefined || imageName === undefined) return;
+  if (flags.kernel !== undefined || flags.initrd !== undefined) return;
+  const recipe = listImages().find((image) => image.name === imageName);
+  if (recipe === undefined || recipe.exec) return;
+  const able = listImages().filter((image) => image.exec).map((image) => image.name);
+  throw new VmonError(
+    `Cannot use --exec with image "${imageName}": its guest cannot run commands (images that can: ${
+      able.join(", ")
+    })`,
+  );
+}
+
+/**
+ * The platform `vmon run` uses when neither flags, a manifest nor an image names one: the one the
+ * host port implies (`--host rv64` alone means riscv-virt).
+ */
+async function implied(
+  flags: RunFlags,
+  sources: { image?: BuiltImage; manifest?: { hostport: PluginRef } },
+): Promise<PluginRef | undefined> {
+  if (flags.platform !== undefined || sources.image !== undefined) return undefined;
+  const host = flags.host !== undefined
+    ? parsePluginSpec(flags.host, { flag: "--host" }).use
+    : sources.manifest?.hostport.use;
+  return host === undefined ? undefined : { use: await impliedPlatform(host) };
 }
 
 /** Picks the image `vmon run` boots when none is named. */
@@ -65,20 +126,24 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   if (flags.manifest !== undefined) checkFile("manifest", flags.manifest);
   if (flags.kernel !== undefined) checkFile("kernel image", flags.kernel);
   if (flags.initrd !== undefined) checkFile("initrd", flags.initrd);
-  for (const disk of flags.disk ?? []) checkFile("disk image", disk);
+  for (const disk of flags.disk ?? []) if (disk !== "") checkWritableDisk(disk);
 
   const manifest = flags.manifest !== undefined
     ? await loadManifestFile(flags.manifest)
     : undefined;
   const imageName = flags.image ??
     (flags.manifest === undefined && flags.kernel === undefined ? defaultImageName() : undefined);
+  checkExec(flags, imageName);
   let image: BuiltImage | undefined;
   if (imageName !== undefined) {
     image = await buildImage(imageName, {
       onProgress: (line) => console.error(`vmon: image ${imageName}: ${line}`),
     });
   }
-  const machineManifest = buildRunManifest(checked, { image, manifest });
+  const platform = manifest?.platform === undefined
+    ? await implied(flags, { image, manifest })
+    : undefined;
+  const machineManifest = buildRunManifest(checked, { image, manifest, platform });
   const { trace, stats } = checked;
 
   const encoder = new TextEncoder();

@@ -93,6 +93,11 @@ export function checkFlags(flags: RunFlags): CheckedFlags {
       throw new VmonError(`Invalid --mem "${flags.mem}": ${why}`);
     }
     if (memory === 0) throw new VmonError(`Invalid --mem "${flags.mem}": must be more than 0`);
+    if (memory % 4096 !== 0) {
+      throw new VmonError(
+        `Invalid --mem "${flags.mem}": must be a whole number of 4 KiB pages, such as 256M`,
+      );
+    }
   }
   const trace: string[] = flags.trace === undefined
     ? []
@@ -128,6 +133,8 @@ export interface ManifestSources {
   readonly image?: BuiltImage;
   /** The manifest file's contents, if `--manifest` was given. */
   readonly manifest?: MachineManifest;
+  /** The platform when none of the above nor `--platform` names one (the host port's only one). */
+  readonly platform?: PluginRef;
 }
 
 /** Applies a `--host`/`--platform`/`--paging` spec over a base reference. */
@@ -174,7 +181,8 @@ export function buildRunManifest(flags: CheckedFlags, sources: ManifestSources):
   const fromImage = image !== undefined ? imageManifest(image) : undefined;
 
   let hostport: PluginRef | undefined = manifest?.hostport ?? fromImage?.hostport;
-  let platform: PluginRef | undefined = manifest?.platform ?? fromImage?.platform;
+  let platform: PluginRef | undefined = manifest?.platform ?? fromImage?.platform ??
+    sources.platform;
   let paging: PluginRef | undefined = manifest?.paging ?? fromImage?.paging;
   const baseDevices: PluginRef[] = [...(manifest?.devices ?? fromImage?.devices ?? [])];
   let cpus = manifest?.cpus ?? fromImage?.cpus;
@@ -226,7 +234,7 @@ export function buildRunManifest(flags: CheckedFlags, sources: ManifestSources):
   }
   if (platform === undefined) {
     throw new VmonError(
-      "Cannot build the machine: no platform (give --platform, --image or --manifest)",
+      "Cannot build the machine: no platform (give --platform, --host, --image or --manifest)",
     );
   }
   const bootSpec: BootSpec = Object.fromEntries(

@@ -78,6 +78,11 @@ export function checkPluginDefinition(
       }`,
     );
   }
+  if (d.kind === "platform" && d.defaultDevices !== undefined) {
+    if (typeof d.defaultDevices !== "function") {
+      throw new VmonError(`${where}: defaultDevices must be a function`);
+    }
+  }
   checkOptionsSchema(d.options, { plugin: d.name });
   return def as PluginDefinition;
 }

@@ -10,6 +10,7 @@ import type { HostFile, HostFiles } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
 function fileError(action: string, path: string, err: unknown): VmonError {
+  const full = resolve(path); // messages show the path resolved against the current directory
   const why = err instanceof Deno.errors.NotFound
     ? "no such file"
     : err instanceof Deno.errors.PermissionDenied
@@ -19,7 +20,7 @@ function fileError(action: string, path: string, err: unknown): VmonError {
     : err instanceof Error
     ? err.message
     : String(err);
-  return new VmonError(`Cannot ${action} file "${path}": ${why}`, { cause: err });
+  return new VmonError(`Cannot ${action} file "${full}": ${why}`, { cause: err });
 }
 
 /**

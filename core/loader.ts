@@ -177,14 +177,15 @@ export async function loadPlugin(
     }
     def = await importDefinition(ref, ref);
   } else if (type === "path") {
+    // Relative to the current directory, which the CLI sets to the user's (INIT_CWD).
     const full = resolve(Deno.cwd(), ref);
     try {
       if (!Deno.statSync(full).isFile) throw new Error("not a file");
     } catch (e) {
-      const why = e instanceof Deno.errors.NotFound ? "file not found" : "not a readable file";
-      throw new VmonError(`Cannot load plugin "${ref}": ${why}`, { cause: e });
+      const why = e instanceof Deno.errors.NotFound ? "no such file" : "not a readable file";
+      throw new VmonError(`Cannot load plugin "${full}": ${why}`, { cause: e });
     }
-    def = await importDefinition(pathToFileURL(full).href, ref);
+    def = await importDefinition(pathToFileURL(full).href, full);
   } else {
     def = await loadBuiltin(ref, kind, options.root ?? REPO_ROOT);
   }
@@ -250,6 +251,97 @@ async function loadBuiltin(
     );
   }
   return def;
+}
+
+/**
+ * The platform a host port implies: the one built-in platform that builds machines of the host
+ * port's architecture (riscv-virt for rv64, x86-64-direct for kvm).
+ *
+ * @param hostport The host port reference (a built-in name, a path or a URL).
+ * @param options `root` overrides the repository root holding `plugins/` (for tests).
+ * @returns The platform's name.
+ * @throws {VmonError} If the host port cannot be loaded, or no built-in platform or several
+ *   build its architecture (the message lists them).
+ *
+ * @example
+ * ```ts
+ * import { impliedPlatform } from "./loader.ts";
+ * if (await impliedPlatform("rv64") !== "riscv-virt") throw new Error("wrong platform");
+ * ```
+ */
+export async function impliedPlatform(
+  hostport: string,
+  options: { root?: string } = {},
+): Promise<string> {
+  const root = options.root ?? REPO_ROOT;
+  const port = await loadPlugin(hostport, { kind: "hostport", root });
+  if (port.kind !== "hostport") throw new Error("unreachable: loadPlugin checked the kind");
+  const fits: string[] = [];
+  for (const b of scanBuiltins(root)) {
+    if (b.kind !== "platform") continue;
+    const def = await loadBuiltin(b.name, "platform", root);
+    if (def.kind === "platform" && def.arch === port.arch) fits.push(def.name);
+  }
+  if (fits.length === 1) return fits[0]!;
+  throw new VmonError(
+    fits.length === 0
+      ? `Cannot pick a platform for host port "${port.name}": no built-in platform builds ${port.arch} machines`
+      : `Cannot pick a platform for host port "${port.name}": ${
+        fits.join(", ")
+      } all build ${port.arch} machines; name one`,
+  );
+}
+
+/** What a plugin was doing when it failed: its kind, name and phase. */
+export interface PluginPhase {
+  /** The plugin's kind. */
+  readonly kind: PluginKind;
+  /** The plugin's name (as the machine names it: `virtio-blk.1`). */
+  readonly name: string;
+  /** The phase: `setup`, `boot`. */
+  readonly phase: string;
+}
+
+/**
+ * Runs one phase of a plugin (its `setup`, a platform's `boot`) and turns an unexpected failure
+ * (anything but a {@linkcode VmonError}, which is already a message for the user) into one line
+ * naming the plugin and the phase: `Device plugin "my-counter" failed in setup: TypeError: x is
+ * undefined`, status 70 (a software error), with the plugin's own stack kept for
+ * `VMON_DEBUG=1`.
+ *
+ * @param what The plugin and phase.
+ * @param fn The phase.
+ * @returns What `fn` returned.
+ * @throws {VmonError} `fn`'s VmonError as is, anything else wrapped.
+ *
+ * @example
+ * ```ts
+ * import { runPluginPhase } from "./loader.ts";
+ *
+ * const failed = await runPluginPhase({ kind: "device", name: "x", phase: "setup" }, () => {
+ *   throw new TypeError("oops");
+ * }).catch((e: Error) => e.message);
+ * if (failed !== 'Device plugin "x" failed in setup: TypeError: oops') throw new Error(failed);
+ * ```
+ */
+export async function runPluginPhase<T>(what: PluginPhase, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof VmonError) throw err;
+    const detail = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const label = kindLabel(what.kind);
+    const wrapped = new VmonError(
+      `${label[0]!.toUpperCase()}${label.slice(1)} plugin "${what.name}" failed in ${what.phase}: ${
+        detail.split("\n")[0]
+      }`,
+      { status: 70, cause: err },
+    );
+    if (err instanceof Error && err.stack) {
+      Object.defineProperty(wrapped, "stack", { value: `${wrapped.message}\n${err.stack}` });
+    }
+    throw wrapped;
+  }
 }
 
 /**

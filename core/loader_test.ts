@@ -1,4 +1,10 @@
-import { listBuiltinPlugins, loadPlugin, resolveOptions } from "./loader.ts";
+import {
+  impliedPlatform,
+  listBuiltinPlugins,
+  loadPlugin,
+  resolveOptions,
+  runPluginPhase,
+} from "./loader.ts";
 import { VmonError } from "./errors.ts";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -182,11 +188,12 @@ Deno.test("loadPlugin imports plugins by path and by URL and checks them", async
     await rejects(() => loadPlugin(syntax), /^Cannot load plugin ".*syntax\.ts": /);
     await rejects(
       () => loadPlugin(join(dir, "missing.ts")),
-      `Cannot load plugin "${join(dir, "missing.ts")}": file not found`,
+      `Cannot load plugin "${join(dir, "missing.ts")}": no such file`,
     );
     await rejects(
       () => loadPlugin("./definitely/missing.js"),
-      'Cannot load plugin "./definitely/missing.js": file not found',
+      // The message shows the path resolved against the current directory.
+      `Cannot load plugin "${join(Deno.cwd(), "definitely", "missing.js")}": no such file`,
     );
     await rejects(
       () => loadPlugin("ftp://example.com/p.js"),
@@ -225,4 +232,37 @@ Deno.test("loadPlugin loads a single-file esbuild bundle", async () => {
   } finally {
     done();
   }
+});
+
+Deno.test("each host port implies its only platform", async () => {
+  eq(await impliedPlatform("rv64"), "riscv-virt");
+  eq(await impliedPlatform("kvm"), "x86-64-direct");
+  await rejects(() => impliedPlatform("riscv-virt"), /is a platform plugin, expected a host port/);
+});
+
+Deno.test("a plugin phase that throws is reported with the plugin's kind, name and phase", async () => {
+  const bug = new TypeError("Cannot read properties of undefined (reading 'x')");
+  let caught: unknown;
+  try {
+    await runPluginPhase({ kind: "device", name: "my-counter", phase: "setup" }, () => {
+      throw bug;
+    });
+  } catch (e) {
+    caught = e;
+  }
+  if (!(caught instanceof VmonError)) throw new Error(`expected a VmonError, got ${caught}`);
+  eq(
+    caught.message,
+    `Device plugin "my-counter" failed in setup: TypeError: Cannot read properties of undefined (reading 'x')`,
+  );
+  eq([caught.status, caught.cause === bug], [70, true]);
+  if (!caught.stack?.includes(bug.stack!.split("\n")[1]!)) throw new Error("the stack is lost");
+  // A VmonError is already a message for the user: it passes unchanged.
+  const mine = new VmonError('Cannot open file "x": no such file');
+  await rejects(
+    () =>
+      runPluginPhase({ kind: "platform", name: "p", phase: "boot" }, () => Promise.reject(mine)),
+    mine.message,
+  );
+  eq(await runPluginPhase({ kind: "paging", name: "w", phase: "setup" }, () => 7), 7);
 });

@@ -200,7 +200,7 @@ export class Machine {
         break;
       case "error": {
         const err = msg.user
-          ? new VmonError(msg.message, { status: msg.status })
+          ? Object.assign(new VmonError(msg.message, { status: msg.status }), { stack: msg.stack })
           : Object.assign(new Error(msg.message), { stack: msg.stack });
         this.#fail(err);
         break;

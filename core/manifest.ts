@@ -228,7 +228,8 @@ export function checkHostMemory(
  * it are resolved against the manifest's folder.
  *
  * @param path The manifest file, relative to the current directory or absolute.
- * @throws {VmonError} `Cannot read manifest "m.json": ...` or `Invalid manifest "m.json": ...`.
+ * @throws {VmonError} `Cannot read manifest "/abs/m.json": ...` or
+ *   `Invalid manifest "/abs/m.json": ...` (messages show the resolved path).
  */
 export async function loadManifestFile(path: string): Promise<MachineManifest> {
   const full = resolve(path);
@@ -238,16 +239,17 @@ export async function loadManifestFile(path: string): Promise<MachineManifest> {
     try {
       Deno.statSync(full);
     } catch (e) {
-      throw new VmonError(`Cannot read manifest "${path}": ${(e as Error).message}`, { cause: e });
+      const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+      throw new VmonError(`Cannot read manifest "${full}": ${why}`, { cause: e });
     }
     let mod: Record<string, unknown>;
     try {
       mod = await import(pathToFileURL(full).href);
     } catch (e) {
-      throw new VmonError(`Cannot load manifest "${path}": ${(e as Error).message}`, { cause: e });
+      throw new VmonError(`Cannot load manifest "${full}": ${(e as Error).message}`, { cause: e });
     }
     if (mod.default === undefined) {
-      throw new VmonError(`Invalid manifest "${path}": the module has no default export`);
+      throw new VmonError(`Invalid manifest "${full}": the module has no default export`);
     }
     json = mod.default;
   } else {
@@ -255,16 +257,16 @@ export async function loadManifestFile(path: string): Promise<MachineManifest> {
     try {
       text = Deno.readTextFileSync(full);
     } catch (e) {
-      const why = e instanceof Deno.errors.NotFound ? "file not found" : (e as Error).message;
-      throw new VmonError(`Cannot read manifest "${path}": ${why}`, { cause: e });
+      const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
+      throw new VmonError(`Cannot read manifest "${full}": ${why}`, { cause: e });
     }
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new VmonError(`Invalid manifest "${path}": not JSON: ${(e as Error).message}`, {
+      throw new VmonError(`Invalid manifest "${full}": not JSON: ${(e as Error).message}`, {
         cause: e,
       });
     }
   }
-  return validateManifest(json, { source: path, baseDir });
+  return validateManifest(json, { source: full, baseDir });
 }

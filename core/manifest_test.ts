@@ -166,7 +166,7 @@ Deno.test("loadManifestFile reads JSON and TS manifests and resolves relative pa
     );
     await rejects(
       () => loadManifestFile(join(dir, "missing.json")),
-      `Cannot read manifest "${join(dir, "missing.json")}": file not found`,
+      `Cannot read manifest "${join(dir, "missing.json")}": no such file`,
     );
     const nodefault = join(dir, "nodefault.ts");
     Deno.writeTextFileSync(nodefault, "export const x = 1;\n");

@@ -32,7 +32,7 @@ import type {
 import { ExitBus } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";
-import { loadPlugin } from "./loader.ts";
+import { loadPlugin, runPluginPhase } from "./loader.ts";
 import { checkHostMemory } from "./manifest.ts";
 import { GuestMemory } from "./memory.ts";
 import { parseSize, validateOptions } from "./schema.ts";
@@ -158,6 +158,11 @@ export class Vm {
     // Options are checked for every plugin before anything is set up.
     const hpOpts = this.#options(hpDef, manifest.hostport);
     const plOpts = this.#options(plDef, manifest.platform);
+    // The platform's default devices (its serial console) that the manifest does not name.
+    for (const ref of [...plDef.defaultDevices?.(plOpts) ?? []].reverse()) {
+      const def = await this.#load(ref, "device") as DevicePluginDefinition;
+      if (!devDefs.some((d) => d.def.name === def.name)) devDefs.unshift({ ref, def });
+    }
     const pgOpts = this.#options(pgDef, pgRef);
     const devOpts = devDefs.map(({ ref, def }) => this.#options(def, ref));
 
@@ -170,7 +175,10 @@ export class Vm {
     };
     checkHostMemory(info.memorySize, { overcommit: manifest.overcommit });
 
-    const hostport = await hpDef.setup(this.#pluginHost(hpDef.name, info), hpOpts);
+    const hostport = await runPluginPhase(
+      { kind: "hostport", name: hpDef.name, phase: "setup" },
+      () => hpDef.setup(this.#pluginHost(hpDef.name, info), hpOpts),
+    );
     this.#hostport = hostport;
     this.#instances.push({ name: hpDef.name, instance: hostport });
 
@@ -195,17 +203,24 @@ export class Vm {
         this.#requestExit(status, reason ?? "platform exit", o?.failed ?? false),
       wake: (id) => this.#wake(id),
     };
-    const platform = await plDef.setup(platformHost, plOpts);
+    const platform = await runPluginPhase(
+      { kind: "platform", name: plDef.name, phase: "setup" },
+      () => plDef.setup(platformHost, plOpts),
+    );
     this.#instances.push({ name: plDef.name, instance: platform });
 
     for (let id = 0; id < info.cpus; id++) vcpus.push(hostport.createVcpu(id));
 
-    const paging = await pgDef.setup({
-      ...this.#pluginHost(pgDef.name, info),
-      hostport,
-      memory,
-      bus: this.#bus.forPlugin(pgDef.name),
-    }, pgOpts);
+    const paging = await runPluginPhase(
+      { kind: "paging", name: pgDef.name, phase: "setup" },
+      () =>
+        pgDef.setup({
+          ...this.#pluginHost(pgDef.name, info),
+          hostport,
+          memory,
+          bus: this.#bus.forPlugin(pgDef.name),
+        }, pgOpts),
+    );
     this.#paging = paging;
     this.#instances.push({ name: pgDef.name, instance: paging });
 
@@ -230,11 +245,17 @@ export class Vm {
         requestExit: (status, reason, o) =>
           this.#requestExit(status, reason ?? "guest exit", o?.failed ?? false),
       };
-      const instance = await def.setup(host, devOpts[i]);
+      const instance = await runPluginPhase(
+        { kind: "device", name: def.name, phase: "setup" },
+        () => def.setup(host, devOpts[i]),
+      );
       this.#instances.push({ name: def.name, instance });
     }
 
-    await platform.boot(manifest.boot ?? {});
+    await runPluginPhase(
+      { kind: "platform", name: plDef.name, phase: "boot" },
+      () => platform.boot(manifest.boot ?? {}),
+    );
     this.#scheduler = new Scheduler(vcpus, {
       bus: this.#bus,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,

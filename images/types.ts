@@ -51,6 +51,8 @@ export interface ImageRecipe {
   readonly description: string;
   /** The guest architecture. */
   readonly arch: GuestArch;
+  /** True when the image's init runs a command from the kernel command line (`vmon run --exec`). */
+  readonly exec?: boolean;
   /** Builds the image (or finds it in the cache) and returns where it is. */
   build(options: BuildImageOptions): Promise<BuiltImage>;
 }

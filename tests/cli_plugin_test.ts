@@ -35,6 +35,20 @@ Deno.test("new-plugin, its test, plugin bundle and loading the bundle", async (t
       assert(/ok \| 2 passed \| 0 failed/.test(text), text);
     });
 
+    await t.step("the scaffold type-checks where it stands, without --config", async () => {
+      const config = JSON.parse(await Deno.readTextFile(join(dir, "deno.json")));
+      assertEquals(Object.keys(config.imports).sort(), ["@vmon/vmon", "@vmon/vmon/testing"]);
+      const mod = await Deno.readTextFile(join(dir, "mod.ts"));
+      assert(mod.includes('from "@vmon/vmon"'), "the plugin imports @vmon/vmon");
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["check", "mod.ts", "test_counter_test.ts"],
+        cwd: dir,
+        stdin: "null",
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+    });
+
     await t.step("bundle with an npm dependency", async () => {
       const mod = join(dir, "mod.ts");
       let src = await Deno.readTextFile(mod);

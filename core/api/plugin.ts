@@ -10,6 +10,7 @@ import type { OptionsSchema, OptionValues } from "./options.ts";
 import type { PagingHost, PagingInstance } from "./strategy.ts";
 import type { PlatformHost, PlatformInstance } from "./platform.ts";
 import type { GuestArch, PluginInstance } from "./services.ts";
+import type { PluginRef } from "./machine.ts";
 
 // Plugin definitions
 
@@ -41,6 +42,13 @@ export interface PlatformPluginDefinition<S extends OptionsSchema = OptionsSchem
   readonly kind: "platform";
   /** The guest architecture the platform builds machines for. */
   readonly arch: GuestArch;
+  /**
+   * Devices every machine of this platform gets unless its manifest already has a device of the
+   * same plugin, set up before the manifest's devices: the platform's serial console, for
+   * instance. Called with the platform's option values, so that an option can turn them off
+   * (riscv-virt's `console=false`).
+   */
+  defaultDevices?(options: OptionValues<S>): readonly PluginRef[];
   /** Lays out memory and interrupt controllers; returns the services devices use. */
   setup(host: PlatformHost, options: OptionValues<S>): PlatformInstance | Promise<PlatformInstance>;
 }

@@ -82,5 +82,6 @@ export const LINUX_RV64: ImageRecipe = {
   name: "linux-rv64",
   description: "riscv64 Linux 6.1 + busybox initramfs (vmon.exec=<base64> runs a command)",
   arch: "riscv64",
+  exec: true,
   build: (options) => buildLinuxRv64(options),
 };

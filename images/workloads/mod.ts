@@ -203,5 +203,6 @@ export const LINUX_RV64_BENCH: ImageRecipe = {
   name: "linux-rv64-bench",
   description: "linux-rv64 + paging-comparison workloads under /bench (/bench/run.sh NAME N)",
   arch: "riscv64",
+  exec: true,
   build: (options) => buildLinuxRv64Bench(options),
 };

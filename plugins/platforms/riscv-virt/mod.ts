@@ -84,6 +84,12 @@ const OPTIONS = {
     type: "string",
     description: "Text appended to the kernel command line",
   },
+  console: {
+    type: "boolean",
+    description:
+      "Add a uart16550 serial console unless the machine has one (false: SBI console only)",
+    default: true,
+  },
 } as const;
 
 function isRv64Hart(v: Vcpu): v is Rv64Hart {
@@ -119,6 +125,7 @@ const plugin = definePlugin({
     "QEMU-virt-like RISC-V machine: PLIC, generated device tree, SBI firmware in the monitor, " +
     "Linux Image/ELF boot",
   options: OPTIONS,
+  defaultDevices: (options) => options.console ? [{ use: "uart16550" }] : [],
   setup(host: PlatformHost, options): PlatformInstance {
     const { cpus, memorySize } = host.machine;
     if (host.machine.arch !== "riscv64" || host.hostport.arch !== "riscv64") {

@@ -100,6 +100,11 @@ const OPTIONS = {
     description: "Create the host port's in-kernel interrupt controller for device lines",
     default: true,
   },
+  console: {
+    type: "boolean",
+    description: "Add a uart16550 serial console (COM1) unless the machine has one",
+    default: true,
+  },
 } as const;
 
 interface FaultReport {
@@ -185,6 +190,7 @@ const plugin = definePlugin({
   description:
     "Boots an ELF64 x86-64 executable straight into long mode (ring 3 or 0), no firmware",
   options: OPTIONS,
+  defaultDevices: (options) => options.console ? [{ use: "uart16550" }] : [],
   setup(host: PlatformHost, options): PlatformInstance {
     const ring = options.ring;
     if (ring !== 0 && ring !== 3) {
