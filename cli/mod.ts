@@ -101,6 +101,11 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
       collect,
     )
     .option("--disk <file>", "add a virtio-blk disk backed by <file> (repeatable)", collect)
+    .option(
+      "--net <spec>",
+      "network: user[,hostfwd=tcp:HOSTPORT-:GUESTPORT...] (passt), tap[,ifname=NAME] or none " +
+        "(Linux images: user)",
+    )
     .option("--paging <spec>", "paging strategy: wired, shadow, queued (default wired)")
     .option("--cpus <n>", "number of vCPUs")
     .option("--mem <size>", "RAM size such as 64M or 1G")

@@ -14,6 +14,7 @@ import { MAX_CPUS } from "../core/manifest.ts";
 import { type BuiltImage, imageManifest } from "../images/mod.ts";
 import { parseTraceSpec } from "../core/trace.ts";
 import { parsePluginSpec } from "./flags.ts";
+import { applyNetFlag, type NetFlag, parseNetFlag } from "./net_flag.ts";
 
 /** The flags of `vmon run`, as commander delivers them. */
 export interface RunFlags {
@@ -43,6 +44,8 @@ export interface RunFlags {
   exec?: string;
   /** `--disk <file>`, repeatable. */
   disk?: string[];
+  /** `--net <spec>`: user[,hostfwd=...], tap[,ifname=...] or none. */
+  net?: string;
   /** `--manifest <file>`. */
   manifest?: string;
   /** `--trace <cats>`. */
@@ -55,7 +58,9 @@ export interface RunFlags {
  * The flags of `vmon run` after {@linkcode checkFlags}: those that need no I/O checked and parsed,
  * the others (paths, plugin specs, `--exec`) as given.
  */
-export interface CheckedFlags extends Omit<RunFlags, "cpus" | "mem" | "trace" | "stats"> {
+export interface CheckedFlags extends Omit<RunFlags, "cpus" | "mem" | "trace" | "stats" | "net"> {
+  /** `--net`, parsed. */
+  net?: NetFlag;
   /** `--cpus` as a number. */
   cpus?: number;
   /** `--mem` in bytes. */
@@ -67,7 +72,8 @@ export interface CheckedFlags extends Omit<RunFlags, "cpus" | "mem" | "trace" | 
 }
 
 /**
- * Checks the flags that need no I/O, once: `--cpus`, `--mem`, `--trace`, `--stats`, `--exec`.
+ * Checks the flags that need no I/O, once: `--cpus`, `--mem`, `--trace`, `--stats`, `--exec`,
+ * `--net`.
  *
  * @param flags The command-line flags.
  * @returns The flags with those values parsed, for {@linkcode buildRunManifest} and the run.
@@ -111,8 +117,9 @@ export function checkFlags(flags: RunFlags): CheckedFlags {
   if (flags.exec !== undefined && flags.exec.trim() === "") {
     throw new VmonError(`Invalid --exec "": the command is empty`);
   }
-  const { cpus: _cpus, mem: _mem, trace: _trace, stats: _stats, ...rest } = flags;
-  return { ...rest, cpus, memory, trace, stats };
+  const net = flags.net === undefined ? undefined : parseNetFlag(flags.net);
+  const { cpus: _cpus, mem: _mem, trace: _trace, stats: _stats, net: _net, ...rest } = flags;
+  return { ...rest, cpus, memory, trace, stats, ...(net ? { net } : {}) };
 }
 
 /**
@@ -148,7 +155,8 @@ function overrideRef(base: PluginRef | undefined, spec: string, flag: string): P
 
 /**
  * Builds the manifest `vmon run` starts: the image's defaults (`imageManifest`), overridden by the
- * manifest file, overridden by flags. `--device X,...` replaces the options of a device `X` that
+ * manifest file, overridden by flags. `--net` sets, adds or (`none`) removes the `virtio-net`
+ * device; then `--device X,...` replaces the options of a device `X` that
  * came from the image or manifest (once per such device) and otherwise appends; `--disk F`
  * appends `virtio-blk,file=F`; `--append` extends the command line; `--exec` adds
  * `vmon.exec=<base64>`.
@@ -184,7 +192,8 @@ export function buildRunManifest(flags: CheckedFlags, sources: ManifestSources):
   let platform: PluginRef | undefined = manifest?.platform ?? fromImage?.platform ??
     sources.platform;
   let paging: PluginRef | undefined = manifest?.paging ?? fromImage?.paging;
-  const baseDevices: PluginRef[] = [...(manifest?.devices ?? fromImage?.devices ?? [])];
+  let baseDevices: PluginRef[] = [...(manifest?.devices ?? fromImage?.devices ?? [])];
+  if (flags.net !== undefined) baseDevices = applyNetFlag(baseDevices, flags.net);
   let cpus = manifest?.cpus ?? fromImage?.cpus;
   let memory: number | string | undefined = manifest?.memory ?? fromImage?.memory;
   const boot: { kernel?: string; initrd?: string; cmdline?: string } = {

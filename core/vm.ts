@@ -35,6 +35,7 @@ import { createHostFiles } from "./files.ts";
 import { loadPlugin, runPluginPhase } from "./loader.ts";
 import { checkHostMemory } from "./manifest.ts";
 import { GuestMemory } from "./memory.ts";
+import { PacketEndpoints } from "./net.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
@@ -105,6 +106,7 @@ export class Vm {
   #timers = new Set<number>();
   #vcpus: Vcpu[] = [];
   #disposed = false;
+  #endpoints: PacketEndpoints;
   #watch: VmWatch | undefined;
   #watchGeneration = -1;
   /** Plugin names by index, for the watch record. */
@@ -116,6 +118,7 @@ export class Vm {
     this.#io = io;
     this.#tracer = tracer;
     this.#bus = new ExitBus({ tracer, log: (m) => io.log(m) });
+    this.#endpoints = new PacketEndpoints({ wake: () => this.#wake(), warn: (m) => io.log(m) });
   }
 
   /**
@@ -242,6 +245,10 @@ export class Vm {
         bus: this.#bus.forPlugin(def.name, { pio: platform.services.hasPio }),
         platform: servicesFor(platform.services, def.name),
         console: this.#console(def.name),
+        net: {
+          open: (spec) =>
+            this.#endpoints.open({ instance: hostport, name: hpDef.name }, spec, def.name),
+        },
         requestExit: (status, reason, o) =>
           this.#requestExit(status, reason ?? "guest exit", o?.failed ?? false),
       };
@@ -263,6 +270,7 @@ export class Vm {
         if (this.#bus.generation !== this.#watchGeneration) this.#postOwners();
         this.#io.flush?.();
       },
+      poll: () => this.#endpoints.poll(),
       canInterrupt: platform.canInterrupt?.bind(platform),
     });
     const scheduler = this.#scheduler;
@@ -436,6 +444,8 @@ export class Vm {
     this.#disposed = true;
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
+    // Packet backends call the host port's kick from their threads: close them first.
+    this.#endpoints.closeAll();
     for (const v of this.#vcpus) {
       try {
         v.dispose();
