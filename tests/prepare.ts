@@ -25,8 +25,11 @@ import { REPO_ROOT } from "../core/cache.ts";
 import { buildImage, listImages } from "../images/mod.ts";
 import { ensureHostPackages, missingPackages } from "../images/linux-rv64/deps.ts";
 
-/** Debian packages of the peers the tests compare with (qemu-system-riscv64). */
-export const PEER_PACKAGES: readonly string[] = ["qemu-system-misc"];
+/**
+ * Debian packages of the peers the tests compare with (qemu-system-riscv64) and of what the
+ * network tests run (passt, virtio-net's user backend; the linux-rv64 recipe installs it too).
+ */
+export const PEER_PACKAGES: readonly string[] = ["qemu-system-misc", "passt"];
 
 async function ffiSteps(): Promise<Step[]> {
   const steps: Step[] = [];

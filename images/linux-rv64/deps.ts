@@ -9,7 +9,10 @@ import { cacheDir } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
-/** Debian packages needed to build the kernel, busybox and the initramfs. */
+/**
+ * Debian packages needed to build the kernel, busybox and the initramfs, and passt, which the
+ * image's default machine runs for its network (`virtio-net`'s `user` backend).
+ */
 export const HOST_PACKAGES: readonly string[] = [
   "make",
   "gcc",
@@ -25,6 +28,7 @@ export const HOST_PACKAGES: readonly string[] = [
   "libssl-dev",
   "libelf-dev",
   "dpkg-dev",
+  "passt",
 ];
 
 /** Installed packages (name to version), as dpkg lists them. */

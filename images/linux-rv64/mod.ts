@@ -70,7 +70,8 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
     defaults: {
       hostport: "rv64",
       platform: "riscv-virt",
-      devices: ["uart16550", "debug-exit", "pvpanic"],
+      // virtio-net with its default backend, user (passt): the demo has a network
+      devices: ["uart16550", "debug-exit", "pvpanic", "virtio-net"],
       cpus: 1,
       memory: "256M",
     },

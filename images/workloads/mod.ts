@@ -195,7 +195,15 @@ export async function buildLinuxRv64Bench(
     );
   }
   if (spoke) progress(`ready in ${formatDuration(performance.now() - start)}`);
-  return { ...base, name: "linux-rv64-bench", initrd, cmdline: base.cmdline ?? DEFAULT_CMDLINE };
+  // No network device: the paging comparison's runs must get no guest work from one (DHCP, ...).
+  const devices = base.defaults.devices.filter((d) => d !== "virtio-net");
+  return {
+    ...base,
+    name: "linux-rv64-bench",
+    initrd,
+    cmdline: base.cmdline ?? DEFAULT_CMDLINE,
+    defaults: { ...base.defaults, devices },
+  };
 }
 
 /** The registry entry for `images/mod.ts`. */
