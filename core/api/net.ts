@@ -17,7 +17,7 @@
 export const PACKET_HEADER_SIZE = 12;
 
 /** The largest Ethernet frame an endpoint carries (65535-byte MTU, header and a VLAN tag). */
-export const MAX_FRAME_SIZE = 65535 + 18;
+export const MAX_FRAME_SIZE: number = 65535 + 18;
 
 /** One host port forwarded to the guest by the `user` backend (QEMU's `hostfwd`). */
 export interface HostForward {

@@ -102,6 +102,11 @@ VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, in
     close(sv[1]);
     return NULL;
   }
+  /* passt drops frames it cannot write at once (TCP retransmits them, seconds later): give its
+     end a large send buffer (SO_SNDBUFFORCE needs CAP_NET_ADMIN; else up to wmem_max) */
+  int sz = 16 << 20;
+  if (setsockopt(sv[1], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   /* dup2 onto 3 clears close-on-exec; make sure the source is not 3 already */
   int child_sock = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
   close(sv[1]);
@@ -165,9 +170,8 @@ VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, in
   /* running (with a summary, or silent but alive after the startup time) */
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   fcntl(ep[0], F_SETFL, fcntl(ep[0], F_GETFL) | O_NONBLOCK);
-  int sz = 4 << 20;
-  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) < 0)
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
   vmon_net *n = net__alloc(NET_KIND_STREAM, sv[0]);
   if (!n) {
     close(sv[0]);

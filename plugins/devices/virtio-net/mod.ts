@@ -174,6 +174,11 @@ export default definePlugin({
           txBytes: m.counter("tx_bytes", "Ethernet bytes sent by the guest"),
           txDropped: m.counter("tx_dropped", "Packets sent while no backend runs"),
           txMalformed: m.counter("tx_malformed", "Transmit chains of the wrong shape, dropped"),
+          backendKicks: m.counter(
+            "backend_kicks",
+            "vCPU slices the backend ended early to deliver packets",
+          ),
+          backendDropped: m.counter("backend_dropped", "Packets the backend dropped"),
         },
       });
       return attachVirtioMmio(host, device, { base: options.base, irq: options.irq });

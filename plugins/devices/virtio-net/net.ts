@@ -70,6 +70,10 @@ export interface NetCounters {
   readonly txDropped?: Counter;
   /** Transmit chains of the wrong shape (lengths, writable buffers, offloads), dropped. */
   readonly txMalformed?: Counter;
+  /** Times the backend's thread ended a running vCPU slice to deliver packets. */
+  readonly backendKicks?: Counter;
+  /** Packets the backend dropped (runts or oversized from the host, write errors). */
+  readonly backendDropped?: Counter;
 }
 
 /** Options of {@linkcode VirtioNet}. */
@@ -138,6 +142,8 @@ export class VirtioNet implements VirtioDevice {
   /** A transmit chain whose packet the backend could not take yet (its queue was full). */
   #txHeld: { head: number; packet: Uint8Array } | undefined;
   #warnings = 0;
+  /** The backend's counters as last added to ours. */
+  #backendSeen = { kicks: 0, dropped: 0 };
 
   /** @param options MAC, endpoint, logger and counters. */
   constructor(options: VirtioNetOptions) {
@@ -191,7 +197,20 @@ export class VirtioNet implements VirtioDevice {
 
   /** Closes the endpoint. */
   dispose(): void {
+    this.#syncBackendCounters();
     this.#endpoint?.close();
+  }
+
+  /** Adds what the backend counted since the last look to the device's counters. */
+  #syncBackendCounters(): void {
+    const ep = this.#endpoint;
+    const c = this.#options.counters;
+    if (!ep || !c) return;
+    const s = ep.stats();
+    const dropped = s.rxDropped + s.txDropped;
+    c.backendKicks?.add(s.kicks - this.#backendSeen.kicks);
+    c.backendDropped?.add(dropped - this.#backendSeen.dropped);
+    this.#backendSeen = { kicks: s.kicks, dropped };
   }
 
   #warn(message: string): void {
@@ -202,6 +221,7 @@ export class VirtioNet implements VirtioDevice {
   #onEvent(): void {
     const ep = this.#endpoint;
     if (!ep) return;
+    this.#syncBackendCounters();
     const error = ep.error();
     if (error !== undefined && this.linkUp) {
       this.#setLink(false);
