@@ -4,7 +4,8 @@
  * and the exported switches rv64_jit_config / rv64_jit_stats.
  *
  * Layer: called by cpu.c (lookups, runs) and api.c (release); calls the backend
- * (jit_x86_64.c) and decode.c, and hands translated code fpu.c's rv64_fp_exec.
+ * (jit_x86_64.c), decode.c and mmu.c (rv64_find_region), and hands translated code fpu.c's
+ * rv64_fp_exec.
  */
 #include "jit.h"
 #include <stdlib.h>
@@ -29,9 +30,18 @@ static int protect(rv64_jit *j, size_t from, size_t len, int rw) {
   return mprotect(j->base + lo, hi - lo, rw ? PROT_READ | PROT_WRITE : PROT_READ | PROT_EXEC);
 }
 
+/* Empties every hart's jump cache. */
+static void jc_clear(rv64_machine *m) {
+  for (int i = 0; i < m->nharts; i++) {
+    jit_jc_entry *jc = m->harts[i] ? m->harts[i]->jit_jc : NULL;
+    if (jc) for (int k = 0; k < JC_SIZE; k++) jc[k].vpc = ~0ULL;
+  }
+}
+
 /* Forgets every translation: entry tables of all decode pages, then the code. */
 static void flush_all(rv64_machine *m) {
   rv64_jit *j = m->jit;
+  jc_clear(m);
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];
     for (uint64_t k = 0; k < r->size >> 12; k++)
@@ -174,14 +184,37 @@ const void *rv64_jit_miss(rv64_hart *h, uint64_t pc) {
   return j->base + (e - 1);
 }
 
+/* Remembers in h's jump cache that pc (in the current fetch page) runs `code`. */
+static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
+  jit_jc_entry *jc = h->jit_jc;
+  const tlb_entry *t = &h->tlb_fetch[h->fetch_mode][(pc >> 12) & (TLB_SIZE - 1)];
+  if (!jc || t->tag != (pc & ~0xfffULL) || h->fvpage != t->tag) return;
+  rv64_region *r = rv64_find_region(h->m, t->gpage);
+  if (!r) return;
+  uint64_t page = (t->gpage - r->gpa) >> 12;
+  if (r->dec[page] != h->fdec) return;
+  jit_jc_entry *e = &jc[(pc >> 1) & (JC_SIZE - 1)];
+  e->vpc = pc;
+  e->code = code;
+  e->dec = h->fdec;
+  e->slot = &r->dec[page];
+  e->gen = &r->dec_gen[page];
+  e->gpage = t->gpage;
+  e->host = h->fhost;
+  e->epoch = DEC_EPOCH(h->fdec);
+}
+
 int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t chunk) {
   rv64_jit *j = h->m->jit;
-  uint64_t before = *cnt;
-  int r = j->enter(h, code, h->fvpage, cnt, chunk);
-  j->stats[JS_INSNS] += *cnt - before;
+  uint64_t io[2] = {*cnt, 0}; /* in: the count; out: the count, chained | jump-cache hits << 32 */
+  jc_fill(h, h->pc, code);
+  int r = j->enter(h, code, h->fvpage, io, chunk);
+  j->stats[JS_INSNS] += io[0] - *cnt;
   j->stats[JS_ENTRIES]++;
-  j->stats[JS_CHAINED] += (uint32_t)r >> 8;
-  return r & 0xff;
+  j->stats[JS_CHAINED] += io[1] & 0xffffffffu;
+  j->stats[JS_JC_HITS] += io[1] >> 32;
+  *cnt = io[0];
+  return r;
 }
 
 void rv64_jit_release(rv64_machine *m) {
@@ -193,6 +226,11 @@ void rv64_jit_release(rv64_machine *m) {
       if (r->dec[k]) DEC_JITTAB(r->dec[k]) = NULL;
   }
   for (jit_tab *t = j->tabs, *n; t; t = n) { n = t->next; free(t); }
+  for (int i = 0; i < m->nharts; i++) {
+    if (!m->harts[i]) continue;
+    free(m->harts[i]->jit_jc);
+    m->harts[i]->jit_jc = NULL;
+  }
   munmap(j->base, j->size);
   free(j);
   m->jit = NULL;
@@ -232,6 +270,12 @@ VMON_EXPORT int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int
   j->epilogue = j->base + epi_off;
   j->threshold = threshold >= 1 && threshold <= 254 ? (uint32_t)threshold : JIT_THRESHOLD;
   m->jit = j;
+  for (int i = 0; i < m->nharts; i++) {
+    if (!m->harts[i]) continue;
+    m->harts[i]->jit_jc = malloc(JC_SIZE * sizeof(jit_jc_entry));
+    if (!m->harts[i]->jit_jc) { rv64_jit_release(m); return -1; }
+  }
+  jc_clear(m);
   /* decode pages may carry tables of an earlier translator: none survive */
   for (int i = 0; i < m->nregions; i++) {
     rv64_region *r = &m->regions[i];

@@ -51,6 +51,7 @@ enum {
   JS_CODE_BYTES,   /* bytes of the code cache in use */
   JS_CACHE_BYTES,  /* code-cache size */
   JS_ENABLED,      /* 1 when translation is on */
+  JS_JC_HITS,      /* jumps to other pages taken through the jump cache, in translated code */
   JS_COUNT
 };
 
@@ -60,6 +61,28 @@ enum {
 #define JIT_PAGE_THRESHOLD 64
 /* Most guest instructions in one block. */
 #define JIT_MAX_INSNS 64
+
+/*
+ * The per-hart jump cache: where translated code jumps to another guest page without returning to
+ * the interpreter. An entry is made when the interpreter enters a translation (rv64_jit_run) and
+ * is used only while everything the interpreter's own lookup would depend on is unchanged: the
+ * fetch TLB maps the page to the same guest page, the decode page is still that page's (not
+ * evicted) and of the current decode generation, and its epoch is the one the entry saw. Code
+ * cache flushes empty every hart's jump cache.
+ */
+#define JC_SIZE 1024
+typedef struct jit_jc_entry {
+  uint64_t vpc;         /* guest pc of the translation (~0: empty) */
+  const void *code;     /* the translation */
+  insn_t *dec;          /* its decode page */
+  insn_t *const *slot;  /* &region->dec[page]: still `dec` unless evicted */
+  const uint32_t *gen;  /* &region->dec_gen[page]: must equal m->dec_gen */
+  uint64_t gpage;       /* guest physical page the fetch TLB must map vpc's page to */
+  uint8_t *host;        /* host address of that page (the interpreter's fhost) */
+  uint32_t epoch;       /* DEC_EPOCH(dec) when the entry was made */
+  uint32_t pad;
+} jit_jc_entry;
+_Static_assert(sizeof(jit_jc_entry) == 64, "jump cache entries are 64 bytes");
 
 /* Entry table of one decode page: code offsets (+1; 0 = none) and hit counts per slot. */
 typedef struct jit_tab {
@@ -75,8 +98,9 @@ typedef struct jit_tab {
 typedef struct rv64_jit {
   uint8_t *base;    /* code cache: mmap'ed, PROT_READ|PROT_EXEC except while emitting */
   size_t size, used, start; /* start: first byte after the trampoline */
-  /* int enter(rv64_hart *h, const void *code, uint64_t vpage, uint64_t *cnt, uint64_t chunk):
-     runs translated code from `code`; returns a JIT_A_* action */
+  /* int enter(rv64_hart *h, const void *code, uint64_t vpage, uint64_t io[2], uint64_t chunk):
+     runs translated code from `code` with the count io[0]; returns a JIT_A_* action, the count
+     in io[0] and the chained jumps | jump-cache hits << 32 in io[1] */
   int (*enter)(rv64_hart *, const void *, uint64_t, uint64_t *, uint64_t);
   const uint8_t *epilogue; /* where exits jump to */
   jit_tab *tabs;

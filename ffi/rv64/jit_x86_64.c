@@ -161,14 +161,17 @@ int rv64_jit_be_trampoline(uint8_t *buf, size_t cap, size_t *enter_off, size_t *
   /* imul rax, rax, TLB_SIZE * sizeof(tlb_entry) */
   rex(a, 1, RAX, 0, RAX, 0); b1(a, 0x69); b1(a, 0xc0); b4(a, TLB_SIZE * sizeof(tlb_entry));
   op_rm(a, 1, 0x8d, R13, RBX, RAX, 1, (int32_t)offsetof(rv64_hart, tlb_load), 0, 0);
+  /* [rsp + 16] = the fetch TLB set of the current mode (the jump cache checks it) */
+  op_rm(a, 1, 0x63, RAX, MEM(RBX, offsetof(rv64_hart, fetch_mode)), 0, 0);
+  rex(a, 1, RAX, 0, RAX, 0); b1(a, 0x69); b1(a, 0xc0); b4(a, TLB_SIZE * sizeof(tlb_entry));
+  op_rm(a, 1, 0x8d, RAX, RBX, RAX, 1, (int32_t)offsetof(rv64_hart, tlb_fetch), 0, 0);
+  mov_mem_r(a, RSP, 16, RAX);
   op_rr(a, 0, 0xff, 4, RSI); /* jmp rsi */
   *epilogue_off = (size_t)(a->p - a->start);
-  /* eax = action; returns action | chained << 8 and the count */
+  /* eax = action; io[0] = the count, io[1] = chained jumps | jump-cache hits << 32 */
   mov_r_mem(a, RCX, RSP, 0);
   mov_mem_r(a, RCX, 0, R14);
-  op_rr(a, 0, 0x89, R15, RCX);  /* mov ecx, r15d */
-  shift(a, 0, 4, RCX, 8);
-  op_rr(a, 0, 0x09, RCX, RAX);  /* or eax, ecx */
+  mov_mem_r(a, RCX, 8, R15);
   alu_imm(a, 1, 0, RSP, 24);
   for (int i = 5; i >= 0; i--) { rex(a, 0, 0, 0, saved[i], 0); b1(a, 0x58 + (saved[i] & 7)); }
   b1(a, 0xc3);
@@ -321,6 +324,67 @@ static uint8_t *chain_dynamic(lower *L, int reg_off_in_ecx) {
   return none;
 }
 
+/*
+ * A jump to another guest page (rax = target pc; the guest registers are written back and the
+ * count added): through the hart's jump cache when the chunk is not used up and the entry is
+ * still what the interpreter's lookup would find (jit.h, jit_jc_entry); else back to the
+ * interpreter's jump path. The guest registers' host registers are free here.
+ */
+static void jump_other_page(lower *L) {
+  asm_buf *a = L->a;
+  op_rm(a, 1, 0x3b, R14, MEM(RSP, 8), 0, 0);     /* cmp r14, [rsp + 8] */
+  uint8_t *out[8];
+  int n = 0;
+  out[n++] = jcc_fwd(a, CC_AE);
+  mov_r_mem(a, RCX, RBX, (int32_t)offsetof(rv64_hart, jit_jc));
+  op_rr(a, 0, 0x89, RAX, RDX);                   /* mov edx, eax */
+  shift(a, 0, 5, RDX, 1);
+  alu_imm(a, 0, 4, RDX, JC_SIZE - 1);
+  shift(a, 1, 4, RDX, 6);
+  op_rr(a, 1, 0x01, RDX, RCX);                   /* rcx = &entry */
+  op_rm(a, 1, 0x3b, RAX, MEM(RCX, offsetof(jit_jc_entry, vpc)), 0, 0);
+  out[n++] = jcc_fwd(a, CC_NE);
+  /* the fetch TLB maps the page to the same guest page */
+  mov_rr(a, RDX, RAX);
+  shift(a, 1, 5, RDX, 12);
+  alu_imm(a, 0, 4, RDX, TLB_SIZE - 1);
+  op_rm(a, 1, 0x8d, RDX, RDX, RDX, 2, 0, 0, 0);  /* rdx *= 3 */
+  shift(a, 1, 4, RDX, 3);
+  op_rm(a, 1, 0x03, RDX, MEM(RSP, 16), 0, 0);    /* rdx = &tlb_fetch[mode][index] */
+  mov_rr(a, RSI, RAX);
+  alu_imm(a, 1, 4, RSI, -4096);
+  op_rm(a, 1, 0x3b, RSI, MEM(RDX, offsetof(tlb_entry, tag)), 0, 0);
+  out[n++] = jcc_fwd(a, CC_NE);
+  mov_r_mem(a, RDI, RDX, (int32_t)offsetof(tlb_entry, gpage));
+  op_rm(a, 1, 0x3b, RDI, MEM(RCX, offsetof(jit_jc_entry, gpage)), 0, 0);
+  out[n++] = jcc_fwd(a, CC_NE);
+  /* the decode page is still the page's, of this generation and epoch */
+  mov_r_mem(a, RDI, RCX, (int32_t)offsetof(jit_jc_entry, dec));
+  mov_r_mem(a, R8, RCX, (int32_t)offsetof(jit_jc_entry, slot));
+  op_rm(a, 1, 0x3b, RDI, MEM(R8, 0), 0, 0);
+  out[n++] = jcc_fwd(a, CC_NE);
+  mov_r_mem(a, R8, RCX, (int32_t)offsetof(jit_jc_entry, gen));
+  op_rm(a, 0, 0x8b, R8, MEM(R8, 0), 0, 0);        /* r8d = dec_gen[page] */
+  mov_r_mem(a, R9, RBX, (int32_t)offsetof(rv64_hart, m));
+  op_rm(a, 0, 0x3b, R8, MEM(R9, offsetof(rv64_machine, dec_gen)), 0, 0);
+  out[n++] = jcc_fwd(a, CC_NE);
+  op_rm(a, 0, 0x8b, R8, MEM(RCX, offsetof(jit_jc_entry, epoch)), 0, 0);
+  op_rm(a, 0, 0x3b, R8, MEM(RDI, DEC_ALLOC * sizeof(insn_t) + 4100), 0, 0); /* DEC_EPOCH */
+  out[n++] = jcc_fwd(a, CC_NE);
+  /* switch the interpreter's fetch page and go */
+  mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, fvpage), RSI);
+  mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, fdec), RDI);
+  mov_r_mem(a, R8, RCX, (int32_t)offsetof(jit_jc_entry, host));
+  mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, fhost), R8);
+  mov_rr(a, R12, RSI);
+  mov_imm(a, R8, 1ULL << 32);
+  op_rr(a, 1, 0x01, R8, R15);                    /* add r15, r8: a jump-cache hit */
+  op_rm(a, 0, 0xff, 4, MEM(RCX, offsetof(jit_jc_entry, code)), 0, 0); /* jmp [rcx + code] */
+  for (int k = 0; k < n; k++) patch(a, out[k], a->p);
+  mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, pc), RAX);
+  leave(L, JIT_A_JUMP);
+}
+
 /* An exit with a target known at translation time. */
 static void emit_exit(lower *L, const jit_exit *e) {
   asm_buf *a = L->a;
@@ -358,6 +422,11 @@ static void emit_exit(lower *L, const jit_exit *e) {
     }
     patch(a, full, a->p);
     patch(a, none, a->p);
+  }
+  if (!in_page && e->action == JIT_A_JUMP) {
+    lea(a, RAX, R12, e->pc_off);
+    jump_other_page(L);
+    return;
   }
   set_pc_off(L, e->pc_off);
   leave(L, e->action);
@@ -538,11 +607,12 @@ static void lower_insn(lower *L, int i) {
       op_rr(a, 0, 0x89, RAX, RCX); /* mov ecx, eax */
       alu_imm(a, 0, 4, RCX, 0xffe);
       uint8_t *none = chain_dynamic(L, 1);
-      patch(a, other, a->p);
       patch(a, full, a->p);
       patch(a, none, a->p);
       mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, pc), RAX);
       leave(L, JIT_A_JUMP);
+      patch(a, other, a->p);
+      jump_other_page(L);
       break;
     }
     case OP_LB: case OP_LH: case OP_LW: case OP_LD: case OP_LBU: case OP_LHU: case OP_LWU: {

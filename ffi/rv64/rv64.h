@@ -190,6 +190,7 @@ typedef struct rv64_hart {
   uint64_t fvpage; /* virtual page of pc, or ~0 */
   insn_t *fdec;
   uint8_t *fhost; /* host address of the current fetch page */
+  void *jit_jc;   /* the translator's jump cache of this hart (jit.h), NULL when off; owned */
 } rv64_hart;
 
 typedef struct rv64_machine {

@@ -171,6 +171,7 @@ export const JIT_STAT_NAMES = [
   "jitCodeBytes",
   "jitCacheBytes",
   "jitEnabled",
+  "jitJumpCacheHits",
 ] as const;
 
 /** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */
