@@ -100,6 +100,22 @@ async function implied(
   return host === undefined ? undefined : { use: await impliedPlatform(host) };
 }
 
+/**
+ * The stall report bound from `VMON_STALL_WARNING` (seconds; 0 turns the report off), or
+ * undefined for the machine's default.
+ */
+function stallWarningMs(): number | undefined {
+  const v = Deno.env.get("VMON_STALL_WARNING");
+  if (v === undefined || v.trim() === "") return undefined;
+  const seconds = Number(v);
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new VmonError(
+      `Invalid VMON_STALL_WARNING "${v}": expected seconds (0 turns the report off)`,
+    );
+  }
+  return seconds * 1000;
+}
+
 /** Picks the image `vmon run` boots when none is named. */
 export function defaultImageName(): string {
   const names = listImages().map((image) => image.name);
@@ -151,11 +167,15 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const pending: Uint8Array[] = [];
   let sendInput: ((bytes: Uint8Array) => void) | undefined;
   let stop: ((reason: string, status: number) => void) | undefined;
+  const stallWarning = stallWarningMs();
+  // A signal while plugins are set up ends the build too (a setup that never returns).
+  const building = new AbortController();
   const terminal = new Terminal({
     onInput: (bytes) => sendInput ? sendInput(bytes) : pending.push(bytes),
     onQuit: (reason, status) => {
       quit ??= { reason, status };
-      stop?.(reason, status);
+      if (stop !== undefined) stop(reason, status);
+      else building.abort(new VmonError(`Cannot build the machine: ${reason}`, { status }));
     },
   });
   let exit: MachineExit;
@@ -164,6 +184,8 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     const machine = await createMachine(machineManifest, {
       trace,
       console: { write: (bytes: Uint8Array) => writeAll(Deno.stdout, bytes) },
+      ...(stallWarning !== undefined ? { stallWarningMs: stallWarning } : {}),
+      signal: building.signal,
     });
     sendInput = (bytes) => machine.sendInput(bytes);
     stop = (reason, status) => machine.stop(reason, status);

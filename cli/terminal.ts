@@ -1,20 +1,30 @@
 /**
  * The user's terminal while a machine runs: raw mode when stdin is a TTY, the Ctrl-A escape
- * (Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), SIGINT/SIGTERM handling, and restoring the
- * terminal on every exit path.
+ * (Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A), SIGINT/SIGTERM/SIGHUP/SIGQUIT handling, and
+ * restoring the terminal on every exit path.
  *
  * @module
  */
 
 const CTRL_A = 0x01;
 
+/**
+ * The signals that end a machine, with the conventional exit status (128 + the signal's number).
+ */
+export const QUIT_SIGNALS: Readonly<Record<"SIGHUP" | "SIGINT" | "SIGQUIT" | "SIGTERM", number>> = {
+  SIGHUP: 129,
+  SIGINT: 130,
+  SIGQUIT: 131,
+  SIGTERM: 143,
+};
+
 /** What the terminal reports to its owner. */
 export interface TerminalHandlers {
   /** Bytes the user typed (after escape processing), for the guest. */
   onInput(bytes: Uint8Array): void;
   /**
-   * The user asked to quit (Ctrl-A x, `status` 0) or a signal arrived (`status` 130 for SIGINT,
-   * 143 for SIGTERM); `reason` says which.
+   * The user asked to quit (Ctrl-A x, `status` 0) or a signal arrived (`status` 128 + its
+   * number: {@linkcode QUIT_SIGNALS}); `reason` says which.
    */
   onQuit(reason: string, status: number): void;
 }
@@ -65,7 +75,7 @@ export class Terminal implements Disposable {
   /** Enters raw mode (on a TTY), installs signal handlers and starts forwarding input. */
   start(): void {
     globalThis.addEventListener("unload", this.#onUnload);
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    for (const signal of Object.keys(QUIT_SIGNALS) as (keyof typeof QUIT_SIGNALS)[]) {
       const handler = () => this.#signal(signal);
       Deno.addSignalListener(signal, handler);
       this.#signals.push([signal, handler]);
@@ -80,14 +90,7 @@ export class Terminal implements Disposable {
   /** Leaves raw mode and removes the signal handlers. Idempotent; safe on every exit path. */
   restore(): void {
     this.#stopped = true;
-    if (this.#raw) {
-      this.#raw = false;
-      try {
-        this.#stdin.setRaw(false);
-      } catch {
-        // The terminal is gone (hang-up): nothing to restore.
-      }
-    }
+    this.#leaveRaw();
     for (const [signal, handler] of this.#signals) {
       try {
         Deno.removeSignalListener(signal, handler);
@@ -97,6 +100,16 @@ export class Terminal implements Disposable {
     }
     this.#signals = [];
     globalThis.removeEventListener("unload", this.#onUnload);
+  }
+
+  #leaveRaw(): void {
+    if (!this.#raw) return;
+    this.#raw = false;
+    try {
+      this.#stdin.setRaw(false);
+    } catch {
+      // The terminal is gone (hang-up): nothing to restore.
+    }
   }
 
   /** Same as {@linkcode Terminal.restore}. */
@@ -131,14 +144,17 @@ export class Terminal implements Disposable {
     return new Uint8Array(out);
   }
 
-  #signal(signal: Deno.Signal): void {
+  #signal(signal: keyof typeof QUIT_SIGNALS): void {
     this.#signalCount++;
+    const status = QUIT_SIGNALS[signal];
     if (this.#signalCount > 1) {
       // A second signal: the machine did not stop in time. Leave now, terminal restored.
       this.restore();
-      Deno.exit(signal === "SIGINT" ? 130 : 143);
+      Deno.exit(status);
     }
-    this.#handlers.onQuit(`stopped by ${signal}`, signal === "SIGINT" ? 130 : 143);
+    // A hang-up leaves no terminal to restore later: leave raw mode now (restore() may fail).
+    if (signal === "SIGHUP") this.#leaveRaw();
+    this.#handlers.onQuit(`stopped by ${signal}`, status);
   }
 
   async #readLoop(): Promise<void> {

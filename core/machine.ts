@@ -41,6 +41,11 @@ export interface MachineOptions {
    * (a handler that never returns). Default 500.
    */
   readonly stopGraceMs?: number;
+  /**
+   * Aborting it while the machine is being built (a plugin's setup that does not return) ends
+   * the worker; `createMachine` then rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** Default of {@linkcode MachineOptions.stallWarningMs}. */
@@ -169,11 +174,18 @@ export class Machine {
       watch: machine.#watchBuffer,
       ring: machine.#ringBuffer,
     });
+    const signal = options.signal;
+    const onAbort = () => machine.#ready.reject(signal?.reason);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort);
     try {
       await ready;
     } catch (err) {
+      machine.#ended = true;
       machine.#terminate();
       throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
     }
     return machine;
   }

@@ -9,8 +9,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createMachine, hex, type MachineExit, type PluginRef } from "../mod.ts";
 import { runCli } from "../cli/_spawn.ts";
+import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
+import { buildImage } from "../images/mod.ts";
 import {
   add,
+  addi,
+  auipc,
   csrrs,
   csrrw,
   jal,
@@ -120,6 +124,14 @@ Deno.test("stuck guest: two harts, one waiting and one never started, are report
   assert.match(exit.reason, new RegExp(`vCPU 0 waits at pc ${pcOf(1)}, vCPU 1 stopped$`));
 });
 
+Deno.test("stuck guest: an exception at the trap vector itself ends the machine", async () => {
+  // stvec = the address of an illegal instruction, then run into it: each trap lands on it again.
+  const program = [auipc(R.t0, 0), addi(R.t0, R.t0, 12), csrrw(R.zero, 0x105, R.t0), 0];
+  const { exit } = await runTiny(program);
+  assert.equal(exit.failed, true);
+  assert.match(exit.reason, new RegExp(`exception 2 at its own trap vector ${pcOf(3)}`));
+});
+
 Deno.test("stuck guest: a hart waiting for its enabled timer is not stuck", async () => {
   // time + 50 ms at 10 MHz, set_timer, sie.STIE only, wfi; then print and shut down.
   const program = [
@@ -194,4 +206,85 @@ Deno.test("stuck guest: vmon run prints the stuck line and exits non-zero", asyn
       ),
     );
   });
+});
+
+// --- Linux (the project's linux-rv64 image; built by tests/prepare.ts) ---------------------------
+
+const noLinux = haveCrossCompiler()
+  ? undefined
+  : "riscv64-linux-gnu-gcc is not installed (deno task image linux-rv64 installs it)";
+if (noLinux !== undefined) console.error(`stuck_guest_test: Linux tests skipped: ${noLinux}`);
+
+Deno.test({
+  name: "stuck guest: a truncated Linux Image ends with one line and a non-zero status",
+  ignore: noLinux !== undefined,
+  async fn() {
+    const image = await buildImage("linux-rv64");
+    const bytes = await Deno.readFile(image.kernel);
+    // The head of the kernel runs; it traps into code that is not there and parks the hart.
+    const program = bytes.subarray(0, Math.min(bytes.length >> 1, 2 << 20));
+    const dir = await Deno.makeTempDir({ prefix: "vmon-truncated-" });
+    try {
+      const kernel = join(dir, "Image");
+      await Deno.writeFile(kernel, program);
+      const r = await runCli([
+        "run",
+        "--host",
+        "rv64",
+        "--platform",
+        "riscv-virt",
+        "--kernel",
+        kernel,
+        "--mem",
+        "256M",
+      ]);
+      console.log(`status ${r.status}: ${r.stderr.trim()}`);
+      assert.notEqual(r.status, 0);
+      assert.match(
+        r.stderr,
+        /^vmon: (The guest is stuck: every vCPU waits .*: vCPU 0 waits at pc 0x[0-9a-f]+|Guest vCPU 0 failed, .*exception \d+ at its own trap vector 0x[0-9a-f]+.*)$/m,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "stuck guest: an idle Linux at its shell prompt is not stuck (console input wakes it)",
+  ignore: noLinux !== undefined,
+  sanitizeResources: false,
+  async fn() {
+    const image = await buildImage("linux-rv64");
+    let text = "";
+    const decoder = new TextDecoder();
+    const machine = await createMachine({
+      hostport: { use: "rv64" },
+      platform: { use: "riscv-virt" },
+      memory: "256M",
+      devices: [{ use: "uart16550" }],
+      boot: {
+        kernel: image.kernel,
+        ...(image.initrd !== undefined ? { initrd: image.initrd } : {}),
+        cmdline: "console=ttyS0",
+      },
+    }, { console: { write: (b) => text += decoder.decode(b, { stream: true }) }, log: () => {} });
+    const done = machine.run();
+    const safety = setTimeout(() => machine.stop("not ended within 5 minutes", 99), 300_000);
+    try {
+      const start = performance.now();
+      while (!text.includes("init ready") && performance.now() - start < 240_000) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Idle at the prompt (every hart in WFI, maybe no timer armed) for a while, then type.
+      await new Promise((r) => setTimeout(r, 3000));
+      machine.sendInput(new TextEncoder().encode("echo still-$((40+2)); poweroff -f\n"));
+      const exit = await done;
+      assert.equal(exit.failed, false, exit.reason);
+      assert.equal(exit.status, 0);
+      assert.match(text, /still-42/);
+    } finally {
+      clearTimeout(safety);
+    }
+  },
 });

@@ -43,6 +43,17 @@ void rv64_trap(rv64_hart *h, uint64_t cause, uint64_t tval) {
     h->priv = 1;
     uint64_t base = h->stvec & ~3ULL;
     h->pc = ((h->stvec & 3) == 1 && irq) ? base + 4 * code : base;
+    if (!irq && h->pc == h->sepc) {
+      /* the handler's first instruction faulted: with SIE now clear it would fault forever */
+      rv64_update_modes(h);
+      h->exit.kind = VMON_EXIT_SHUTDOWN;
+      h->exit.code = (uint32_t)code;
+      h->exit.pc = h->pc;
+      rv64_set_exit_detail(h, "exception %llu at its own trap vector 0x%llx (tval 0x%llx)",
+                           (unsigned long long)code, (unsigned long long)h->pc,
+                           (unsigned long long)tval);
+      return;
+    }
   } else {
     if (h->mtvec == 0) {
       /* no machine-mode firmware: the monitor plays it, so this trap ends the guest */
