@@ -341,3 +341,10 @@ Deno.test("riscv-virt: the real uart16550 and debug-exit describe themselves int
   finisher.dispose();
   platform.dispose();
 });
+
+Deno.test("riscv-virt adds a uart16550 serial console unless console=false", () => {
+  const on = validateOptions(plugin.options, {}, { plugin: "riscv-virt" });
+  const off = validateOptions(plugin.options, { console: "false" }, { plugin: "riscv-virt" });
+  deepStrictEqual(plugin.defaultDevices?.(on as never), [{ use: "uart16550" }]);
+  deepStrictEqual(plugin.defaultDevices?.(off as never), []);
+});

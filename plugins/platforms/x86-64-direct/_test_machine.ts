@@ -159,6 +159,7 @@ export async function runGuest(
       ring: options.ring ?? 3,
       arg: options.arg,
       irqchip: false,
+      console: true, // the default device it names is the machine's business, not the test's
     });
     let output = "";
     test.bus.registerPio(0x3f8, 8, {

@@ -121,6 +121,7 @@ async function setUp(
     ring: options.ring ?? 3,
     arg: options.arg,
     irqchip: true,
+    console: true,
   });
   for (let i = 0; i < (options.cpus ?? 1); i++) t.vcpus.push(port.createVcpu(i));
   return { ...t, port, platform };
@@ -361,3 +362,9 @@ Deno.test("parseArg and describeFault", () => {
 
 // Keep the type import used when the host port double's shape drifts from the contract.
 const _port: HostPortInstance = recordingPort(false);
+
+Deno.test("x86-64-direct adds a uart16550 at COM1 unless console=false", () => {
+  const options = { ring: 3, arg: undefined, irqchip: true };
+  assertEquals(plugin.defaultDevices?.({ ...options, console: true }), [{ use: "uart16550" }]);
+  assertEquals(plugin.defaultDevices?.({ ...options, console: false }), []);
+});
