@@ -896,7 +896,7 @@ export class ExitBus {
     }
   }
 
-    counters(): BusCounters {
+  counters(): BusCounters {
     const exits: Record<string, number> = {};
     for (const [code, name] of Object.entries(EXIT_KIND_NAMES)) {
       const n = this.#exitCounts[Number(code)] ?? 0;
