@@ -305,6 +305,18 @@ export class VirtioBlk implements VirtioDevice {
   }
 }
 
+/**
+ * An image that cannot be opened for writing (permission denied, a read-only file system) may
+ * still be attached read-only: the error says how, once.
+ */
+function withReadonlyHint(err: unknown): unknown {
+  if (!(err instanceof Error) || err.message.includes("readonly=true")) return err;
+  const cause = err.cause;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  if (!(cause instanceof Deno.errors.PermissionDenied) && code !== "EROFS") return err;
+  return new VmonError(`${err.message} (attach it read-only: readonly=true)`, { cause });
+}
+
 export default definePlugin({
   name: "virtio-blk",
   kind: "device",
@@ -324,10 +336,15 @@ export default definePlugin({
     irq: { type: "integer", description: "Interrupt line (default: allocated)", min: 0 },
   },
   setup(host, options) {
-    const file = host.files.open(options.file, {
-      write: !options.readonly,
-      lock: options.lock !== "off",
-    });
+    let file: HostFile;
+    try {
+      file = host.files.open(options.file, {
+        write: !options.readonly,
+        lock: options.lock !== "off",
+      });
+    } catch (err) {
+      throw options.readonly ? err : withReadonlyHint(err);
+    }
     try {
       if (file.size % SECTOR !== 0) {
         host.log.warn(

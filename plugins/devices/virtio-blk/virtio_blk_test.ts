@@ -288,3 +288,34 @@ Deno.test("virtio-blk: lock takes on or off only", async () => {
     Deno.removeSync(path);
   }
 });
+
+Deno.test("virtio-blk: an image that cannot be opened for writing suggests readonly=true", async () => {
+  const path = Deno.makeTempFileSync({ suffix: ".img" });
+  Deno.writeFileSync(path, new Uint8Array(SECTORS * 512));
+  // Root ignores file modes, but not the immutable attribute; others get EACCES from mode 0444.
+  let denied: boolean;
+  if (Deno.uid() === 0) {
+    denied =
+      new Deno.Command("chattr", { args: ["+i", path], stderr: "null" }).outputSync().success;
+  } else {
+    Deno.chmodSync(path, 0o444);
+    denied = true;
+  }
+  if (!denied) {
+    console.error("virtio-blk permission test: skipped: chattr +i is not supported here");
+    Deno.removeSync(path);
+    return;
+  }
+  try {
+    await rejects(() => attach(path), (e: Error) => {
+      match(e.message, /: permission denied.*\(attach it read-only: readonly=true\)$/);
+      equal(e.message.split("readonly=true").length, 2, e.message); // said once
+      ok(e.message.includes(path), e.message);
+      return true;
+    });
+    (await attach(path, { readonly: true })).dispose();
+  } finally {
+    if (Deno.uid() === 0) new Deno.Command("chattr", { args: ["-i", path] }).outputSync();
+    Deno.removeSync(path);
+  }
+});
