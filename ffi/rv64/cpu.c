@@ -304,6 +304,9 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #undef RV64_CLABEL
   uint64_t *const X = h->x;
   const int jit = h->m->jit != NULL; /* jumps look for translated code (jit.h) */
+  /* With the translator every taken jump goes through `jump` (which looks for translated code);
+     without it, JUMP's fast path is the interpreter's alone (one compare, as before). */
+  const uint64_t fast_chunk = jit ? 0 : chunk;
   uint64_t pc = h->pc;
   uint64_t cnt = 0, counted = 0;
   int ret = VMON_EXIT_NONE;
@@ -337,10 +340,9 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
   do {                                                                                       \
     pc = (target);                                                                           \
     cnt++;                                                                                   \
-    if (likely(cnt < chunk) &&                                                               \
+    if (likely(cnt < fast_chunk) &&                                                          \
         likely((pc & ~0xfffULL) == h->fvpage || fetch_fast(h, pc))) {                        \
       d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];                                             \
-      if (unlikely(jit)) goto jit_try;                                                       \
       DISPATCH();                                                                            \
     }                                                                                        \
     goto jump;                                                                               \

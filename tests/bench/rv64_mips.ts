@@ -4,7 +4,8 @@
  * default options (the block translator where it is on by default), `interpreterMips` with
  * `jit=off`, `jitMips` with `jit=on`. The reference is QEMU's TCG (`qemu-system-riscv64 -M virt`)
  * running the same program in the same run, when installed; `ratio` is MIPS / QEMU MIPS (above 1:
- * vmon is faster), `interpreterRatio` and `jitRatio` likewise.
+ * vmon is faster), `interpreterRatio` and `jitRatio` likewise; `cpu` repeats them from CPU time
+ * (user + system, QEMU's from /usr/bin/time), which a busy host disturbs less than wall time.
  *
  * Usage: deno task bench:mips [iterations]
  *
@@ -12,6 +13,7 @@
  */
 
 import { join } from "node:path";
+import process from "node:process";
 import { ExitKind } from "../../core/api/mod.ts";
 import { assemble } from "../../ffi/rv64/asm.ts";
 import { Rv64Port } from "../../plugins/hostports/rv64/mod.ts";
@@ -48,7 +50,10 @@ function program(iterations: number): Uint8Array {
   `);
 }
 
-function runRv64(iterations: number, jit?: boolean): { instructions: number; ms: number } {
+function runRv64(
+  iterations: number,
+  jit?: boolean,
+): { instructions: number; ms: number; cpuMs: number } {
   using port = new Rv64Port({ harts: 1, slice: 10_000_000, ...(jit === undefined ? {} : { jit }) });
   new Uint8Array(port.addMemoryRegion(0x8000_0000, 1 << 20, { readonly: false })).set(
     program(iterations),
@@ -56,40 +61,54 @@ function runRv64(iterations: number, jit?: boolean): { instructions: number; ms:
   const hart = port.createVcpu(0);
   hart.setPc(0x8000_0000n);
   const t0 = performance.now();
+  const c0 = process.cpuUsage();
   let kind: number;
   do kind = hart.run(); while (kind === ExitKind.Interrupted);
   const ms = performance.now() - t0;
+  const c1 = process.cpuUsage(c0);
   if (kind !== ExitKind.Mmio || hart.exit.address !== 0x100000) {
     throw new Error(`unexpected exit ${kind}: ${hart.exit.detail}`);
   }
-  return { instructions: Number(hart.instret), ms };
+  return { instructions: Number(hart.instret), ms, cpuMs: (c1.user + c1.system) / 1000 };
 }
 
-function runQemu(iterations: number): number | undefined {
+/** The CPU time of commands, from /usr/bin/time when installed. */
+const TIME = (() => {
+  try {
+    return Deno.statSync("/usr/bin/time").isFile ? "/usr/bin/time" : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+function runQemu(iterations: number): { ms: number; cpuMs?: number } | undefined {
   const dir = Deno.makeTempDirSync({ prefix: "vmon-bench-" });
   try {
     const bin = join(dir, "loop.bin");
+    const times = join(dir, "times");
     Deno.writeFileSync(bin, program(iterations));
     const t0 = performance.now();
-    const res = new Deno.Command("qemu-system-riscv64", {
-      args: [
-        "-M",
-        "virt",
-        "-bios",
-        "none",
-        "-nographic",
-        "-monitor",
-        "none",
-        "-serial",
-        "none",
-        "-device",
-        `loader,file=${bin},addr=0x80000000,cpu-num=0`,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
+    const qemu = [
+      "qemu-system-riscv64",
+      "-M",
+      "virt",
+      "-bios",
+      "none",
+      "-nographic",
+      "-monitor",
+      "none",
+      "-serial",
+      "none",
+      "-device",
+      `loader,file=${bin},addr=0x80000000,cpu-num=0`,
+    ];
+    const [cmd, ...args] = TIME ? [TIME, "-f", "%U %S", "-o", times, ...qemu] : qemu;
+    const res = new Deno.Command(cmd!, { args, stdout: "null", stderr: "null" }).outputSync();
     const ms = performance.now() - t0;
-    return res.success ? ms : undefined;
+    if (!res.success) return undefined;
+    if (!TIME) return { ms };
+    const [user, sys] = Deno.readTextFileSync(times).trim().split(/\s+/).map(Number);
+    return { ms, cpuMs: (user! + sys!) * 1000 };
   } catch {
     return undefined;
   } finally {
@@ -100,29 +119,44 @@ function runQemu(iterations: number): number | undefined {
 // warm up (build the library, assemble)
 runRv64(1000);
 const mipsOf = (r: { instructions: number; ms: number }) => r.instructions / r.ms / 1000;
+const cpuMipsOf = (r: { instructions: number; cpuMs: number }) => r.instructions / r.cpuMs / 1000;
 const ours = runRv64(ITERATIONS);
+const interpreter = runRv64(ITERATIONS, false);
+const jit = runRv64(ITERATIONS, true);
 const mips = mipsOf(ours);
-const interpreterMips = mipsOf(runRv64(ITERATIONS, false));
-const jitMips = mipsOf(runRv64(ITERATIONS, true));
+const interpreterMips = mipsOf(interpreter);
+const jitMips = mipsOf(jit);
 let qemuMips: number | undefined;
+let qemuCpuMips: number | undefined;
 const qBase = runQemu(1);
 const qBig = qBase === undefined ? undefined : runQemu(ITERATIONS);
-if (qBase !== undefined && qBig !== undefined && qBig > qBase) {
-  qemuMips = (ITERATIONS * PER_ITERATION) / (qBig - qBase) / 1000;
+if (qBase !== undefined && qBig !== undefined && qBig.ms > qBase.ms) {
+  qemuMips = (ITERATIONS * PER_ITERATION) / (qBig.ms - qBase.ms) / 1000;
+  if (qBig.cpuMs !== undefined && qBase.cpuMs !== undefined && qBig.cpuMs > qBase.cpuMs) {
+    qemuCpuMips = (ITERATIONS * PER_ITERATION) / (qBig.cpuMs - qBase.cpuMs) / 1000;
+  }
 }
+const r1 = (x: number) => Math.round(x * 10) / 10;
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
 console.log(JSON.stringify({
   bench: "rv64_mips",
   iterations: ITERATIONS,
   instructions: ours.instructions,
   ms: Math.round(ours.ms),
-  mips: Math.round(mips * 10) / 10,
-  interpreterMips: Math.round(interpreterMips * 10) / 10,
-  jitMips: Math.round(jitMips * 10) / 10,
+  mips: r1(mips),
+  interpreterMips: r1(interpreterMips),
+  jitMips: r1(jitMips),
   reference: qemuMips === undefined ? null : "qemu-system-riscv64 (TCG)",
-  referenceMips: qemuMips === undefined ? null : Math.round(qemuMips * 10) / 10,
-  ratio: qemuMips === undefined ? null : Math.round((mips / qemuMips) * 1000) / 1000,
-  interpreterRatio: qemuMips === undefined
-    ? null
-    : Math.round((interpreterMips / qemuMips) * 1000) / 1000,
-  jitRatio: qemuMips === undefined ? null : Math.round((jitMips / qemuMips) * 1000) / 1000,
+  referenceMips: qemuMips === undefined ? null : r1(qemuMips),
+  ratio: qemuMips === undefined ? null : r3(mips / qemuMips),
+  interpreterRatio: qemuMips === undefined ? null : r3(interpreterMips / qemuMips),
+  jitRatio: qemuMips === undefined ? null : r3(jitMips / qemuMips),
+  // the same from CPU time (user + system; less sensitive to a busy host than wall time)
+  cpu: qemuCpuMips === undefined ? null : {
+    jitMips: r1(cpuMipsOf(jit)),
+    interpreterMips: r1(cpuMipsOf(interpreter)),
+    referenceMips: r1(qemuCpuMips),
+    jitRatio: r3(cpuMipsOf(jit) / qemuCpuMips),
+    interpreterRatio: r3(cpuMipsOf(interpreter) / qemuCpuMips),
+  },
 }));
