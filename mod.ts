@@ -56,6 +56,13 @@ export { hex, VmonError } from "./core/errors.ts";
 export { GuestMemory, GuestMemoryError } from "./core/memory.ts";
 export { formatSize, parseSize, validateOptions } from "./core/schema.ts";
 export { validateManifest } from "./core/manifest.ts";
-export { createMachine, Machine, type MachineOptions } from "./core/machine.ts";
+export {
+  createMachine,
+  Machine,
+  type MachineOptions,
+  type RestoreSpec,
+  type SnapshotResult,
+  type SnapshotTrigger,
+} from "./core/machine.ts";
 export * from "./core/paging.ts";
 export * from "./core/virtio/mod.ts";

@@ -115,6 +115,12 @@ VMON_DEBUG=1 (print stacks of unexpected errors).`,
       "--stats [format]",
       "print exit counts per kind and plugin after the run: a table on stderr, or --stats=json",
     )
+    .option("--snapshot-on <text>", "take a snapshot when the console first prints <text>")
+    .option("--snapshot <file>", "the file --snapshot-on writes")
+    .option("--snapshot-then <what>", "after --snapshot-on's snapshot: continue (default) or stop")
+    .option("--snapshot-compress", "deflate the snapshot (smaller, slower)")
+    .option("--restore <file>", "start from a snapshot instead of booting (--exec types a command)")
+    .option("--api-socket <path>", "serve the JSON control socket there (see `vmon ctl`)")
     .addHelpText(
       "after",
       `
@@ -152,6 +158,18 @@ Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.
     .action(async (flags) => {
       const { compareCommand } = await import("./compare.ts");
       setStatus(await compareCommand(flags));
+    });
+
+  program.command("ctl")
+    .description("drive a running `vmon run --api-socket` machine (docs/control-socket.md)")
+    .argument("<command>", "version, status, pause, resume, stop, stats, snapshot <file>, events")
+    .argument("[args...]", "snapshot: the file to write")
+    .requiredOption("--socket <path>", "the control socket")
+    .option("--compress", "snapshot: deflate the file")
+    .option("--status <n>", "stop: the exit status (default 130)")
+    .action(async (command, args, flags) => {
+      const { ctlCommand } = await import("./ctl.ts");
+      setStatus(await ctlCommand(command, args, flags));
     });
 
   program.command("plugins")

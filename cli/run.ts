@@ -17,6 +17,12 @@ import type { BuiltImage } from "../images/mod.ts";
 import { parsePluginSpec } from "./flags.ts";
 import { buildRunManifest, checkFlags, type RunFlags } from "./run_manifest.ts";
 import { formatStatsJson, formatStatsTable } from "./stats.ts";
+import {
+  attachSnapshotSupport,
+  checkSnapshotFlags,
+  type SnapshotFlags,
+  type SnapshotSupport,
+} from "./run_snapshot.ts";
 import { Terminal } from "./terminal.ts";
 
 export type { RunFlags } from "./run_manifest.ts";
@@ -137,8 +143,9 @@ function writeAll(sink: { writeSync(p: Uint8Array): number }, bytes: Uint8Array)
  * @param flags The command-line flags.
  * @returns The machine's exit status.
  */
-export async function runCommand(flags: RunFlags): Promise<number> {
+export async function runCommand(flags: RunFlags & SnapshotFlags): Promise<number> {
   const checked = checkFlags(flags); // once, and before building anything
+  const snapshot = checkSnapshotFlags(flags);
   if (flags.manifest !== undefined) checkFile("manifest", flags.manifest);
   if (flags.kernel !== undefined) checkFile("kernel image", flags.kernel);
   if (flags.initrd !== undefined) checkFile("initrd", flags.initrd);
@@ -148,7 +155,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     ? await loadManifestFile(flags.manifest)
     : undefined;
   const imageName = flags.image ??
-    (flags.manifest === undefined && flags.kernel === undefined ? defaultImageName() : undefined);
+    (flags.manifest === undefined && flags.kernel === undefined && snapshot.restore === undefined
+      ? defaultImageName()
+      : undefined);
   checkExec(flags, imageName);
   let image: BuiltImage | undefined;
   if (imageName !== undefined) {
@@ -159,7 +168,9 @@ export async function runCommand(flags: RunFlags): Promise<number> {
   const platform = manifest?.platform === undefined
     ? await implied(flags, { image, manifest })
     : undefined;
-  const machineManifest = buildRunManifest(checked, { image, manifest, platform });
+  const machineManifest = snapshot.restore !== undefined
+    ? { restore: snapshot.restore }
+    : buildRunManifest(checked, { image, manifest, platform });
   const { trace, stats } = checked;
 
   const encoder = new TextEncoder();
@@ -179,6 +190,7 @@ export async function runCommand(flags: RunFlags): Promise<number> {
     },
   });
   let exit: MachineExit;
+  let support: SnapshotSupport | undefined;
   try {
     terminal.start();
     const machine = await createMachine(machineManifest, {
@@ -186,13 +198,19 @@ export async function runCommand(flags: RunFlags): Promise<number> {
       console: { write: (bytes: Uint8Array) => writeAll(Deno.stdout, bytes) },
       ...(stallWarning !== undefined ? { stallWarningMs: stallWarning } : {}),
       signal: building.signal,
+      ...snapshot.machineOptions,
+      onSnapshot: (result) => support?.onSnapshot(result),
     });
+    support = attachSnapshotSupport(machine, { checked: snapshot, exec: flags.exec });
     sendInput = (bytes) => machine.sendInput(bytes);
     stop = (reason, status) => machine.stop(reason, status);
     for (const bytes of pending.splice(0)) machine.sendInput(bytes);
     if (quit !== undefined) machine.stop(quit.reason, quit.status);
+    support.started();
     exit = await machine.run();
+    support.exited(exit);
   } finally {
+    support?.close();
     terminal.restore();
   }
   if (terminal.interactive) writeAll(Deno.stderr, encoder.encode("\r\n"));

@@ -10,6 +10,8 @@ import { hex, VmonError } from "./errors.ts";
 import {
   ConsoleRing,
   type FromWorker,
+  type SnapshotResult,
+  type SnapshotTrigger,
   type ToWorker,
   WATCH,
   WATCH_INPUT,
@@ -18,6 +20,8 @@ import {
   type WatchOwners,
 } from "./machine_protocol.ts";
 import { validateManifest } from "./manifest.ts";
+
+export type { SnapshotResult, SnapshotTrigger } from "./machine_protocol.ts";
 
 import { exitKindName } from "./trace.ts";
 
@@ -46,6 +50,25 @@ export interface MachineOptions {
    * the worker; `createMachine` then rejects with the signal's reason.
    */
   readonly signal?: AbortSignal;
+  /**
+   * Snapshots to take when the console first prints a text (docs/DESIGN.md, "Snapshots"): the
+   * machine pauses right after the exit that printed it, writes the file, then goes on (default),
+   * stops with status 0, or stays paused until `resume()`.
+   */
+  readonly snapshotOn?: readonly SnapshotTrigger[];
+  /** Called when a trigger's snapshot was written (or with `error`, one line, when it failed). */
+  readonly onSnapshot?: (result: SnapshotResult | { readonly error: string }) => void;
+}
+
+/** What {@linkcode createMachine} takes instead of a manifest to restore a snapshot. */
+export interface RestoreSpec {
+  /** The snapshot file; the machine is built from the manifest it holds, and not booted. */
+  readonly restore: string;
+}
+
+function isRestoreSpec(v: unknown): v is RestoreSpec {
+  return typeof v === "object" && v !== null && "restore" in v &&
+    typeof (v as RestoreSpec).restore === "string" && Object.keys(v).length === 1;
 }
 
 /** Default of {@linkcode MachineOptions.stallWarningMs}. */
@@ -128,6 +151,7 @@ export class Machine {
   #rejectExit!: (e: unknown) => void;
   #ready!: { resolve: () => void; reject: (e: unknown) => void };
   #statsWaiters = new Map<number, (s: MachineStats) => void>();
+  #snapshotWaiters = new Map<number, (r: SnapshotResult | { error: string }) => void>();
   #nextId = 1;
   #running = false;
   #ended = false;
@@ -162,14 +186,17 @@ export class Machine {
 
   /** Builds the machine: loads and sets up every plugin and boots the platform. */
   static async create(manifest: unknown, options: MachineOptions = {}): Promise<Machine> {
-    const m = validateManifest(manifest);
+    const restore = isRestoreSpec(manifest) ? manifest.restore : undefined;
+    const m = restore === undefined ? validateManifest(manifest) : undefined;
     const machine = new Machine(options);
     const ready = new Promise<void>((resolve, reject) => {
       machine.#ready = { resolve, reject };
     });
     machine.#post({
       type: "build",
-      manifest: m,
+      ...(m !== undefined ? { manifest: m } : {}),
+      ...(restore !== undefined ? { restore } : {}),
+      ...(options.snapshotOn?.length ? { snapshotOn: options.snapshotOn } : {}),
       trace: options.trace ?? [],
       watch: machine.#watchBuffer,
       ring: machine.#ringBuffer,
@@ -220,6 +247,17 @@ export class Machine {
       case "exit":
         this.#end(msg.exit);
         break;
+      case "snapshot": {
+        const done = msg.result ?? { error: msg.error ?? "Cannot take a snapshot: unknown error" };
+        if (msg.id === 0) {
+          if (this.#options.onSnapshot !== undefined) this.#options.onSnapshot(done);
+          else if (msg.error !== undefined) (this.#options.log ?? defaultLog)(msg.error);
+        } else {
+          this.#snapshotWaiters.get(msg.id)?.(done);
+          this.#snapshotWaiters.delete(msg.id);
+        }
+        break;
+      }
       case "stats":
         this.#statsWaiters.get(msg.id)?.(msg.stats);
         this.#statsWaiters.delete(msg.id);
@@ -309,6 +347,10 @@ export class Machine {
     this.#drain();
     for (const w of this.#statsWaiters.values()) w(emptyStats());
     this.#statsWaiters.clear();
+    for (const w of this.#snapshotWaiters.values()) {
+      w({ error: "Cannot take a snapshot: the machine has ended" });
+    }
+    this.#snapshotWaiters.clear();
   }
 
   /**
@@ -382,6 +424,28 @@ export class Machine {
     }
   }
 
+  /**
+   * Writes a snapshot of the machine to `path` (docs/DESIGN.md, "Snapshots") between two exits;
+   * the machine then goes on (or stays paused if it was). Rejects with one line when a plugin
+   * cannot save its state or the file cannot be written.
+   *
+   * @param path The file to write (mode 0600; replaced atomically).
+   * @param options `compress`: deflate the file's sections.
+   */
+  snapshot(path: string, options: { readonly compress?: boolean } = {}): Promise<SnapshotResult> {
+    if (this.#ended) {
+      return Promise.reject(new VmonError("Cannot take a snapshot: the machine has ended"));
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#snapshotWaiters.set(id, (r) => {
+        if ("error" in r) reject(new VmonError(r.error));
+        else resolve(r);
+      });
+      this.#post({ type: "snapshot", id, path, compress: options.compress ?? false });
+    });
+  }
+
   /** The counters so far (the final ones once `run()` has resolved: use its result). */
   stats(): Promise<MachineStats> {
     if (this.#ended) return Promise.resolve(emptyStats());
@@ -426,7 +490,7 @@ function emptyStats(): MachineStats {
  * ```
  */
 export function createMachine(
-  manifest: MachineManifest | unknown,
+  manifest: MachineManifest | RestoreSpec | unknown,
   options: MachineOptions = {},
 ): Promise<Machine> {
   return Machine.create(manifest, options);

@@ -32,13 +32,19 @@ export interface WatchOwners {
 export type ToWorker =
   | {
     type: "build";
-    manifest: MachineManifest;
+    /** The manifest; absent when `restore` names a snapshot (its manifest is used). */
+    manifest?: MachineManifest;
     trace: readonly string[];
     /** The watch record ({@linkcode WATCH}). */
     watch: SharedArrayBuffer;
     /** The console ring ({@linkcode ConsoleRing}). */
     ring: SharedArrayBuffer;
+    /** A snapshot file to restore instead of booting (the manifest is then the file's). */
+    restore?: string;
+    /** Snapshots to take when the console first prints a text (core/snapshot_vm.ts). */
+    snapshotOn?: readonly SnapshotTrigger[];
   }
+  | { type: "snapshot"; id: number; path: string; compress: boolean }
   | { type: "run" }
   | { type: "input"; bytes: Uint8Array }
   | { type: "stop"; reason: string; status: number }
@@ -57,7 +63,37 @@ export type FromWorker =
   | { type: "log"; line: string; at: number }
   | { type: "error"; message: string; status: number; stack?: string; user: boolean }
   | { type: "exit"; exit: MachineExit }
-  | { type: "stats"; id: number; stats: MachineStats };
+  | { type: "stats"; id: number; stats: MachineStats }
+  /** A snapshot was written (`id` 0: by a trigger) or failed (`error`, one line). */
+  | { type: "snapshot"; id: number; result?: SnapshotResult; error?: string };
+
+/** A snapshot to take when the console first prints `text`. */
+export interface SnapshotTrigger {
+  /** The text to wait for (matched across writes). */
+  readonly text: string;
+  /** The file to write. */
+  readonly path: string;
+  /** What the machine does next: go on (default), stop (status 0), or stay paused. */
+  readonly then?: "continue" | "stop" | "pause";
+  /** Deflate the file's sections. */
+  readonly compress?: boolean;
+}
+
+/** What a snapshot wrote. */
+export interface SnapshotResult {
+  /** The file. */
+  readonly path: string;
+  /** Its size in bytes. */
+  readonly bytes: number;
+  /** RAM pages stored (all-zero pages are left out). */
+  readonly pages: number;
+  /** RAM pages of the machine. */
+  readonly totalPages: number;
+  /** Milliseconds the machine was stopped for it (writing the file included). */
+  readonly ms: number;
+  /** The trigger text, for snapshots taken by a trigger. */
+  readonly trigger?: string;
+}
 
 /**
  * Slots of the watch record, an `Int32Array` over a `SharedArrayBuffer` that the worker writes

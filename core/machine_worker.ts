@@ -10,10 +10,20 @@
 /// <reference lib="deno.worker" />
 
 import { VmonError } from "./errors.ts";
-import { ConsoleRing, type FromWorker, type ToWorker, WATCH } from "./machine_protocol.ts";
+import {
+  ConsoleRing,
+  type FromWorker,
+  type SnapshotTrigger,
+  type ToWorker,
+  WATCH,
+} from "./machine_protocol.ts";
+import { readSnapshot } from "./snapshot_vm.ts";
+import { ConsoleTriggers, writeSnapshot } from "./snapshot_worker.ts";
 import { Vm } from "./vm.ts";
 
 let vm: Vm | undefined;
+/** Snapshot triggers of `--snapshot-on` (core/snapshot_worker.ts). */
+let triggers: ConsoleTriggers | undefined;
 let ring: ConsoleRing | undefined;
 /** The ring's write position when the main thread was last told to drain. */
 let notified = 0;
@@ -45,6 +55,7 @@ function fail(err: unknown): void {
 
 const io = {
   write(bytes: Uint8Array): void {
+    triggers?.feed(bytes);
     // A full ring means the main thread has not drained for a while: tell it, then wait.
     ring?.write(bytes, () => {
       notified = ring!.writePosition;
@@ -56,6 +67,31 @@ const io = {
   },
   flush,
 };
+
+/**
+ * A snapshot trigger's text appeared: pause now (the running slice ends after this exit), take
+ * the snapshot once the scheduler has parked (a microtask runs after the loop's next await),
+ * then go on, stop or stay paused.
+ */
+function onTrigger(trigger: SnapshotTrigger): void {
+  const v = vm;
+  if (v === undefined) return;
+  v.pause();
+  queueMicrotask(() => {
+    try {
+      const result = writeSnapshot(v, trigger.path, {
+        compress: trigger.compress,
+        trigger: trigger.text,
+      });
+      post({ type: "snapshot", id: 0, result });
+      if (trigger.then === "stop") v.stop("snapshot taken", 0);
+      else if (trigger.then !== "pause") v.resume();
+    } catch (err) {
+      post({ type: "snapshot", id: 0, error: (err as Error).message });
+      v.stop((err as Error).message, 1);
+    }
+  });
+}
 
 async function run(): Promise<void> {
   if (vm === undefined) throw new VmonError("Cannot run the machine: it is not built");
@@ -72,10 +108,17 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     case "build": {
       ring = new ConsoleRing(msg.ring);
       const record = new Int32Array(msg.watch, 0, WATCH.length);
-      Vm.build(msg.manifest, {
-        io,
-        trace: msg.trace,
-        watch: { record, owners: (owners) => post({ type: "owners", owners }) },
+      if (msg.snapshotOn?.length) triggers = new ConsoleTriggers(msg.snapshotOn, onTrigger);
+      Promise.resolve().then(() => {
+        const image = msg.restore === undefined ? undefined : readSnapshot(msg.restore);
+        const manifest = image?.meta.manifest ?? msg.manifest;
+        if (manifest === undefined) throw new VmonError("Cannot build the machine: no manifest");
+        return Vm.build(manifest, {
+          io,
+          trace: msg.trace,
+          watch: { record, owners: (owners) => post({ type: "owners", owners }) },
+          restore: image,
+        });
       }).then((v) => {
         vm = v;
         post({ type: "ready" });
@@ -102,6 +145,18 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       break;
     case "stats":
       if (vm !== undefined) post({ type: "stats", id: msg.id, stats: vm.stats() });
+      break;
+    case "snapshot":
+      // Messages run between slices: no vCPU is inside an exit.
+      try {
+        if (vm === undefined) {
+          throw new VmonError("Cannot take a snapshot: the machine is not built");
+        }
+        const result = writeSnapshot(vm, msg.path, { compress: msg.compress });
+        post({ type: "snapshot", id: msg.id, result });
+      } catch (err) {
+        post({ type: "snapshot", id: msg.id, error: (err as Error).message });
+      }
       break;
   }
 };

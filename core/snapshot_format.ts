@@ -331,9 +331,26 @@ export function encodeRam(gpa: number, ram: Uint8Array): Uint8Array {
  * @param options `name`: the file's name, for messages.
  */
 export function decodeRam(payload: Uint8Array, options: { readonly name: string }): RamImage {
+  if (payload.length < RAM_HEADER) fail(options.name, "a RAM section is truncated");
+  const head = checkRamHeader(payload.subarray(0, RAM_HEADER), {
+    name: options.name,
+    bitmap: (n) => payload.subarray(RAM_HEADER, RAM_HEADER + n),
+    length: payload.length,
+  });
+  return { ...head, pages: payload.subarray(RAM_HEADER + head.bitmap.length) };
+}
+
+/** Checks a RAM section's header and bitmap against the section's length. */
+function checkRamHeader(
+  header: Uint8Array,
+  options: {
+    readonly name: string;
+    readonly bitmap: (bytes: number) => Uint8Array;
+    readonly length: number;
+  },
+): Omit<RamImage, "pages"> {
   const name = options.name;
-  if (payload.length < RAM_HEADER) fail(name, "a RAM section is truncated");
-  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const dv = new DataView(header.buffer, header.byteOffset, header.byteLength);
   const gpa = dv.getBigUint64(0, true);
   const size = dv.getBigUint64(8, true);
   const page = dv.getUint32(16, true);
@@ -344,10 +361,10 @@ export function decodeRam(payload: Uint8Array, options: { readonly name: string 
   }
   const pages = Number(size) / SNAPSHOT_PAGE;
   const mapBytes = Math.ceil(pages / 8);
-  if (payload.length !== RAM_HEADER + mapBytes + present * SNAPSHOT_PAGE) {
+  if (options.length !== RAM_HEADER + mapBytes + present * SNAPSHOT_PAGE) {
     fail(name, "a RAM section's length does not match its page count");
   }
-  const bitmap = payload.subarray(RAM_HEADER, RAM_HEADER + mapBytes);
+  const bitmap = options.bitmap(mapBytes);
   let count = 0;
   for (let i = 0; i < bitmap.length; i++) {
     let b = bitmap[i]!;
@@ -360,12 +377,7 @@ export function decodeRam(payload: Uint8Array, options: { readonly name: string 
     }
   }
   if (count !== present) fail(name, "a RAM section's bitmap does not match its page count");
-  return {
-    gpa: Number(gpa),
-    size: Number(size),
-    bitmap,
-    pages: payload.subarray(RAM_HEADER + mapBytes),
-  };
+  return { gpa: Number(gpa), size: Number(size), bitmap };
 }
 
 /**
@@ -390,5 +402,238 @@ export function loadRam(image: RamImage, ram: Uint8Array): void {
     ram.set(image.pages.subarray(at, at + n), p * SNAPSHOT_PAGE);
     at += n;
     p = q;
+  }
+}
+
+// --- reading a file in two phases ----------------------------------------------------------------
+
+/**
+ * A snapshot file read in two phases, so that RAM pages go from the file straight into guest
+ * RAM (no copy of the file in host memory, which costs a page fault per 4 KiB twice over):
+ * {@linkcode SnapshotFileReader.open} checks the header and reads every section but the RAM
+ * pages (RAM sections come last in files vmon writes); {@linkcode SnapshotFileReader.loadRam}
+ * then reads the pages into the regions and checks the body's CRC-32 over everything read. A
+ * file with deflated sections is read whole instead.
+ */
+export class SnapshotFileReader {
+  /** The non-RAM sections, in file order. */
+  readonly sections: readonly SnapshotSection[];
+  /** The RAM regions (pages not read yet: `pages` is empty until `loadRam`). */
+  readonly ram: readonly RamImage[];
+  #file: Deno.FsFile | undefined;
+  #name: string;
+  #crc: number;
+  #expected: number;
+  #ramAt: number;
+  #whole: RamImage[] | undefined;
+
+  private constructor(
+    init: {
+      sections: SnapshotSection[];
+      ram: RamImage[];
+      file?: Deno.FsFile;
+      name: string;
+      crc: number;
+      expected: number;
+      ramAt: number;
+      whole?: RamImage[];
+    },
+  ) {
+    this.sections = init.sections;
+    this.ram = init.ram;
+    this.#file = init.file;
+    this.#name = init.name;
+    this.#crc = init.crc;
+    this.#expected = init.expected;
+    this.#ramAt = init.ramAt;
+    this.#whole = init.whole;
+  }
+
+  /**
+   * Opens `path` and reads everything but the RAM pages. Refuses a bad file with one line.
+   *
+   * @param path The file.
+   */
+  static open(path: string): SnapshotFileReader {
+    const name = path;
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch (err) {
+      const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
+      throw new VmonError(`Cannot restore snapshot "${path}": ${why}`);
+    }
+    try {
+      return SnapshotFileReader.#read(file, name);
+    } catch (err) {
+      file.close();
+      throw err;
+    }
+  }
+
+  static #read(file: Deno.FsFile, name: string): SnapshotFileReader {
+    const size = file.statSync().size;
+    const readAt = (at: number, n: number): Uint8Array => {
+      const buf = new Uint8Array(n);
+      file.seekSync(at, Deno.SeekMode.Start);
+      let o = 0;
+      while (o < n) {
+        const k = file.readSync(buf.subarray(o));
+        if (k === null) fail(name, "the file is truncated");
+        o += k!;
+      }
+      return buf;
+    };
+    const head = readAt(0, Math.min(HEADER_SIZE, size));
+    if (size < HEADER_SIZE) {
+      decodeSnapshot(head, { name }); // the right message for a short file
+      fail(name, "the file is truncated (short header)");
+    }
+    // The header checks of decodeSnapshot, on the header alone.
+    const dv = new DataView(head.buffer);
+    for (let i = 0; i < 8; i++) {
+      if (head[i] !== SNAPSHOT_MAGIC.charCodeAt(i)) fail(name, "not a vmon snapshot file");
+    }
+    if ((crc32(head.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
+      fail(name, "the header is corrupted (checksum mismatch)");
+    }
+    const version = dv.getUint32(8, true);
+    if (version !== SNAPSHOT_FORMAT_VERSION) {
+      fail(
+        name,
+        `format version ${version} is not supported (this vmon reads version ${SNAPSHOT_FORMAT_VERSION})`,
+      );
+    }
+    const bodyLength = dv.getBigUint64(16, true);
+    const have = BigInt(size - HEADER_SIZE);
+    if (bodyLength > have) {
+      fail(name, `the file is truncated (${have} of ${bodyLength} body bytes)`);
+    }
+    if (bodyLength < have) fail(name, "the file has trailing bytes after its body");
+    const expected = dv.getUint32(24, true);
+    const sections: SnapshotSection[] = [];
+    const ram: RamImage[] = [];
+    let crc = 0;
+    let at = HEADER_SIZE;
+    let ramAt = -1;
+    while (at < size) {
+      if (size - at < SECTION_HEADER_SIZE) fail(name, "a section header is truncated");
+      const sh = readAt(at, SECTION_HEADER_SIZE);
+      const sdv = new DataView(sh.buffer);
+      const tag = String.fromCharCode(...sh.subarray(0, 4));
+      const flags = sdv.getUint32(4, true);
+      const stored = sdv.getBigUint64(8, true);
+      if (stored > BigInt(size - at - SECTION_HEADER_SIZE)) {
+        fail(name, `section "${tag}" is truncated`);
+      }
+      if (flags !== 0) {
+        // Deflated sections: read the whole file the simple way.
+        file.close();
+        const whole = Deno.readFileSync(name);
+        const all = decodeSnapshot(whole, { name });
+        const images = all.filter((s) => s.tag === "RAM ").map((s) =>
+          decodeRam(s.payload, { name })
+        );
+        return new SnapshotFileReader({
+          sections: all.filter((s) => s.tag !== "RAM "),
+          ram: images,
+          name,
+          crc: 0,
+          expected: 0,
+          ramAt: -1,
+          whole: images,
+        });
+      }
+      const n = Number(stored);
+      if (tag === "RAM ") {
+        if (ramAt < 0) ramAt = at;
+        if (n < RAM_HEADER) fail(name, "a RAM section is truncated");
+        const rh = readAt(at + SECTION_HEADER_SIZE, RAM_HEADER);
+        const image = checkRamHeader(rh, {
+          name,
+          bitmap: (bytes) => readAt(at + SECTION_HEADER_SIZE + RAM_HEADER, bytes),
+          length: n,
+        });
+        if (sdv.getBigUint64(16, true) !== stored) {
+          fail(name, `section "${tag}" has the wrong length`);
+        }
+        ram.push({
+          gpa: image.gpa,
+          size: image.size,
+          bitmap: image.bitmap,
+          pages: new Uint8Array(0),
+        });
+      } else {
+        if (ramAt >= 0) fail(name, `section "${tag}" follows the RAM sections`);
+        const payload = readAt(at + SECTION_HEADER_SIZE, n);
+        if (sdv.getBigUint64(16, true) !== stored) {
+          fail(name, `section "${tag}" has the wrong length`);
+        }
+        crc = crc32(sh, crc) >>> 0;
+        crc = crc32(payload, crc) >>> 0;
+        sections.push({ tag, payload });
+      }
+      at += SECTION_HEADER_SIZE + n;
+    }
+    return new SnapshotFileReader({ sections, ram, file, name, crc, expected, ramAt });
+  }
+
+  /**
+   * Reads the RAM pages into `regions` (one `Uint8Array` per RAM image, `size` bytes each, zero
+   * where pages are absent: fresh regions), then checks the body's CRC-32 and closes the file.
+   * Refuses a file whose RAM does not match its checksum with one line.
+   *
+   * @param regions The destination of each RAM image, in order.
+   */
+  loadRam(regions: readonly Uint8Array[]): void {
+    if (this.#whole !== undefined) {
+      this.#whole.forEach((image, i) => loadRam(image, regions[i]!));
+      return;
+    }
+    const file = this.#file;
+    if (file === undefined) throw new Error("the snapshot's RAM was read already");
+    const name = this.#name;
+    try {
+      let crc = this.#crc;
+      const read = (buf: Uint8Array): void => {
+        let o = 0;
+        while (o < buf.length) {
+          const k = file.readSync(buf.subarray(o));
+          if (k === null) fail(name, "the file is truncated");
+          o += k!;
+        }
+        crc = crc32(buf, crc) >>> 0;
+      };
+      if (this.ram.length > 0) file.seekSync(this.#ramAt, Deno.SeekMode.Start);
+      this.ram.forEach((image, i) => {
+        const dst = regions[i]!;
+        if (dst.length !== image.size) throw new Error("RAM region size mismatch");
+        const mapBytes = image.bitmap.length;
+        read(new Uint8Array(SECTION_HEADER_SIZE + RAM_HEADER + mapBytes));
+        const pages = image.size / SNAPSHOT_PAGE;
+        const bitmap = image.bitmap;
+        for (let p = 0; p < pages;) {
+          if (!(bitmap[p >> 3]! & (1 << (p & 7)))) {
+            p++;
+            continue;
+          }
+          let q = p + 1;
+          while (q < pages && bitmap[q >> 3]! & (1 << (q & 7))) q++;
+          read(dst.subarray(p * SNAPSHOT_PAGE, q * SNAPSHOT_PAGE));
+          p = q;
+        }
+      });
+      if (crc !== this.#expected) fail(name, "the file is corrupted (body checksum mismatch)");
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Closes the file. Idempotent. */
+  close(): void {
+    try {
+      this.#file?.close();
+    } catch { /* closed */ }
+    this.#file = undefined;
   }
 }

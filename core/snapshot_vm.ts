@@ -7,7 +7,13 @@
  * @module
  */
 
-import type { MachineManifest, PluginInstance, PluginState, SnapshotValue } from "./api/mod.ts";
+import type {
+  HostPortInstance,
+  MachineManifest,
+  PluginInstance,
+  PluginState,
+  SnapshotValue,
+} from "./api/mod.ts";
 import type { BusCounters, ExitBus } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 import type { GuestMemory } from "./memory.ts";
@@ -21,6 +27,7 @@ import {
   encodeValue,
   loadRam,
   type RamImage,
+  SnapshotFileReader,
   type SnapshotSection,
 } from "./snapshot_format.ts";
 import type { MetricsRegistry } from "./stats.ts";
@@ -31,7 +38,7 @@ export interface SnapshotParts {
   readonly manifest: MachineManifest;
   /** Guest architecture and host port name. */
   readonly arch: string;
-  /** Plugin instances in setup order (host port, platform, paging, devices). */
+  /** Plugin instances in setup order (host port first, then platform, paging, devices). */
   readonly instances: readonly { readonly name: string; readonly instance: PluginInstance }[];
   /** Guest memory (its regions are saved). */
   readonly memory: GuestMemory;
@@ -68,8 +75,13 @@ export interface SnapshotImage {
     readonly bus: BusCounters;
     readonly metrics: Record<string, Record<string, number>>;
   };
-  /** RAM regions. */
+  /** RAM regions (their pages may not be read yet: use `loadRam`). */
   readonly ram: readonly RamImage[];
+  /**
+   * Writes the RAM images into fresh regions (one view per image, in order) and checks what it
+   * read against the file's checksum. Throws one line when they do not match.
+   */
+  readonly loadRam: (regions: readonly Uint8Array[]) => void;
 }
 
 /** What {@linkcode saveSnapshot} reports. */
@@ -186,11 +198,29 @@ export function parseSnapshot(
   bytes: Uint8Array,
   options: { readonly name: string },
 ): SnapshotImage {
+  const all = decodeSnapshot(bytes, { name: options.name });
+  const ram = all.filter((s) => s.tag === "RAM ").map((s) => decodeRam(s.payload, options));
+  return parseSections(all.filter((s) => s.tag !== "RAM "), {
+    name: options.name,
+    ram,
+    loadRam: (regions) => ram.forEach((r, i) => loadRam(r, regions[i]!)),
+  });
+}
+
+/** Checks the sections of a snapshot (RAM sections already decoded). */
+function parseSections(
+  sections: readonly SnapshotSection[],
+  options: {
+    readonly name: string;
+    readonly ram: readonly RamImage[];
+    readonly loadRam: (regions: readonly Uint8Array[]) => void;
+  },
+): SnapshotImage {
   const name = options.name;
+  const ram = options.ram;
   const fail = (why: string): never => {
     throw new VmonError(`Cannot restore snapshot "${name}": ${why}`);
   };
-  const sections = decodeSnapshot(bytes, { name });
   const first = sections[0];
   if (first === undefined || first.tag !== "META") fail("it has no META section first");
   let metaJson: unknown;
@@ -229,7 +259,6 @@ export function parseSnapshot(
   };
   let core: SnapshotImage["core"] | undefined;
   const states = new Map<string, PluginState>();
-  const ram: RamImage[] = [];
   for (const s of sections.slice(1)) {
     switch (s.tag) {
       case "CORE": {
@@ -261,9 +290,6 @@ export function parseSnapshot(
         states.set(v.name, { version: v.version as number, state: v.state as SnapshotValue });
         break;
       }
-      case "RAM ":
-        ram.push(decodeRam(s.payload, { name }));
-        break;
       default:
         fail(`it has an unknown section "${s.tag}"`);
     }
@@ -274,7 +300,7 @@ export function parseSnapshot(
   const same = ram.length === meta.regions.length &&
     ram.every((r, i) => r.gpa === meta.regions[i]!.gpa && r.size === meta.regions[i]!.size);
   if (!same) fail("its RAM sections do not match its region list");
-  return { name, meta, plugins: states, core, ram };
+  return { name, meta, plugins: states, core, ram, loadRam: options.loadRam };
 }
 
 /**
@@ -283,14 +309,17 @@ export function parseSnapshot(
  * @param path The file.
  */
 export function readSnapshot(path: string): SnapshotImage {
-  let bytes: Uint8Array;
+  const reader = SnapshotFileReader.open(path);
   try {
-    bytes = Deno.readFileSync(path);
+    return parseSections(reader.sections, {
+      name: path,
+      ram: reader.ram,
+      loadRam: (regions) => reader.loadRam(regions),
+    });
   } catch (err) {
-    const why = err instanceof Deno.errors.NotFound ? "no such file" : (err as Error).message;
-    throw new VmonError(`Cannot restore snapshot "${path}": ${why}`);
+    reader.close();
+    throw err;
   }
-  return parseSnapshot(bytes, { name: path });
 }
 
 /**
@@ -328,7 +357,23 @@ export function restoreSnapshot(parts: SnapshotParts, image: SnapshotImage): voi
   for (const { name, instance } of parts.instances) {
     if (typeof instance.restore !== "function") fail(`plugin "${name}" has no restore()`);
   }
-  image.ram.forEach((r) => loadRam(r, parts.memory.view(r.gpa, r.size)));
+  const hostport = parts.instances[0]?.instance as HostPortInstance | undefined;
+  for (const r of image.ram) {
+    // Every 2 MiB block that holds stored pages is hinted as one bulk write (large pages).
+    const BLOCK = 2 * 2 ** 20;
+    const pagesPerBlock = BLOCK / 4096;
+    for (let p = 0; p < r.size / 4096; p += pagesPerBlock) {
+      let any = false;
+      for (let b = p >> 3; b < Math.min((p + pagesPerBlock) >> 3, r.bitmap.length); b++) {
+        if (r.bitmap[b] !== 0) {
+          any = true;
+          break;
+        }
+      }
+      if (any) hostport?.hintBulkWrite?.(r.gpa + p * 4096, Math.min(BLOCK, r.size - p * 4096));
+    }
+  }
+  image.loadRam(image.ram.map((r) => parts.memory.view(r.gpa, r.size)));
   for (const { name, instance } of parts.instances) {
     const saved = image.plugins.get(name)!;
     try {

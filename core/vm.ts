@@ -38,6 +38,13 @@ import { GuestMemory } from "./memory.ts";
 import { PacketEndpoints } from "./net.ts";
 import { parseSize, validateOptions } from "./schema.ts";
 import { type RunOutcome, Scheduler } from "./scheduler.ts";
+import {
+  restoreSnapshot,
+  type SaveOptions,
+  saveSnapshot,
+  type SnapshotImage,
+  type SnapshotParts,
+} from "./snapshot_vm.ts";
 import { buildMachineStats, MetricsRegistry } from "./stats.ts";
 import { WATCH, WATCH_INPUT, WATCH_TIMER, type WatchOwners } from "./machine_protocol.ts";
 import { Tracer } from "./trace.ts";
@@ -93,6 +100,8 @@ function servicesFor(services: PlatformServices, owner: string): PlatformService
  */
 export class Vm {
   #instances: { name: string; instance: PluginInstance }[] = [];
+  #restore: SnapshotImage | undefined;
+  #snapshotParts: Omit<SnapshotParts, "instances" | "metrics"> | undefined;
   #scheduler: Scheduler | undefined;
   #bus: ExitBus;
   #metrics = new MetricsRegistry();
@@ -129,10 +138,11 @@ export class Vm {
    */
   static async build(
     manifest: MachineManifest,
-    options: { io: VmIo; trace?: readonly string[]; watch?: VmWatch },
+    options: { io: VmIo; trace?: readonly string[]; watch?: VmWatch; restore?: SnapshotImage },
   ): Promise<Vm> {
     const io = options.io;
     const vm = new Vm(io, new Tracer(options.trace ?? [], { write: (line) => io.log(line) }));
+    vm.#restore = options.restore;
     vm.#watch = options.watch;
     vm.#bus.setWatch(options.watch?.record);
     try {
@@ -259,10 +269,13 @@ export class Vm {
       this.#instances.push({ name: def.name, instance });
     }
 
-    await runPluginPhase(
-      { kind: "platform", name: plDef.name, phase: "boot" },
-      () => platform.boot(manifest.boot ?? {}),
-    );
+    // A restored machine is not booted: its RAM and state come from the snapshot (below).
+    if (this.#restore === undefined) {
+      await runPluginPhase(
+        { kind: "platform", name: plDef.name, phase: "boot" },
+        () => platform.boot(manifest.boot ?? {}),
+      );
+    }
     this.#scheduler = new Scheduler(vcpus, {
       bus: this.#bus,
       slice: info.cpus > 1 ? SLICES[info.arch]?.shared : SLICES[info.arch]?.alone,
@@ -278,7 +291,25 @@ export class Vm {
     this.#platformName = plDef.name;
     this.#pagingName = pgDef.name;
     this.#postOwners();
+    this.#snapshotParts = { manifest, arch: info.arch, memory, bus: this.#bus };
+    // After the scheduler set the vCPUs' slices: a restored vCPU goes on in its saved slice.
+    if (this.#restore !== undefined) restoreSnapshot(this.#parts(), this.#restore);
     if (this.#pendingOutcome !== undefined) this.#scheduler.requestExit(this.#pendingOutcome);
+  }
+
+  #parts(): SnapshotParts {
+    const p = this.#snapshotParts;
+    if (p === undefined) throw new VmonError("Cannot take a snapshot: the machine is not built");
+    return { ...p, instances: this.#instances, metrics: this.#metrics };
+  }
+
+  /**
+   * Saves the machine into snapshot file bytes (docs/DESIGN.md, "Snapshots"). Call between
+   * exits: from a message handler or timer of the worker, never from inside a plugin handler.
+   */
+  snapshot(options: SaveOptions = {}): ReturnType<typeof saveSnapshot> {
+    if (this.#disposed) throw new VmonError("Cannot take a snapshot: the machine has ended");
+    return saveSnapshot(this.#parts(), options);
   }
 
   async #load(ref: PluginRef, kind: PluginKind): Promise<PluginDefinition> {

@@ -100,6 +100,11 @@ export interface HostPortInstance extends PluginInstance {
   /** Port-specific counters for `--stats` (instructions, TLB fills, ...). */
   stats(): Record<string, number>;
   /**
+   * Optional hint: the monitor is about to write `[gpa, gpa + size)` of RAM in bulk (a snapshot
+   * restore, docs/DESIGN.md "Snapshots"), so the port may back it with large pages first.
+   */
+  hintBulkWrite?(gpa: number, size: number): void;
+  /**
    * Opens a packet backend (`ffi/net`) whose thread can end this port's running vCPU slice when
    * packets arrive. Core calls this for `DeviceHost.net.open`; a port without it has no network.
    */

@@ -359,3 +359,184 @@ VMON_EXPORT void rv64_invalidate_code(rv64_machine *m) {
   m->dec_gen++;
   for (int i = 0; i < m->nharts; i++) m->harts[i]->fvpage = ~0ULL;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Snapshots: the machine's state as a flat blob of little-endian u64 words (docs/DESIGN.md,  */
+/* "Snapshots"). Architectural state and what the monitor left pending between exits is      */
+/* saved; derived state (TLBs, decode pages, translated code, shadow tables and the page     */
+/* queue) is not: rv64_state_load drops it, and rv64_state_save drops it in the running      */
+/* machine too, so that the machine that goes on and a restored one run identically.          */
+/* A field added to rv64_hart that survives between runs must be added to STATE_HART_FIELDS  */
+/* (and STATE_VERSION bumped).                                                                */
+
+#define STATE_MAGIC 0x5441545334365652ULL /* "RV64STAT" */
+#define STATE_VERSION 1
+#define STATE_HEAD_WORDS 9
+#define STATE_HART_FIELDS(X)                                                                  \
+  X(priv) X(started) X(halted) X(mstatus) X(misa) X(medeleg) X(mideleg) X(mie) X(mip)          \
+  X(mtvec) X(mscratch) X(mepc) X(mcause) X(mtval) X(mcounteren) X(scounteren) X(menvcfg)       \
+  X(senvcfg) X(stvec) X(sscratch) X(sepc) X(scause) X(stval) X(satp) X(fflags) X(frm)          \
+  X(timer_deadline) X(instret_base) X(res_addr) X(res_valid) X(pend_load) X(pend_rd)           \
+  X(pend_size) X(pend_signed) X(pend_fp) X(pend_len) X(exit_on_sfence) X(exit_on_satp)         \
+  X(pt_bypass) X(pt_hold) X(flush_pending) X(irq_defer)
+#define STATE_COUNT_FIELD(f) +1
+#define STATE_SCALARS (0 STATE_HART_FIELDS(STATE_COUNT_FIELD))
+#define STATE_EXIT_WORDS ((sizeof(rv64_exit) + 7) / 8)
+#define STATE_HART_WORDS (33 + 32 + 1 + 1 + CNT_COUNT + STATE_SCALARS + STATE_EXIT_WORDS)
+
+/* The block translator's switch (jit.c) and the paging mode switch (shadow.c), exported there. */
+int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int threshold);
+int rv64_paging_mode(rv64_machine *m, int mode);
+
+static size_t state_words(const rv64_machine *m) {
+  return STATE_HEAD_WORDS + PC_COUNT + (size_t)m->nharts * STATE_HART_WORDS;
+}
+
+/* Drops every cache the machine rebuilds by itself, leaving it as a fresh machine with the same
+   architectural state would be. Returns 0, or -1 when the paging mechanism is out of memory. */
+static int state_drop_derived(rv64_machine *m) {
+  double jit_size = 0;
+  int jit_threshold = 0;
+  if (m->jit) {
+    jit_size = (double)m->jit->size;
+    jit_threshold = (int)m->jit->threshold;
+    rv64_jit_release(m);
+  }
+  /* decode pages exist only while dec_bytes > 0 (a fresh machine skips the per-page arrays,
+     whose untouched pages would all be faulted in by the scan) */
+  for (int i = 0; m->dec_bytes && i < m->nregions; i++) {
+    rv64_region *r = &m->regions[i];
+    for (uint64_t k = 0; k < r->size >> 12; k++) {
+      if (r->dec[k]) { free(r->dec[k]); r->dec[k] = NULL; }
+      if (r->flags[k] & PAGE_CODE) r->flags[k] &= (uint8_t)~PAGE_CODE;
+    }
+  }
+  m->dec_gen = 0;
+  m->dec_bytes = 0;
+  int rc = 0;
+  if (m->paging_mode != PMODE_WIRED) {
+    uint64_t keep[PC_COUNT];
+    memcpy(keep, m->pcounters, sizeof keep);
+    rc = rv64_paging_mode(m, m->paging_mode) == 0 ? 0 : -1;
+    memcpy(m->pcounters, keep, sizeof keep);
+  }
+  m->sh_clock = 0;
+  for (int i = 0; i < m->nharts; i++) {
+    rv64_hart *h = m->harts[i];
+    h->sh_as = -1;
+    h->tlb_dirty = (1u << (3 * TM_COUNT)) - 1;
+    rv64_tlb_flush(h);
+    h->fvpage = ~0ULL;
+    h->fdec = NULL;
+    h->fhost = NULL;
+    rv64_update_modes(h);
+  }
+  if (jit_size > 0 && rv64_jit_config(m, 1, jit_size, jit_threshold) != 1) rc = -1;
+  return rc;
+}
+
+/*
+ * The monitor is about to write [gpa, gpa + size) of RAM in bulk (a snapshot restore): asks the
+ * kernel to back every 2 MiB-aligned block of it with a huge page (MADV_HUGEPAGE), so that the
+ * writes fault once per 2 MiB instead of once per 4 KiB page. A hint: returns 0, or -1 when the
+ * range is not inside one RAM region (nothing done). Never fails otherwise.
+ */
+VMON_EXPORT int rv64_ram_hint_bulk(rv64_machine *m, uint64_t gpa, uint64_t size) {
+  if (!m || !size) return -1;
+  rv64_region *r = rv64_find_region(m, gpa);
+  if (!r || gpa + size < gpa || gpa + size > r->gpa + r->size) return -1;
+  uintptr_t lo = (uintptr_t)(r->host + (gpa - r->gpa)) & ~(uintptr_t)0x1fffff;
+  uintptr_t hi = ((uintptr_t)(r->host + (gpa - r->gpa) + size) + 0x1fffff) & ~(uintptr_t)0x1fffff;
+  uintptr_t rlo = (uintptr_t)r->host, rhi = (uintptr_t)r->host + r->size;
+  if (lo < rlo) lo = rlo;
+  if (hi > rhi) hi = rhi;
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+  return 0;
+}
+
+/* Bytes of the state blob of machine `m` (0 for NULL). */
+VMON_EXPORT uint32_t rv64_state_size(rv64_machine *m) {
+  return m ? (uint32_t)(state_words(m) * 8) : 0;
+}
+
+/*
+ * Writes the machine's state into `out` (caller-owned, `len` bytes, written during the call
+ * only), then drops the derived state of this machine as rv64_state_load does. Call only
+ * between runs. Returns the bytes written, or -1 (bad arguments, `len` too small), -2 (the
+ * paging mechanism could not be set up again: out of memory).
+ */
+VMON_EXPORT int rv64_state_save(rv64_machine *m, uint8_t *out, uint32_t len) {
+  if (!m || !out || len < state_words(m) * 8) return -1;
+  uint64_t *p = (uint64_t *)(void *)out; /* callers pass 8-byte aligned buffers */
+  *p++ = STATE_MAGIC;
+  *p++ = STATE_VERSION;
+  *p++ = (uint64_t)m->nharts;
+  *p++ = (uint64_t)m->clock_icount;
+  *p++ = m->icount_shift;
+  *p++ = rv64_time(m);
+  *p++ = m->vtime_extra;
+  *p++ = (uint64_t)m->paging_mode;
+  *p++ = PC_COUNT;
+  for (int k = 0; k < PC_COUNT; k++) *p++ = m->pcounters[k];
+  for (int i = 0; i < m->nharts; i++) {
+    rv64_hart *h = m->harts[i];
+    memcpy(p, h->x, sizeof h->x); p += 33;
+    memcpy(p, h->f, sizeof h->f); p += 32;
+    *p++ = h->pc;
+    *p++ = CNT_COUNT;
+    for (int k = 0; k < CNT_COUNT; k++) *p++ = h->counters[k];
+#define STATE_SAVE_FIELD(f) *p++ = (uint64_t)h->f;
+    STATE_HART_FIELDS(STATE_SAVE_FIELD)
+#undef STATE_SAVE_FIELD
+    memset(p, 0, STATE_EXIT_WORDS * 8);
+    memcpy(p, &h->exit, sizeof h->exit);
+    p += STATE_EXIT_WORDS;
+  }
+  int n = (int)((uint8_t *)p - out);
+  return state_drop_derived(m) == 0 ? n : -2;
+}
+
+/*
+ * Loads a state blob written by rv64_state_save into machine `m` (same hart count, clock and
+ * paging mode, RAM regions added), between runs. `in` is caller-owned, read during the call
+ * only. Returns 0, or: -1 bad arguments or length, -2 not a state blob of this version, -3 hart
+ * count differs, -4 clock differs, -5 paging mode differs, -6 a value is out of range,
+ * -7 the paging mechanism could not be set up again (out of memory).
+ */
+VMON_EXPORT int rv64_state_load(rv64_machine *m, const uint8_t *in, uint32_t len) {
+  if (!m || !in || len != state_words(m) * 8) return -1;
+  const uint64_t *p = (const uint64_t *)(const void *)in;
+  if (p[0] != STATE_MAGIC || p[1] != STATE_VERSION) return -2;
+  if (p[2] != (uint64_t)m->nharts) return -3;
+  if (p[3] != (uint64_t)m->clock_icount || p[4] != m->icount_shift) return -4;
+  if (p[7] != (uint64_t)m->paging_mode) return -5;
+  if (p[8] != PC_COUNT) return -6;
+  /* check every hart before changing anything */
+  for (int i = 0; i < m->nharts; i++) {
+    const uint64_t *q = p + STATE_HEAD_WORDS + PC_COUNT + (size_t)i * STATE_HART_WORDS;
+    uint64_t priv = q[66 + 1 + CNT_COUNT];
+    if (q[66] != CNT_COUNT || (priv != 0 && priv != 1 && priv != 3)) return -6;
+  }
+  uint64_t saved_time = p[5];
+  m->vtime_extra = p[6];
+  p += STATE_HEAD_WORDS;
+  for (int k = 0; k < PC_COUNT; k++) m->pcounters[k] = *p++;
+  for (int i = 0; i < m->nharts; i++) {
+    rv64_hart *h = m->harts[i];
+    memcpy(h->x, p, sizeof h->x); p += 33;
+    memcpy(h->f, p, sizeof h->f); p += 32;
+    h->pc = *p++;
+    p++; /* CNT_COUNT, checked */
+    for (int k = 0; k < CNT_COUNT; k++) h->counters[k] = *p++;
+#define STATE_LOAD_FIELD(f) h->f = (__typeof__(h->f))*p++;
+    STATE_HART_FIELDS(STATE_LOAD_FIELD)
+#undef STATE_LOAD_FIELD
+    memcpy(&h->exit, p, sizeof h->exit);
+    h->exit.detail[sizeof h->exit.detail - 1] = 0;
+    p += STATE_EXIT_WORDS;
+    h->x[0] = 0;
+  }
+  /* the host clock goes on from the saved time (the icount clock is made of saved values) */
+  if (!m->clock_icount) m->t0_ns = mono_ns() - saved_time * 100;
+  return state_drop_derived(m) == 0 ? 0 : -7;
+}

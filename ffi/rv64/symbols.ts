@@ -110,6 +110,24 @@ export const RV64_SYMBOLS = {
    * cache (0 when off) into `out` (caller-owned, 2 words, written during the call only).
    */
   rv64_jit_cache_range: { parameters: ["pointer", "buffer"], result: "void" },
+  /**
+   * `int rv64_ram_hint_bulk(rv64_machine *m, uint64_t gpa, uint64_t size)`: the range is about to
+   * be written in bulk (snapshot restore); backs it with huge pages where it can. 0 or -1.
+   */
+  rv64_ram_hint_bulk: { parameters: ["pointer", "u64", "u64"], result: "i32" },
+  /** `uint32_t rv64_state_size(rv64_machine *m)`: bytes of the state blob (snapshots). */
+  rv64_state_size: { parameters: ["pointer"], result: "u32" },
+  /**
+   * `int rv64_state_save(rv64_machine *m, uint8_t *out, uint32_t len)`: writes the state blob
+   * into `out` (caller-owned, 8-byte aligned, written during the call only) and drops the
+   * machine's derived state (TLBs, decode pages, shadow tables); bytes written or < 0.
+   */
+  rv64_state_save: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
+  /**
+   * `int rv64_state_load(rv64_machine *m, const uint8_t *in, uint32_t len)`: loads a state blob
+   * (`in` caller-owned, 8-byte aligned, read during the call only); 0 or < 0 (api.c says which).
+   */
+  rv64_state_load: { parameters: ["pointer", "buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library's symbols. */

@@ -22,6 +22,7 @@ import {
   PAGING_MECHANISMS_VERSION,
   type PagingMechanisms,
   PLUGIN_API_VERSION,
+  type PluginState,
   type RegisterSet,
   type Rv64Hart,
   type Rv64HostPort,
@@ -47,6 +48,9 @@ import {
 const CSR_MIE = 0x304;
 const MIE_STIE = 1 << 5;
 const MIE_SEIE = 1 << 9;
+
+/** Version of the state {@linkcode Rv64Port.save} returns (its blob has its own version too). */
+const STATE_VERSION = 1;
 
 /** Frequency of the `time` CSR: 10 MHz, as on QEMU's virt machine. */
 export const TIMEBASE_HZ = 10_000_000;
@@ -292,6 +296,19 @@ class Rv64Vcpu implements Rv64Hart {
 
   dispose(): void {
     // The harts belong to the machine, which the host port frees.
+  }
+
+  /**
+   * Instructions left in the current slice (-1: the next run starts a new one). Saved with a
+   * snapshot: under `clock=icount` slices end at instruction counts, and a restored hart must
+   * end its slices where the running one would.
+   */
+  get sliceLeft(): number {
+    return this.#left ?? -1;
+  }
+
+  set sliceLeft(left: number) {
+    this.#left = left < 0 ? undefined : Math.min(Math.floor(left), 0xffff_ffff);
   }
 
   setPc(pc: bigint): void {
@@ -667,6 +684,73 @@ export class Rv64Port implements Rv64HostPort {
       }
     }
     return out;
+  }
+
+  /** Backs RAM about to be written in bulk (a snapshot restore) with huge pages (a hint). */
+  hintBulkWrite(gpa: number, size: number): void {
+    this.#lib.rv64_ram_hint_bulk(this.#machine(), BigInt(gpa), BigInt(size));
+  }
+
+  /**
+   * The machine's state for a snapshot: every hart's registers, CSRs, counters and pending
+   * exit (one blob written by `rv64_state_save` in C) and each hart's slice position. Drops the
+   * TLBs, decode pages, translated code and shadow tables of this machine (a restored one
+   * rebuilds them), so that it goes on exactly as a restored one does.
+   */
+  save(): PluginState {
+    const lib = this.#lib;
+    const m = this.#machine();
+    const size = lib.rv64_state_size(m);
+    const blob = new Uint8Array(new ArrayBuffer(size)); // 8-byte aligned (a fresh buffer)
+    const n = lib.rv64_state_save(m, blob, size);
+    if (n < 0) {
+      throw new VmonError(
+        `Cannot save the rv64 machine: ${
+          n === -2 ? "out of host memory for the paging mechanism" : "bad state buffer"
+        }`,
+      );
+    }
+    const slices: number[] = [];
+    for (let i = 0; i < this.#harts; i++) slices.push(this.#vcpus[i]?.sliceLeft ?? -1);
+    return { version: STATE_VERSION, state: { machine: blob, slices } };
+  }
+
+  /** Loads what {@linkcode Rv64Port.save} returned into this freshly set-up machine. */
+  restore(saved: PluginState): void {
+    const bad = (why: string): never => {
+      throw new VmonError(`Cannot restore the rv64 machine: ${why}`);
+    };
+    if (saved.version !== STATE_VERSION) {
+      bad(`state version ${saved.version} is not supported (this build reads ${STATE_VERSION})`);
+    }
+    const st = saved.state as { machine?: unknown; slices?: unknown } | null;
+    if (
+      st === null || typeof st !== "object" || !(st.machine instanceof Uint8Array) ||
+      !Array.isArray(st.slices) || st.slices.length !== this.#harts ||
+      !st.slices.every((x) => Number.isInteger(x) && x >= -1 && x <= 0xffff_ffff)
+    ) {
+      return bad("the saved state is malformed");
+    }
+    const blob = new Uint8Array(new ArrayBuffer(st.machine.length));
+    blob.set(st.machine);
+    const rc = this.#lib.rv64_state_load(this.#machine(), blob, blob.length);
+    if (rc !== 0) {
+      bad(
+        ({
+          [-1]: "the saved state has the wrong length for this machine",
+          [-2]: "the saved state is not an rv64 state of this version",
+          [-3]: "it was saved with another number of harts",
+          [-4]: "it was saved with another clock (clock or mips-for-icount differ)",
+          [-5]: "it was saved with another paging strategy",
+          [-6]: "the saved state holds a value out of range",
+          [-7]: "out of host memory for the paging mechanism",
+        } as Record<number, string>)[rc] ?? `error ${rc}`,
+      );
+    }
+    st.slices.forEach((left, i) => {
+      const v = this.#vcpus[i];
+      if (v) v.sliceLeft = left as number;
+    });
   }
 
   dispose(): void {
