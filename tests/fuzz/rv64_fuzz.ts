@@ -12,6 +12,7 @@
  */
 
 import cliProgress from "cli-progress";
+import process from "node:process";
 import type { Mismatch } from "./rv64_diff.ts";
 
 /** Work for one Worker. */
@@ -87,7 +88,7 @@ if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
     format: "fuzz:rv64 [{bar}] {percentage}% | {value}/{total} sequences | {eta_formatted} left",
     noTTYOutput: true, // a line every 10 s in logs
     notTTYSchedule: 10_000,
-    stream: Deno.stderr as unknown as NodeJS.WritableStream,
+    stream: process.stderr,
   }, cliProgress.Presets.shades_classic);
   bar.start(count, 0);
   const t0 = performance.now();
