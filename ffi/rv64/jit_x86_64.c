@@ -6,9 +6,12 @@
  * Host registers while translated code runs (System V ABI; the trampoline saves the callee-saved
  * ones): rbx = the hart, r12 = virtual address of the guest page, r13 = the load-TLB set of the
  * current mode (the store set is at a fixed distance), r14 = instructions retired in the
- * interpreter's current chunk, r15 = chained jumps; [rsp] = where the count goes back,
- * [rsp + 8] = the chunk limit. Guest registers of a block live in rsi, rdi, r8-r11 and rbp;
- * rax, rcx and rdx are scratch. Translated code calls nothing.
+ * interpreter's current chunk, r15 = chained jumps (low half) and jump-cache hits (high half);
+ * [rsp] = where the count goes back, [rsp + 8] = the chunk limit, [rsp + 16] = the fetch-TLB set
+ * of the current mode. Guest registers of a block live in rsi, rdi, r8-r11 and rbp;
+ * rax, rcx and rdx are scratch. Translated code calls only rv64_fp_exec (F/D arithmetic) and the
+ * M-extension helpers below, with every guest register in memory around the call (rsp is 16-byte
+ * aligned there).
  *
  * Layer: the bottom (calls no other file of this folder).
  */
