@@ -192,7 +192,7 @@ static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
   rv64_region *r = rv64_find_region(h->m, t->gpage);
   if (!r) return;
   uint64_t page = (t->gpage - r->gpa) >> 12;
-  if (r->dec[page] != h->fdec) return;
+  if (r->dec[page] != h->fdec || !(r->flags[page] & PAGE_CODE)) return;
   jit_jc_entry *e = &jc[(pc >> 1) & (JC_SIZE - 1)];
   e->vpc = pc;
   e->code = code;
@@ -202,6 +202,7 @@ static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
   e->gpage = t->gpage;
   e->host = h->fhost;
   e->epoch = DEC_EPOCH(h->fdec);
+  e->flags = &r->flags[page];
 }
 
 int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t chunk) {

@@ -67,7 +67,8 @@ enum {
  * the interpreter. An entry is made when the interpreter enters a translation (rv64_jit_run) and
  * is used only while everything the interpreter's own lookup would depend on is unchanged: the
  * fetch TLB maps the page to the same guest page, the decode page is still that page's (not
- * evicted) and of the current decode generation, and its epoch is the one the entry saw. Code
+ * evicted), of the current decode generation and marked as code, and its epoch is the one the
+ * entry saw. Code
  * cache flushes empty every hart's jump cache.
  */
 #define JC_SIZE 1024
@@ -81,8 +82,11 @@ typedef struct jit_jc_entry {
   uint8_t *host;        /* host address of that page (the interpreter's fhost) */
   uint32_t epoch;       /* DEC_EPOCH(dec) when the entry was made */
   uint32_t pad;
+  const uint8_t *flags; /* &region->flags[page]: PAGE_CODE must be set (else the interpreter's
+                           page switch marks the page as code and drops its store-TLB entries) */
+  uint64_t pad2[7];
 } jit_jc_entry;
-_Static_assert(sizeof(jit_jc_entry) == 64, "jump cache entries are 64 bytes");
+_Static_assert(sizeof(jit_jc_entry) == 128, "jump cache entries are 128 bytes");
 
 /* Entry table of one decode page: code offsets (+1; 0 = none) and hit counts per slot. */
 typedef struct jit_tab {

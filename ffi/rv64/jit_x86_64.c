@@ -343,7 +343,7 @@ static void jump_other_page(lower *L) {
   op_rr(a, 0, 0x89, RAX, RDX);                   /* mov edx, eax */
   shift(a, 0, 5, RDX, 1);
   alu_imm(a, 0, 4, RDX, JC_SIZE - 1);
-  shift(a, 1, 4, RDX, 6);
+  shift(a, 1, 4, RDX, 7);
   op_rr(a, 1, 0x01, RDX, RCX);                   /* rcx = &entry */
   op_rm(a, 1, 0x3b, RAX, MEM(RCX, offsetof(jit_jc_entry, vpc)), 0, 0);
   out[n++] = jcc_fwd(a, CC_NE);
@@ -374,6 +374,10 @@ static void jump_other_page(lower *L) {
   op_rm(a, 0, 0x8b, R8, MEM(RCX, offsetof(jit_jc_entry, epoch)), 0, 0);
   op_rm(a, 0, 0x3b, R8, MEM(RDI, DEC_ALLOC * sizeof(insn_t) + 4100), 0, 0); /* DEC_EPOCH */
   out[n++] = jcc_fwd(a, CC_NE);
+  mov_r_mem(a, R8, RCX, (int32_t)offsetof(jit_jc_entry, flags));
+  op_rm(a, 0, 0xf6, 0, MEM(R8, 0), 0, 0);       /* test byte [r8], PAGE_CODE */
+  b1(a, PAGE_CODE);
+  out[n++] = jcc_fwd(a, CC_E);
   /* switch the interpreter's fetch page and go */
   mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, fvpage), RSI);
   mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, fdec), RDI);

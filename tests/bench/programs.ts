@@ -1,7 +1,7 @@
 /**
  * Real programs on rv64 against QEMU: boots the linux-rv64-bench image in vmon (`vmon run --host
- * rv64 --image linux-rv64-bench`, host clock, the port's default options, so the translator when
- * it is on) and in the reference peer `qemu-system-riscv64 -M virt` (TCG), alternating, runs lua,
+ * rv64,jit=on --image linux-rv64-bench`, host clock; `--host-options` replaces `jit=on`) and in
+ * the reference peer `qemu-system-riscv64 -M virt` (TCG), alternating, runs lua,
  * sqlite3, xz and cpuloop in each boot, and prints one JSON line with each program's median
  * guest-measured time (the `time:` line `/bench/run.sh` prints) under both and the ratio
  * vmon / QEMU (below 1: vmon is faster). Both get the same kernel, initramfs, command line, 1 hart
@@ -19,7 +19,8 @@ import { benchCommand, buildLinuxRv64Bench, parseBenchOutput } from "../../image
 
 const args = [...Deno.args];
 const optIndex = args.indexOf("--host-options");
-const hostOptions = optIndex >= 0 ? args.splice(optIndex, 2)[1] ?? "" : "";
+// the translator unless told otherwise (it is off by default in the port)
+const hostOptions = optIndex >= 0 ? args.splice(optIndex, 2)[1] ?? "" : "jit=on";
 const RUNS = Number(args[0] ?? 3);
 if (!Number.isInteger(RUNS) || RUNS < 1) {
   console.error(`Invalid run count "${args[0]}": expected a positive integer`);

@@ -379,8 +379,8 @@ export interface Rv64PortOptions {
   /** In icount mode: the assumed speed in MIPS, which fixes instructions per `time` tick. */
   readonly mipsForIcount?: number;
   /**
-   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on (the default) or
-   * off. On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
+   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on or off (the
+   * default). On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
    */
   readonly jit?: boolean;
   /** Code-cache size of the translator in bytes (default 64 MiB; flushed when full). */
@@ -439,7 +439,7 @@ export class Rv64Port implements Rv64HostPort {
     if (!this.#m) throw new VmonError("Cannot create the rv64 machine: out of host memory");
     this.#harts = harts;
     this.#slice = Math.max(1, Math.min(options.slice ?? 1_000_000, 0xffff_ffff));
-    if (options.jit ?? true) {
+    if (options.jit) {
       const on = this.#lib.rv64_jit_config(
         this.#m,
         1,
@@ -788,7 +788,7 @@ export default definePlugin({
       type: "string",
       description: "Block translator: run hot guest code as host code (x86-64 hosts)",
       enum: ["on", "off"],
-      default: "on",
+      default: "off",
     },
     "jit-cache": {
       type: "integer",
