@@ -27,7 +27,7 @@
  *   kind: "device",
  *   apiVersion: 1,
  *   description: "A port that counts the writes it sees",
- *   options: { port: { type: "integer", description: "I/O port", default: 0x600 } },
+ *   options: { port: { type: "integer", description: "I/O port", default: 0x600 } } as const,
  *   setup(host, options) {
  *     let n = 0;
  *     const reg = host.bus.registerPio(options.port, 1, {

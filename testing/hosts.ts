@@ -494,7 +494,7 @@ export function createTestDeviceHost(options: TestDeviceHostOptions = {}): TestD
  *   kind: "device",
  *   apiVersion: 1,
  *   description: "Says hello",
- *   options: { text: { type: "string", description: "What to say", default: "hello" } },
+ *   options: { text: { type: "string", description: "What to say", default: "hello" } } as const,
  *   setup(host, options) {
  *     host.console.write(new TextEncoder().encode(options.text));
  *     return { dispose() {} };
