@@ -220,11 +220,13 @@ test(
       return { status: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
     };
     const exec =
-      "echo nets: $(ls /sys/class/net); ip -4 addr show eth0 2>/dev/null | grep -o 'inet [0-9.]*'; true";
+      "echo nets: $(ls /sys/class/net); ip -4 addr show eth0 2>/dev/null | grep -o 'inet [0-9.]*'; " +
+      "for a in ip udhcpc ping wget nc httpd; do command -v $a >/dev/null || echo missing-$a; done";
     const byDefault = await cli(["--exec", exec]);
     assert.equal(byDefault.status, 0, byDefault.stderr);
     assert.match(byDefault.stdout, /nets: .*\beth0\b/);
     assert.match(byDefault.stdout, /inet 10\.0\.2\.15/);
+    assert.doesNotMatch(byDefault.stdout, /missing-/); // busybox keeps the network applets
     const none = await cli(["--net", "none", "--exec", exec, "--stats=json"]);
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stdout, /nets: /);

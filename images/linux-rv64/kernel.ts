@@ -16,6 +16,11 @@ import * as build from "../_build.ts";
 /** The committed kernel config fragment. */
 export const KERNEL_FRAGMENT: string = fileURLToPath(new URL("./kernel.config", import.meta.url));
 
+/** The networking fragment, merged after {@linkcode KERNEL_FRAGMENT} for the linux-rv64 image. */
+export const KERNEL_NET_FRAGMENT: string = fileURLToPath(
+  new URL("./kernel-net.config", import.meta.url),
+);
+
 /** The Debian kernel source tarball the kernel is built from. */
 export const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
 
@@ -23,8 +28,11 @@ export const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
 export interface KernelOptions {
   /** Parallel make jobs (default 2). */
   jobs?: number;
-  /** Config fragment to merge (default {@linkcode KERNEL_FRAGMENT}). */
-  fragment?: string;
+  /**
+   * Config fragments to merge, in order, later ones winning (default: {@linkcode KERNEL_FRAGMENT}
+   * alone).
+   */
+  fragments?: readonly string[];
 }
 
 /** A built kernel. */
@@ -140,10 +148,10 @@ export async function buildKernel(
   onProgress: build.ProgressFn,
   options: KernelOptions = {},
 ): Promise<KernelBuild> {
-  const fragment = options.fragment ?? KERNEL_FRAGMENT;
+  const fragments = options.fragments ?? [KERNEL_FRAGMENT];
   const { tree, version } = await kernelTree(onProgress);
   const gccVersion = (await packageVersion("gcc-riscv64-linux-gnu")) ?? "unknown";
-  const key = hashFiles([fragment], [`linux-source-6.1=${version}`, `gcc=${gccVersion}`]);
+  const key = hashFiles(fragments, [`linux-source-6.1=${version}`, `gcc=${gccVersion}`]);
   const dir = cacheDir("images", "linux-rv64", "kernel", key);
   const image = join(dir, "Image");
   const config = join(dir, "config");
@@ -164,16 +172,16 @@ export async function buildKernel(
         });
       }
     }
-    onProgress(`kernel: configuring (tinyconfig + ${fragment}), log ${log}`);
+    onProgress(`kernel: configuring (tinyconfig + ${fragments.join(" + ")}), log ${log}`);
     await build.runLogged("make", [...make, "tinyconfig"], { log, what: "configure the kernel" });
     await build.runLogged(
       join(tree, "scripts/kconfig/merge_config.sh"),
-      ["-m", "-O", obj, join(obj, ".config"), fragment],
+      ["-m", "-O", obj, join(obj, ".config"), ...fragments],
       { log, what: "merge the kernel config fragment", cwd: tree },
     );
     await build.runLogged("make", [...make, "olddefconfig"], { log, what: "configure the kernel" });
     const bad = configMismatches(
-      Deno.readTextFileSync(fragment),
+      fragments.map((f) => Deno.readTextFileSync(f)).join("\n"),
       Deno.readTextFileSync(join(obj, ".config")),
     );
     if (bad.length > 0) {

@@ -15,13 +15,16 @@
  * @module
  */
 
+import { join } from "node:path";
+import { cacheDir } from "../../core/cache.ts";
+import { VmonError } from "../../core/errors.ts";
 import type { BuildImageOptions, BuiltImage, ImageRecipe } from "../types.ts";
 import { buildBusybox } from "./busybox.ts";
 import { ensureHostPackages } from "./deps.ts";
-import { buildInitramfs } from "./initramfs.ts";
-import { buildKernel } from "./kernel.ts";
+import { buildInitramfs, INIT_SCRIPT } from "./initramfs.ts";
+import { buildKernel, KERNEL_FRAGMENT, KERNEL_NET_FRAGMENT } from "./kernel.ts";
 import { DEFAULT_CMDLINE } from "./protocol.ts";
-import { formatDuration, type ProgressFn } from "../_build.ts";
+import { exists, formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
 export {
   COMMAND_LINE_SIZE,
@@ -39,6 +42,12 @@ export interface LinuxRv64Options extends BuildImageOptions {
   readonly jobs?: number;
   /** Query apt for a newer busybox source package even if one is cached. */
   readonly refreshSources?: boolean;
+  /**
+   * Networking (default true): the kernel gets `kernel-net.config` and the default machine a
+   * `virtio-net` device. The bench image builds without it, so the paging comparison's kernel
+   * and machine are those of the counters it reports.
+   */
+  readonly network?: boolean;
 }
 
 /**
@@ -55,12 +64,19 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
     options.onProgress?.(line);
   };
   await ensureHostPackages(progress);
-  const kernel = await buildKernel(progress, { jobs: options.jobs });
+  const network = options.network ?? true;
+  const kernel = await buildKernel(progress, {
+    jobs: options.jobs,
+    fragments: network ? [KERNEL_FRAGMENT, KERNEL_NET_FRAGMENT] : [KERNEL_FRAGMENT],
+  });
   const busybox = await buildBusybox(progress, {
     jobs: options.jobs,
     refresh: options.refreshSources,
   });
-  const initramfs = buildInitramfs(busybox, { onProgress: progress });
+  const initramfs = buildInitramfs(busybox, {
+    onProgress: progress,
+    ...(network ? {} : { init: initWithoutNetwork() }),
+  });
   if (spoke) progress(`ready in ${formatDuration(performance.now() - start)}`);
   return {
     name: "linux-rv64",
@@ -71,11 +87,30 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
       hostport: "rv64",
       platform: "riscv-virt",
       // virtio-net with its default backend, user (passt): the demo has a network
-      devices: ["uart16550", "debug-exit", "pvpanic", "virtio-net"],
+      devices: ["uart16550", "debug-exit", "pvpanic", ...(network ? ["virtio-net"] : [])],
       cpus: 1,
       memory: "256M",
     },
   };
+}
+
+/** Marks the network part of `/init` (from its begin line to its end line and a blank line). */
+const NETWORK_PART = /# vmon: network begin[^\n]*\n[\s\S]*?# vmon: network end\n\n/;
+
+/**
+ * `/init` without its network part, for images built without networking: byte for byte the
+ * script before networking existed, so the bench image's initramfs (and the paging counters
+ * measured on it, which move with any byte of it) stay as they were. Written to the cache.
+ */
+function initWithoutNetwork(): string {
+  const text = Deno.readTextFileSync(INIT_SCRIPT);
+  if (!NETWORK_PART.test(text)) {
+    throw new VmonError(`Cannot pack the initramfs: "${INIT_SCRIPT}" has no network part markers`);
+  }
+  const stripped = text.replace(NETWORK_PART, "");
+  const path = join(cacheDir("images", "linux-rv64", "init-without-network"), "init");
+  if (!exists(path) || Deno.readTextFileSync(path) !== stripped) writeAtomic(path, stripped);
+  return path;
 }
 
 /** The registry entry for `images/mod.ts`. */
