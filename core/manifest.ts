@@ -200,12 +200,12 @@ export function validateManifest(
  * checkHostMemory(64 << 20, { hostMemory: 1 << 30 }); // fits
  * let refused = false;
  * try {
- *   checkHostMemory(2 << 30, { hostMemory: 1 << 30 });
+ *   checkHostMemory(2 ** 31, { hostMemory: 2 ** 30 });
  * } catch {
  *   refused = true;
  * }
  * if (!refused) throw new Error("2 GiB on a 1 GiB host was accepted");
- * checkHostMemory(2 << 30, { hostMemory: 1 << 30, overcommit: true }); // allowed
+ * checkHostMemory(2 ** 31, { hostMemory: 2 ** 30, overcommit: true }); // allowed
  * ```
  */
 export function checkHostMemory(
