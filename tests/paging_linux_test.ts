@@ -3,8 +3,10 @@
 // only, never on times: wired has zero strategy traps; on the fork workload (`/bench/run.sh
 // forkwait N`: fork, child exits, waitpid; the bench image's program, not a busybox loop, so a
 // fork is one fork and not a shell's fork+exec) queued takes at most a tenth of shadow's traps per
-// fork; the CPU-bound control (`/bench/run.sh cpuloop N`) retires the same number of guest
-// instructions (within 5%) under every strategy; the guest's output is identical under all three.
+// fork, summed over three boots with different address-space layouts; the CPU-bound control
+// (`/bench/run.sh cpuloop N`) retires the same number of guest instructions under every strategy
+// (tests/paging_same_guest_test.ts checks every workload); the guest's output is identical under
+// all three.
 // The machine runs with clock=icount and a fixed platform seed, so each run is deterministic:
 // a failure reproduces with the same command (`deno task vmon run --image linux-rv64-bench
 // --host rv64,clock=icount --platform riscv-virt,rng-seed=false --paging <s> --exec '...'`).
@@ -28,7 +30,12 @@ interface Run {
   instructions: number;
 }
 
-async function runGuest(strategy: string, command: string): Promise<Run> {
+/**
+ * Boots the bench image under `strategy` and runs `command`. `layout` (0, 1, 2, ...) adds an
+ * unused kernel parameter: Linux mixes its command line into its random pool, so each value gives
+ * another deterministic address-space layout (0 adds nothing).
+ */
+async function runGuest(strategy: string, command: string, layout = 0): Promise<Run> {
   const image = await buildImage("linux-rv64-bench");
   const chunks: Uint8Array[] = [];
   const machine = await createMachine({
@@ -41,7 +48,7 @@ async function runGuest(strategy: string, command: string): Promise<Run> {
     boot: {
       kernel: image.kernel,
       ...(image.initrd === undefined ? {} : { initrd: image.initrd }),
-      cmdline: `${image.cmdline ?? DEFAULT_CMDLINE} ${
+      cmdline: `${image.cmdline ?? DEFAULT_CMDLINE}${layout ? ` vmon.layout=${layout}` : ""} ${
         execCmdline(command, { base: image.cmdline ?? DEFAULT_CMDLINE })
       }`,
     },
@@ -86,16 +93,28 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const runs: Record<string, { base: Run; forks: Run; control: Run; churn: Run }> = {};
+    const runs: Record<
+      string,
+      { base: Run; forks: Run; control: Run; churn: Run; layouts: [Run, Run][] }
+    > = {};
     for (const strategy of ["wired", "shadow", "queued"]) {
       runs[strategy] = {
         base: await runGuest(strategy, "/bench/run.sh forkwait 1"),
         forks: await runGuest(strategy, `/bench/run.sh forkwait ${FORKS + 1}`),
+        layouts: [],
         control: await runGuest(strategy, `/bench/run.sh cpuloop ${CPULOOP}`),
         // The differential test: a fixed-seed mix of fork, mmap, munmap, mprotect, touches and
         // checksums (children report over pipes); its checksums must not depend on the strategy.
         churn: await runGuest(strategy, "/bench/run.sh churn 7 300"),
       };
+      // two more layouts of the fork workload, for the ratio of shadow's and queued's traps
+      if (strategy === "wired") continue;
+      for (const layout of [1, 2]) {
+        runs[strategy]!.layouts.push([
+          await runGuest(strategy, "/bench/run.sh forkwait 1", layout),
+          await runGuest(strategy, `/bench/run.sh forkwait ${FORKS + 1}`, layout),
+        ]);
+      }
     }
     const r = (s: string) => runs[s]!;
     const show = (s: string) =>
@@ -119,29 +138,36 @@ Deno.test({
       ok((r("queued").forks.paging["traps.flush"] ?? 0) > 0, show("queued"));
     });
 
-    // Issue 4 asked for queued <= 1/10 of shadow per fork (28.0 vs 290 on the kernel of its day).
-    // With Debian's linux-source 6.1.192-3 this machine measured queued 28.1 vs shadow 276-278
-    // (1/9.8), and 27.6 vs 156.3 (1/5.7) while the bench image briefly had the networking kernel:
-    // the 1/10 target is not met and is reported open; this step asserts the bound that held in
-    // every run, so a regression still fails.
-    await t.step("queued takes at most a fifth of shadow's traps per fork", () => {
-      const perFork = (s: string) =>
-        ((r(s).forks.paging.traps ?? 0) - (r(s).base.paging.traps ?? 0)) / FORKS;
+    // Issue 4's bound. Shadow's traps per fork depend on the guest's address-space layout (which
+    // freed page-table pages the next fork reuses while the shadow still holds them), and Linux
+    // draws its layout from a pool seeded with its version string and command line: one layout
+    // gave shadow 274 to 308 and queued 24 to 28 per fork on the bench kernel (ratios 10.4 to
+    // 12.5; the kernel with networking, which the bench image no longer has, 126 to 171 vs 28).
+    // So the counts are summed over three layouts, and the kernel build is reproducible (no build
+    // date in its version string: images/linux-rv64/kernel.ts).
+    await t.step("queued takes at most a tenth of shadow's traps per fork", () => {
+      const perFork = (s: string) => {
+        const pairs: [Run, Run][] = [[r(s).base, r(s).forks], ...r(s).layouts];
+        const traps = pairs.reduce(
+          (sum, [base, forks]) => sum + (forks.paging.traps ?? 0) - (base.paging.traps ?? 0),
+          0,
+        );
+        return traps / (FORKS * pairs.length);
+      };
       const shadow = perFork("shadow");
       const queued = perFork("queued");
       ok(shadow > 0, show("shadow"));
-      ok(queued <= shadow / 5, `queued ${queued} vs shadow ${shadow} traps per fork`);
+      ok(queued <= shadow / 10, `queued ${queued} vs shadow ${shadow} traps per fork`);
     });
 
-    await t.step("the CPU-bound control retires the same instructions (within 5%)", () => {
-      // the control's own instructions: its run minus the base run (same boot, a trivial workload)
-      const counts = ["wired", "shadow", "queued"].map((s) =>
-        r(s).control.instructions - r(s).base.instructions
-      );
-      ok(counts.every((n) => n > CPULOOP * 5), `control too small: ${counts.join(", ")}`);
-      const lo = Math.min(...counts);
-      const hi = Math.max(...counts);
-      ok(lo > 0 && (hi - lo) / lo < 0.05, `instructions ${counts.join(", ")}`);
+    await t.step("every run retires the same guest instructions under every strategy", () => {
+      // identical, not close: interrupts land at the same instruction count whatever exits occur
+      const control = r("wired").control.instructions - r("wired").base.instructions;
+      ok(control > CPULOOP * 5, `control too small: ${control}`);
+      for (const kind of ["base", "forks", "control", "churn"] as const) {
+        const counts = ["wired", "shadow", "queued"].map((s) => r(s)[kind].instructions);
+        ok(counts.every((n) => n === counts[0]), `${kind}: instructions ${counts.join(", ")}`);
+      }
     });
 
     await t.step("the guest's output is identical under every strategy", () => {

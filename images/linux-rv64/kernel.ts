@@ -21,6 +21,19 @@ export const KERNEL_NET_FRAGMENT: string = fileURLToPath(
   new URL("./kernel-net.config", import.meta.url),
 );
 
+/**
+ * The build's user, host, number and date, fixed so that the same source and config always give
+ * the same Image. Linux mixes its version string into its random pool at boot, so a build date
+ * there changes the guest's address-space layout and with it what `vmon compare` and the paging
+ * tests count (docs/paging.md, "Same guest under every strategy").
+ */
+export const REPRODUCIBLE_BUILD: Readonly<Record<string, string>> = {
+  KBUILD_BUILD_USER: "vmon",
+  KBUILD_BUILD_HOST: "vmon",
+  KBUILD_BUILD_VERSION: "1",
+  KBUILD_BUILD_TIMESTAMP: "Thu Jan  1 00:00:00 UTC 1970",
+};
+
 /** The Debian kernel source tarball the kernel is built from. */
 export const KERNEL_TARBALL = "/usr/src/linux-source-6.1.tar.xz";
 
@@ -151,7 +164,11 @@ export async function buildKernel(
   const fragments = options.fragments ?? [KERNEL_FRAGMENT];
   const { tree, version } = await kernelTree(onProgress);
   const gccVersion = (await packageVersion("gcc-riscv64-linux-gnu")) ?? "unknown";
-  const key = hashFiles(fragments, [`linux-source-6.1=${version}`, `gcc=${gccVersion}`]);
+  const key = hashFiles(fragments, [
+    `linux-source-6.1=${version}`,
+    `gcc=${gccVersion}`,
+    `build=${JSON.stringify(REPRODUCIBLE_BUILD)}`,
+  ]);
   const dir = cacheDir("images", "linux-rv64", "kernel", key);
   const image = join(dir, "Image");
   const config = join(dir, "config");
@@ -193,6 +210,7 @@ export async function buildKernel(
     onProgress(`kernel: compiling with -j${jobs} (takes minutes; log ${log})`);
     await build.runLogged("make", [...make, `-j${jobs}`, "Image"], {
       log,
+      env: REPRODUCIBLE_BUILD,
       what: "build the kernel",
       heartbeat: (ms) =>
         onProgress(`kernel: compiling, ${countCompiled(log)} steps, ${build.formatDuration(ms)}`),
