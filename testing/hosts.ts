@@ -653,6 +653,15 @@ export function createTestPagingHost(
       }
       return { pages: queue.map((q) => q.gpa), changes };
     },
+    requeue(gpas) {
+      queue.splice(0);
+      for (const gpa of gpas) {
+        const page = pageOf(gpa);
+        if (!ptPages.has(page) || queue.some((q) => q.gpa === page) || queue.length >= 4) continue;
+        queue.push({ gpa: page, snap: memory.read(page, 4096) });
+      }
+      return queue.length;
+    },
     counters: () => ({ shadowFills: 0, shadowDrops: 0, ptPages: ptPages.size }),
   };
   // only the methods of the mechanisms offered, as a port with fewer mechanisms would have

@@ -152,7 +152,13 @@ Deno.test({
           });
           assertEquals(mech.counters().shadowDrops! - drops, 1);
           assertEquals(mech.diffQueue().changes.length, 3, "the diff leaves the queue as it is");
-          mech.releaseQueue();
+          // requeue keeps the pages still shadowed, queued with a fresh snapshot (ROOT: the
+          // gigapage's translations derive from it), not L0 (the diff dropped its last
+          // translation) nor a data page, and drops nothing
+          assertEquals(mech.requeue([L0, DATA, ROOT]), 1);
+          assertEquals(mech.diffQueue(), { pages: [ROOT], changes: [] });
+          assertEquals(mech.counters().shadowDrops! - drops, 1);
+          assertEquals(mech.releaseQueue(), 1);
           assertEquals(mech.diffQueue(), { pages: [], changes: [] });
         } else {
           exits.push(`code ${hart.exit.code}`);

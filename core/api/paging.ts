@@ -70,8 +70,8 @@ export const PAGING_MECHANISMS_VERSION = 1;
  *   {@linkcode PagingTrapCode.PtWrite};
  * - `page-queue`: `queuePage`, `queuedPages`, `snapshot`, `releaseQueue` (and `setExits`'s
  *   `whileQueued`, with `paging-exits`);
- * - `queue-diff`: `diffQueue`, the changed entries of the queued pages, diffed by the port
- *   (added in version 1: a port without it still implements version 1);
+ * - `queue-diff`: `diffQueue`, the changed entries of the queued pages, diffed by the port, and
+ *   `requeue` (added in version 1: a port without it still implements version 1);
  * - `counters`: `counters`.
  */
 export const PAGING_MECHANISMS = {
@@ -87,7 +87,7 @@ export const PAGING_MECHANISMS = {
     "isPageTable",
   ],
   "page-queue": ["queuePage", "queuedPages", "snapshot", "releaseQueue"],
-  "queue-diff": ["diffQueue"],
+  "queue-diff": ["diffQueue", "requeue"],
   counters: ["counters"],
 } as const satisfies Readonly<Record<string, readonly (keyof PagingMechanisms)[]>>;
 
@@ -231,6 +231,13 @@ export interface PagingMechanisms {
    * snapshots as they are.
    */
   diffQueue(): QueueDiff;
+  /**
+   * `queue-diff`: empties the queue as `releaseQueue` does, except the pages of `gpas` that are
+   * still shadowed page-table pages: they stay queued (unhooked), in that order, with a fresh
+   * snapshot. Cheaper than `releaseQueue` followed by `queuePage` for each (a page that stays is
+   * never protected in between). Returns how many stay; at most the queue's size may be given.
+   */
+  requeue(gpas: readonly number[]): number;
   /**
    * `counters`: mechanism counters (`shadowFills`, `shadowDrops`, `addressSpaceEvictions`,
    * `ptPages`, `queuedPages`, ...).

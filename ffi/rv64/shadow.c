@@ -421,6 +421,48 @@ VMON_EXPORT int rv64_queue_page(rv64_machine *m, uint64_t gpa) {
   return slot;
 }
 
+/*
+ * Empties the queue like rv64_queue_release, except the `n` pages of `gpas` (caller-owned, read
+ * during the call only) that are still shadowed: they stay queued, in that order, with a fresh
+ * snapshot, and stay unprotected (their store-TLB entries are kept, which is what makes this
+ * cheaper than a release followed by rv64_queue_page for each). Returns the number kept, or -1 for
+ * bad arguments (nothing changed).
+ */
+VMON_EXPORT int rv64_queue_keep(rv64_machine *m, const uint64_t *gpas, int n) {
+  if (!m || !m->pq_snap || n < 0 || n > PQ_SLOTS || (n && !gpas)) return -1;
+  uint64_t keep[PQ_SLOTS];
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    uint64_t page, gpa = gpas[i] & ~0xfffULL;
+    rv64_region *r = page_of(m, gpa, &page);
+    if (!r || !r->pt_count[page]) continue; /* no longer shadowed: protected no more */
+    int dup = 0;
+    for (int k = 0; k < kept; k++) dup |= keep[k] == gpa;
+    if (!dup) keep[kept++] = gpa;
+  }
+  /* release the others (protected again), then queue the kept ones in order */
+  for (int s = 0; s < m->pq_len; s++) {
+    uint64_t page;
+    rv64_region *r = page_of(m, m->pq_gpa[s], &page);
+    if (!r) continue;
+    int stays = 0;
+    for (int k = 0; k < kept; k++) stays |= keep[k] == m->pq_gpa[s];
+    r->pt_queue[page] = 0;
+    if (!stays) rv64_store_tlb_drop_gpage(m, m->pq_gpa[s]);
+  }
+  m->pq_len = 0;
+  for (int k = 0; k < kept; k++) {
+    uint64_t page;
+    rv64_region *r = page_of(m, keep[k], &page);
+    int slot = m->pq_len++;
+    memcpy(m->pq_snap + (size_t)slot * 4096, r->host + (page << 12), 4096);
+    m->pq_gpa[slot] = keep[k];
+    r->pt_queue[page] = (uint8_t)(slot + 1);
+    m->pcounters[PC_QUEUED]++;
+  }
+  return kept;
+}
+
 /* The snapshot buffer: PQ_SLOTS pages of 4096 bytes, slot order (owned by the machine). */
 VMON_EXPORT uint8_t *rv64_queue_snapshots(rv64_machine *m) {
   return m ? m->pq_snap : NULL;

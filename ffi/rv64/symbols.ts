@@ -86,6 +86,12 @@ export const RV64_SYMBOLS = {
    * written during the call only. Returns the number of changes, -1 for a short buffer.
    */
   rv64_queue_diff: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  /**
+   * `int rv64_queue_keep(rv64_machine *m, const uint64_t *gpas, int n)`: empties the queue except
+   * the listed pages, which stay queued with fresh snapshots; `gpas` is caller-owned, read during
+   * the call only. Returns the number kept, -1 for bad arguments.
+   */
+  rv64_queue_keep: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   /** `uint64_t *rv64_paging_counters(rv64_machine *m)`: machine-owned, PAGING_COUNTER_NAMES. */
   rv64_paging_counters: { parameters: ["pointer"], result: "pointer" },
   /** `int rv64_disasm(uint32_t raw, char *buf, int len)`: buf is caller-owned. */

@@ -562,6 +562,16 @@ export class Rv64Port implements Rv64HostPort {
         }
         return { pages, changes };
       },
+      requeue(gpas) {
+        if (gpas.length > QUEUE_SLOTS) {
+          throw new VmonError(
+            `Cannot keep ${gpas.length} pages queued: the queue holds ${QUEUE_SLOTS}`,
+          );
+        }
+        const list = new BigUint64Array(Math.max(1, gpas.length));
+        gpas.forEach((gpa, i) => list[i] = BigInt(gpa));
+        return lib.rv64_queue_keep(m(), list, gpas.length);
+      },
       counters() {
         if (counters === undefined) {
           const ptr = lib.rv64_paging_counters(m());

@@ -162,9 +162,9 @@ const queued: PagingPluginDefinition<typeof options> = definePlugin({
         else if (changedPages.has(gpa)) hot.unshift(gpa);
         else hot.push(gpa);
       }
-      mech.releaseQueue();
-      // queuePage refuses (-1) a page no longer shadowed: it is simply protected no more
-      if (keep) { for (const gpa of hot.slice(0, KEEP_HOT)) mech.queuePage(gpa); }
+      // a page no longer shadowed is not kept: it is simply protected no more
+      if (keep) mech.requeue(hot.slice(0, KEEP_HOT));
+      else mech.releaseQueue();
       return changes.length;
     }
 
