@@ -80,12 +80,25 @@ function lockHolder(stat: Deno.FileInfo): string | undefined {
   if (pid === Deno.pid) return "this process (the file is given twice)";
   let command = "";
   try {
-    command = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim();
+    command = describeCommand(Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0"));
   } catch {
     // The process ended, or its command line is hidden.
   }
   if (command.length > 160) command = `${command.slice(0, 157)}...`;
   return command === "" ? `process ${pid}` : `process ${pid} (${command})`;
+}
+
+/**
+ * A process's command line as a user would have typed it: another vmon is shown as
+ * `vmon <its arguments>` (not the Deno executable, its flags and the path of `cli/main.ts`), any
+ * other program by its executable's base name and arguments.
+ */
+function describeCommand(argv: string[]): string {
+  const args = argv.filter((a) => a !== "");
+  const entry = args.findIndex((a) => /(^|\/)cli\/main\.ts$/.test(a));
+  if (entry >= 0) return ["vmon", ...args.slice(entry + 1)].join(" ");
+  if (args.length === 0) return "";
+  return [args[0]!.slice(args[0]!.lastIndexOf("/") + 1), ...args.slice(1)].join(" ");
 }
 
 class RealHostFile implements HostFile {

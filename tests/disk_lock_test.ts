@@ -93,7 +93,7 @@ Deno.test({
       assertOneLineError(
         second,
         new RegExp(
-          `^vmon: Cannot open file "${disk}" for writing: it is locked by process ${holder.pid} \\(.*cli/main\\.ts run`,
+          `^vmon: Cannot open file "${disk}" for writing: it is locked by process ${holder.pid} \\(vmon run --image linux-rv64 --disk ${disk}`,
         ),
       );
       assert.doesNotMatch(second.stdout, /wrote/);
