@@ -11,7 +11,9 @@
  * their own: {@linkcode workloadRun}, {@linkcode pvWorkload}, {@linkcode strategyVariant} and
  * {@linkcode batchVariant} make the matrix, {@linkcode planRuns} and {@linkcode runOne} run it;
  * {@linkcode summarize}, {@linkcode checkDeterminism} and {@linkcode findMismatches} aggregate
- * it; {@linkcode formatTables}, {@linkcode buildResults} and {@linkcode renderChart} report it.
+ * it; {@linkcode projectCells} projects it onto a CPU profile ({@linkcode COST_PROFILES},
+ * {@linkcode loadCostProfile}); {@linkcode formatTables}, {@linkcode buildResults} and
+ * {@linkcode renderChart} report it.
  *
  * @example Aggregate recorded runs and render the table
  * ```ts
