@@ -158,6 +158,7 @@ export default definePlugin({
       const device = new VirtioNet({
         mac,
         endpoint,
+        memory: host.memory,
         log: host.log,
         counters: {
           rxPackets: m.counter("rx_packets", "Packets delivered to the guest"),

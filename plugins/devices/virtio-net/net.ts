@@ -21,10 +21,12 @@ import {
   MAX_FRAME_SIZE,
   PACKET_HEADER_SIZE,
   type PacketEndpoint,
+  type SnapshotValue,
   type VirtioActivation,
   type VirtioDevice,
   VirtioDeviceId,
   type Virtqueue,
+  VmonError,
 } from "../../../mod.ts";
 
 /** Feature bits of virtio-net this device offers. */
@@ -48,6 +50,12 @@ export const NET_QUEUE_SIZE = 256;
 
 /** The smallest Ethernet frame a guest may send (its header). */
 export const MIN_FRAME_SIZE = 14;
+
+/**
+ * Version of the state layout {@linkcode VirtioNet.saveState} returns (bumped whenever it
+ * changes; a snapshot of another version is refused with one line).
+ */
+export const NET_STATE_VERSION = 1;
 
 const HDR = PACKET_HEADER_SIZE;
 const CONFIG_SIZE = 12; // mac[6], status u16, max_virtqueue_pairs u16, mtu u16
@@ -86,6 +94,8 @@ export interface VirtioNetOptions {
   readonly log?: Logger;
   /** Counters. */
   readonly counters?: NetCounters;
+  /** Guest memory, to check the buffers a restored state names (a snapshot file is hostile). */
+  readonly memory?: GuestMemoryAccess;
 }
 
 /**
@@ -126,6 +136,8 @@ export class VirtioNet implements VirtioDevice {
   readonly queueMaxSizes: readonly number[] = [NET_QUEUE_SIZE, NET_QUEUE_SIZE];
   /** mac, status, max_virtqueue_pairs, mtu. */
   readonly configSize = CONFIG_SIZE;
+  /** The layout of {@linkcode VirtioNet.saveState}. */
+  readonly stateVersion: number = NET_STATE_VERSION;
   #config = new Uint8Array(CONFIG_SIZE);
   #endpoint: PacketEndpoint | undefined;
   #options: VirtioNetOptions;
@@ -144,6 +156,8 @@ export class VirtioNet implements VirtioDevice {
   #warnings = 0;
   /** The backend's counters as last added to ours. */
   #backendSeen = { kicks: 0, dropped: 0 };
+  /** Restored with another link state than the backend has now: tell the driver at activation. */
+  #announceLink = false;
 
   /** @param options MAC, endpoint, logger and counters. */
   constructor(options: VirtioNetOptions) {
@@ -177,6 +191,13 @@ export class VirtioNet implements VirtioDevice {
   activate(activation: VirtioActivation): void {
     this.#activation = activation;
     this.#mergeable = (activation.features & NetFeature.MRG_RXBUF) !== 0n;
+    if (this.#announceLink) {
+      this.#announceLink = false;
+      activation.configChanged();
+    }
+    // After a restore: a transmit chain held for a full backend goes to the new backend now (its
+    // queue is empty, so no event would come for it).
+    if (this.#txHeld !== undefined) this.#drainTx();
     this.#drainRx();
   }
 
@@ -189,10 +210,94 @@ export class VirtioNet implements VirtioDevice {
   /** Forgets the queues and the chains taken from them. */
   reset(): void {
     this.#activation = undefined;
+    this.#announceLink = false;
     this.#rxChains = [];
     this.#txHeld = undefined;
     if (this.#held) this.#options.counters?.rxDropped?.add();
     this.#held = 0;
+  }
+
+  /**
+   * Snapshot state (the transport saves its registers, features and ring positions): the MAC,
+   * the link state, the chains taken from the queues and not returned yet (their head and
+   * buffers, as they were checked when taken), a received packet waiting for buffers, and a
+   * transmit packet waiting for room in the backend. The backend itself is referenced through
+   * the options and opened again at restore; packets inside it are not saved (dropped).
+   */
+  saveState(): SnapshotValue {
+    const held = this.#txHeld;
+    return {
+      mac: this.#config.slice(0, 6),
+      linkUp: this.linkUp,
+      rxPacket: this.#rxBuf.slice(0, this.#held),
+      rxChains: this.#rxChains.map((c) => [c.head, ...c.writable.flatMap((b) => [b.addr, b.len])]),
+      txHeld: held === undefined ? null : { head: held.head, packet: held.packet.slice() },
+    };
+  }
+
+  /**
+   * Loads what {@linkcode VirtioNet.saveState} returned, before the transport activates the
+   * restored queues. Everything is checked (the file may be hostile): a state that does not fit
+   * this device is refused with one line.
+   */
+  restoreState(state: SnapshotValue): void {
+    const bad = (what: string): never => {
+      throw new VmonError(`Cannot restore virtio-net: the saved state is malformed: ${what}`);
+    };
+    const st = state as Readonly<Record<string, SnapshotValue>> | null;
+    if (st === null || typeof st !== "object" || Array.isArray(st)) return bad("not an object");
+    const mac = st.mac;
+    if (!(mac instanceof Uint8Array) || mac.length !== 6) return bad("mac");
+    if (formatMac(mac) !== formatMac(this.#config.subarray(0, 6))) {
+      throw new VmonError(
+        `Cannot restore virtio-net: the snapshot's MAC is ${formatMac(mac)}, this device has ${
+          formatMac(this.#config.subarray(0, 6))
+        }`,
+      );
+    }
+    if (typeof st.linkUp !== "boolean") return bad("linkUp");
+    const rx = st.rxPacket;
+    if (!(rx instanceof Uint8Array) || rx.length > this.#rxBuf.length) return bad("rxPacket");
+    const isCount = (n: unknown): n is number =>
+      typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+    const chains = st.rxChains;
+    if (!Array.isArray(chains) || chains.length > NET_QUEUE_SIZE) return bad("rxChains");
+    const rxChains = (chains as readonly SnapshotValue[]).map((c, i): DescriptorChain => {
+      if (!Array.isArray(c) || c.length < 3 || c.length % 2 !== 1 || !c.every(isCount)) {
+        return bad(`receive chain ${i}`);
+      }
+      const [head, ...flat] = c as readonly number[];
+      const writable = [];
+      let writableLength = 0;
+      for (let k = 0; k < flat.length; k += 2) {
+        const addr = flat[k]!, len = flat[k + 1]!;
+        if (this.#options.memory !== undefined && !this.#options.memory.contains(addr, len)) {
+          return bad(`receive chain ${i} has a buffer outside RAM`);
+        }
+        writable.push({ addr, len });
+        writableLength += len;
+      }
+      if (head! >= NET_QUEUE_SIZE || writableLength < HDR) return bad(`receive chain ${i}`);
+      return { head: head!, readable: [], writable, readableLength: 0, writableLength };
+    });
+    let txHeld: { head: number; packet: Uint8Array } | undefined;
+    const tx = st.txHeld as Readonly<Record<string, SnapshotValue>> | null;
+    if (tx !== null) {
+      const packet = tx?.packet;
+      if (
+        typeof tx !== "object" || !isCount(tx.head) || tx.head >= NET_QUEUE_SIZE ||
+        !(packet instanceof Uint8Array) || packet.length < HDR + MIN_FRAME_SIZE ||
+        packet.length > HDR + MAX_FRAME_SIZE
+      ) {
+        return bad("txHeld");
+      }
+      txHeld = { head: tx.head, packet: packet.slice() };
+    }
+    this.#rxBuf.set(rx);
+    this.#held = rx.length;
+    this.#rxChains = rxChains;
+    this.#txHeld = txHeld;
+    this.#announceLink = st.linkUp !== this.linkUp;
   }
 
   /** Closes the endpoint. */

@@ -1,14 +1,30 @@
-import { deepStrictEqual as assertEquals, equal, ok, rejects, throws } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  equal,
+  match,
+  ok,
+  rejects,
+  throws,
+} from "node:assert/strict";
 import type {
   NetService,
   PacketBackendSpec,
   PacketBackendStats,
   PacketEndpoint,
+  PluginState,
+  SnapshotValue,
 } from "../../../core/api/mod.ts";
+import { decodeValue, encodeValue } from "../../../core/snapshot_format.ts";
 import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioFeature, VirtioStatus } from "../../../core/virtio/mod.ts";
 import { VirtioTestDriver } from "../../../testing/virtio.ts";
-import virtioNet, { defaultMac, NetFeature, NetQueue, parseHostForwards } from "./mod.ts";
+import virtioNet, {
+  defaultMac,
+  NET_STATE_VERSION,
+  NetFeature,
+  NetQueue,
+  parseHostForwards,
+} from "./mod.ts";
 
 /**
  * An endpoint in memory: packets the test queues in `inbox` are what the "host" sends, `sent`
@@ -301,4 +317,154 @@ Deno.test("virtio-net: hostfwd rules", () => {
   throws(() => parseHostForwards("tcp:8080-10.0.2.9:80"), /the guest's own/);
   throws(() => parseHostForwards("tcp:300.1.1.1:8080-:80"), /not an IPv4 address/);
   equal(parseHostForwards(" tcp:1-:2 ;tcp:3-:4 ").length, 2);
+});
+
+/** A host whose backends are the endpoints in `eps`, opened in order. */
+function restorableHost(eps: MemoryEndpoint[]) {
+  return createTestDeviceHost({
+    hasPio: false,
+    memorySize: 4 << 20,
+    net: { open: () => eps.shift() ?? new MemoryEndpoint() },
+    name: "virtio-net",
+  });
+}
+
+/** A state as it comes back from a snapshot file (bytes and bigints through the encoding). */
+function throughFile(saved: PluginState): PluginState {
+  return {
+    version: saved.version,
+    state: decodeValue(encodeValue(saved.state), { name: "test", what: "virtio-net" }),
+  };
+}
+
+Deno.test("virtio-net: save and restore keep taken chains, a waiting packet, a held send", async () => {
+  const ep = new MemoryEndpoint();
+  const ep2 = new MemoryEndpoint();
+  const host = restorableHost([ep, ep2]);
+  const dev = await setupTestDevice(virtioNet, host, {});
+  const base = host.descriptions[0]!.mmio!.base;
+  const driver = new VirtioTestDriver(host, base);
+  ok(driver.init() & VirtioStatus.DRIVER_OK);
+  // Traffic before: one packet delivered, one sent.
+  driver.submit(NetQueue.RX, [{ len: 1526 }]);
+  ep.inbox.push(packet(80, 5));
+  ep.event();
+  equal(driver.takeUsed(NetQueue.RX).length, 1);
+  driver.submit(NetQueue.TX, [{ data: packet(60, 1) }]);
+  equal(driver.takeUsed(NetQueue.TX).length, 1);
+  // A 5000-byte packet waits with two receive chains taken; a send waits for a full backend.
+  const big = packet(5000, 3);
+  ep.inbox.push(big);
+  ep.event();
+  const heads = [0, 1].map(() => driver.submit(NetQueue.RX, [{ len: 1526 }]));
+  equal(driver.takeUsed(NetQueue.RX).length, 0);
+  ep.room = 0;
+  const txHead = driver.submit(NetQueue.TX, [{ data: packet(60, 2) }]);
+  equal(driver.takeUsed(NetQueue.TX).length, 0);
+  const before = host.counters();
+
+  const saved = throughFile(dev.save!());
+  equal(saved.version, NET_STATE_VERSION);
+  dev.dispose();
+  ok(ep.closed);
+  // The same window again (the test host keeps its line allocated: another line), then the saved
+  // state: RAM is as it was.
+  const restored = await setupTestDevice(virtioNet, host, { base });
+  restored.restore!(saved);
+  equal(driver.status() & VirtioStatus.DRIVER_OK, VirtioStatus.DRIVER_OK);
+  equal(driver.config(6, 2), 1); // link up on the new backend
+  // The held send went to the new backend and its chain came back.
+  assertEquals(ep2.sent, [packet(60, 2)]);
+  assertEquals(driver.takeUsed(NetQueue.TX).map((u) => u.id), [txHead]);
+  // Two more buffers: the waiting packet spreads over the two taken before and these.
+  driver.submit(NetQueue.RX, [{ len: 1526 }]);
+  driver.submit(NetQueue.RX, [{ len: 1526 }]);
+  const used = driver.takeUsed(NetQueue.RX);
+  assertEquals(used.slice(0, 2).map((u) => u.id), heads);
+  assertEquals(used.map((u) => u.len), [1526, 1526, 1526, 5012 - 3 * 1526]);
+  const all = new Uint8Array(5012);
+  let at = 0;
+  for (const u of used) {
+    all.set(driver.readUsed(u), at);
+    at += u.len;
+  }
+  equal(all[10], 4); // num_buffers
+  assertEquals(all.subarray(12), big.subarray(12));
+  // Traffic goes on through the new backend; the rings stay in step.
+  ep2.inbox.push(packet(70, 9));
+  driver.submit(NetQueue.RX, [{ len: 1526 }]);
+  ep2.event();
+  const [u] = driver.takeUsed(NetQueue.RX);
+  assertEquals(driver.readUsed(u!).subarray(12), packet(70, 9).subarray(12));
+  driver.submit(NetQueue.TX, [{ data: packet(60, 4) }]);
+  assertEquals(ep2.sent, [packet(60, 2), packet(60, 4)]);
+  equal(host.counters().malformed_chains, 0);
+  ok(host.counters().rx_packets! > before.rx_packets!);
+  restored.dispose();
+});
+
+Deno.test("virtio-net: a state that does not fit is refused with one line", async () => {
+  const host = restorableHost([]);
+  const dev = await setupTestDevice(virtioNet, host, {});
+  const base = host.descriptions[0]!.mmio!.base;
+  const driver = new VirtioTestDriver(host, base);
+  driver.init();
+  driver.submit(NetQueue.RX, [{ len: 1526 }]);
+  const good = throughFile(dev.save!());
+  const st = good.state as Record<string, SnapshotValue>;
+  const device = st.device as Record<string, SnapshotValue>;
+  const withDevice = (patch: Record<string, SnapshotValue>): PluginState => ({
+    version: good.version,
+    state: { ...st, device: { ...device, ...patch } },
+  });
+  const refused = async (saved: PluginState, pattern: RegExp) => {
+    const fresh = createTestDeviceHost({
+      hasPio: false,
+      memorySize: 4 << 20,
+      net: service(new MemoryEndpoint()),
+      name: "virtio-net",
+    });
+    const d = await setupTestDevice(virtioNet, fresh, {});
+    throws(() => d.restore!(saved), (e: Error) => {
+      match(e.message, pattern);
+      ok(!e.message.includes("\n"), e.message);
+      return true;
+    });
+    d.dispose();
+  };
+  await refused(
+    { ...good, version: 2 },
+    /Cannot restore virtio-net: state version 2 is not supported/,
+  );
+  await refused({ ...good, state: null }, /Cannot restore virtio-net: state version/);
+  await refused(
+    withDevice({ mac: new Uint8Array([2, 0, 0, 0, 0, 1]) }),
+    /MAC is 02:00:00:00:00:01/,
+  );
+  await refused(withDevice({ mac: "02:76:6d:6f:6e:00" }), /malformed: mac/);
+  await refused(withDevice({ linkUp: 1 }), /malformed: linkUp/);
+  await refused(withDevice({ rxPacket: new Uint8Array(70000) }), /malformed: rxPacket/);
+  await refused(withDevice({ rxChains: [[0, 0x7fff_f000, 1526]] }), /outside RAM/);
+  await refused(withDevice({ rxChains: [[999, 0x2000, 1526]] }), /receive chain 0/);
+  await refused(withDevice({ rxChains: [[0, 0x2000]] }), /receive chain 0/);
+  await refused(withDevice({ rxChains: [[0, 0x2000, 4]] }), /receive chain 0/);
+  await refused(withDevice({ txHeld: { head: 0, packet: new Uint8Array(3) } }), /txHeld/);
+  await refused(withDevice({ txHeld: 5 }), /txHeld/);
+  await refused(
+    { ...good, state: { ...st, transport: { status: -1 } } },
+    /virtio device 1: "status" is malformed/,
+  );
+  // A corrupted file: flipped bytes in the encoded state are refused by the decoder or here.
+  const text = new TextDecoder().decode(encodeValue(good.state)).replace(
+    '"linkUp":true',
+    '"linkUp":"yes"',
+  );
+  await refused(
+    {
+      version: good.version,
+      state: decodeValue(new TextEncoder().encode(text), { name: "t", what: "s" }),
+    },
+    /malformed: linkUp/,
+  );
+  dev.dispose();
 });
