@@ -288,3 +288,11 @@ Deno.test("host times: kept out of the counters, reported per trap and cause", (
     { all: 16, flush: 20, "pt-write": 3 },
   );
 });
+
+Deno.test("docs/paging.md documents --cost-model, every cost and every built-in profile", () => {
+  const doc = Deno.readTextFileSync(new URL("../docs/paging.md", import.meta.url));
+  ok(doc.includes("`--cost-model"), "the flag");
+  for (const event of COST_EVENTS) ok(doc.includes(`\`${event}\``), `cost ${event}`);
+  for (const p of COST_PROFILES) ok(doc.includes(`\`${p.name}\``), `profile ${p.name}`);
+  ok(doc.includes("## The literature side by side"), "the literature table");
+});
