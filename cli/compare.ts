@@ -80,6 +80,8 @@ export interface CompareFlags {
   console?: boolean;
   /** `--cost-model NAME|file.json`: project each cell's cost on a CPU profile. */
   costModel?: string;
+  /** `--from-snapshot`: boot each strategy once, start every Linux run from its snapshot. */
+  fromSnapshot?: boolean;
 }
 
 function splitList(text: string): string[] {
@@ -289,6 +291,7 @@ export function commandLineOf(flags: CompareFlags): string[] {
   value("timeout", flags.timeout);
   value("cost-model", flags.costModel);
   if (flags.baseline === false) out.push("--no-baseline");
+  if (flags.fromSnapshot) out.push("--from-snapshot");
   if (flags.console) out.push("--console");
   return out;
 }
@@ -455,6 +458,14 @@ export async function compareCommand(
       commandLine: options.commandLine ?? commandLineOf(flags),
       date,
       ...(flags.console ? { echo: writeStderr } : {}),
+      ...(flags.fromSnapshot ? { fromSnapshot: true } : {}),
+      onSnapshot: (variant, event) => {
+        const line = event === "boot"
+          ? `vmon: compare: booting ${variant.id} for its snapshot`
+          : `vmon: compare: snapshot of ${variant.id} taken at "vmon: init ready"`;
+        if (progress) progress.note(line);
+        else console.error(line);
+      },
       onBuild: (name, line) => console.error(`vmon: image ${name}: ${line}`),
       onRunStart: (run, index, total) => {
         progress ??= new Progress(total);

@@ -150,6 +150,7 @@ Ctrl-A x quits and Ctrl-A Ctrl-A sends Ctrl-A. The exit status is the machine's.
     .option("--image <name>", "image to boot (default linux-rv64-bench)")
     .option("--timeout <seconds>", "stop a run after this many seconds (default 900)")
     .option("--no-baseline", "do not subtract a short baseline run from the counters")
+    .option("--from-snapshot", "boot each strategy once, start every run from its snapshot")
     .option(
       "--cost-model <name|file>",
       "project each cost on a CPU profile (nehalem-ept, recent-x86, or a .json file)",

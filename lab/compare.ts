@@ -15,8 +15,9 @@ import { checkDeterminism, findMismatches, summarize } from "./aggregate.ts";
 import { type CostProfile, projectCells } from "./cost_model.ts";
 import { renderChart } from "./chart.ts";
 import { buildResults, type CompareResults, type OutputFiles, writeOutputs } from "./results.ts";
-import { HOSTPORT_SPEC, type PlannedRun, planRuns, runOne } from "./runner.ts";
+import { bootManifest, HOSTPORT_SPEC, type PlannedRun, planRuns, runOne } from "./runner.ts";
 import { formatTables } from "./table.ts";
+import { BootSnapshots } from "./boot_snapshots.ts";
 import type { CellSummary, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { PV_IMAGE } from "./pv.ts";
 
@@ -62,6 +63,14 @@ export interface CompareOptions {
   readonly date?: Date;
   /** Receives the guest console bytes of every run as they arrive. */
   readonly echo?: (bytes: Uint8Array) => void;
+  /**
+   * Boot each strategy variant once to `vmon: init ready`, snapshot it, and start every Linux
+   * run from that snapshot with its workload typed into the console (lab/boot_snapshots.ts)
+   * instead of booting each run (`--from-snapshot`).
+   */
+  readonly fromSnapshot?: boolean;
+  /** Told when a variant's boot snapshot is being taken (`fromSnapshot`). */
+  readonly onSnapshot?: (variant: Variant, event: "boot" | "written") => void;
   /** Receives progress lines of image builds (nothing when the images are cached). */
   readonly onBuild?: (image: string, line: string) => void;
   /** Called before each run, with its place in the matrix. */
@@ -132,18 +141,34 @@ export async function runComparison(options: CompareOptions): Promise<Comparison
   const image = given ?? (needsBench ? await build(imageName) : pvImage!);
   const runs = planRuns({ workloads, variants, repeat });
   const records: RunRecord[] = [];
-  for (const [i, run] of runs.entries()) {
-    options.onRunStart?.(run, i, runs.length);
-    const record = await runOne(run, {
-      image,
-      ...(pvImage !== undefined ? { pvImage } : {}),
-      ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
-      ...(options.memory !== undefined ? { memory: options.memory } : {}),
+  const size = {
+    ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
+    ...(options.memory !== undefined ? { memory: options.memory } : {}),
+  };
+  const snapshots = options.fromSnapshot === true
+    ? new BootSnapshots({
+      manifest: (variant) => bootManifest(variant, { image, ...size }),
       timeoutMs: timeoutS * 1000,
       ...(options.echo !== undefined ? { echo: options.echo } : {}),
-    });
-    records.push(record);
-    options.onRunDone?.(run, record, i, runs.length);
+      onSnapshot: (variant, event) => options.onSnapshot?.(variant, event),
+    })
+    : undefined;
+  try {
+    for (const [i, run] of runs.entries()) {
+      options.onRunStart?.(run, i, runs.length);
+      const record = await runOne(run, {
+        image,
+        ...(pvImage !== undefined ? { pvImage } : {}),
+        ...size,
+        timeoutMs: timeoutS * 1000,
+        ...(options.echo !== undefined ? { echo: options.echo } : {}),
+        ...(snapshots !== undefined ? { snapshots } : {}),
+      });
+      records.push(record);
+      options.onRunDone?.(run, record, i, runs.length);
+    }
+  } finally {
+    await snapshots?.dispose();
   }
 
   const matrix = { workloads, variants };

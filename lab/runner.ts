@@ -2,7 +2,9 @@
  * Runs the comparison matrix: one machine per run (the rv64 host port with the deterministic
  * icount clock, the image's platform and devices, the variant's paging strategy), the workload
  * started through the image's `--exec` protocol, its output cut from the console between the
- * bench markers, and the machine's counters recorded.
+ * bench markers, and the machine's counters recorded. With boot snapshots (`--from-snapshot`,
+ * lab/boot_snapshots.ts) a Linux run starts from its variant's snapshot instead of booting, and
+ * its workload is typed into the restored console.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { flattenCounters, flattenHostTimes } from "./aggregate.ts";
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { benchCommand } from "./workloads.ts";
 import { parsePvOutput, variantsFor } from "./pv.ts";
+import { type BootSnapshots, restoredInput } from "./boot_snapshots.ts";
 
 /** The host port every comparison run uses: rv64 with guest time from retired instructions. */
 export const HOSTPORT: PluginRef = { use: "rv64", options: { clock: "icount" } };
@@ -99,6 +102,12 @@ export interface RunOptions {
   readonly timeoutMs: number;
   /** Receives the guest console bytes as they arrive (for `--console`). */
   readonly echo?: (bytes: Uint8Array) => void;
+  /**
+   * Start Linux runs from their variant's boot snapshot (made on first use from
+   * {@linkcode bootManifest}) with the workload typed into the console, instead of booting each
+   * with `vmon.exec`. `pv-update` runs always boot (the pv-guest boots in microseconds).
+   */
+  readonly snapshots?: BootSnapshots;
 }
 
 /**
@@ -113,9 +122,31 @@ export function runManifest(
   options: Pick<RunOptions, "image" | "pvImage" | "cpus" | "memory">,
 ): MachineManifest {
   if (run.workload.kind === "pv") return pvManifest(run, options);
+  return linuxManifest(run.variant, options, benchCommand(run.workload, run.n));
+}
+
+/**
+ * The manifest a variant's boot snapshot is taken from (`--from-snapshot`): a run's manifest
+ * without the workload, so that init starts a shell on the console after `vmon: init ready`.
+ *
+ * @param variant The strategy variant.
+ * @param options The image and machine size.
+ */
+export function bootManifest(
+  variant: Variant,
+  options: Pick<RunOptions, "image" | "cpus" | "memory">,
+): MachineManifest {
+  return linuxManifest(variant, options, undefined);
+}
+
+function linuxManifest(
+  variant: Variant,
+  options: Pick<RunOptions, "image" | "cpus" | "memory">,
+  exec: string | undefined,
+): MachineManifest {
   const base = imageManifest(options.image, {
     hostport: HOSTPORT,
-    exec: benchCommand(run.workload, run.n),
+    ...(exec !== undefined ? { exec } : {}),
     ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
     ...(options.memory !== undefined ? { memory: options.memory } : {}),
   });
@@ -124,7 +155,7 @@ export function runManifest(
     // No random /chosen/rng-seed: the guest's entropy (and so its address-space layout and
     // instruction counts) must be the same in every repeat.
     platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
-    paging: { use: run.variant.strategy, options: { ...run.variant.options } },
+    paging: { use: variant.strategy, options: { ...variant.options } },
   };
 }
 
@@ -176,7 +207,12 @@ async function runCaptured(
 ) {
   const log: string[] = [];
   const manifest = runManifest(run, options);
-  const { exit, timedOut } = await runMachine(manifest, {
+  const snapshots = run.workload.kind === "pv" ? undefined : options.snapshots;
+  const spec = snapshots === undefined
+    ? manifest
+    : { restore: await snapshots.pathFor(run.variant) };
+  const { exit, timedOut } = await runMachine(spec, {
+    ...(snapshots !== undefined ? { input: restoredInput(benchCommand(run.workload, run.n)) } : {}),
     write: (bytes) => {
       options.echo?.(bytes);
       capture.write(bytes);
@@ -242,19 +278,25 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
   };
 }
 
-/** Runs a machine with a timeout; the console goes to `write`, log lines to `log`. */
+/**
+ * Runs a machine (or restores one) with a timeout; the console goes to `write`, log lines to
+ * `log`; `input` is typed into the console before the first instruction runs (so at the same
+ * guest instruction in every repeat).
+ */
 async function runMachine(
-  manifest: MachineManifest,
+  spec: MachineManifest | { restore: string },
   options: {
     write: (bytes: Uint8Array) => void;
     log: (line: string) => void;
     timeoutMs: number;
+    input?: string;
   },
 ): Promise<{ exit: MachineExit; timedOut: boolean }> {
-  const machine = await createMachine(manifest, {
+  const machine = await createMachine(spec, {
     console: { write: options.write },
     log: options.log,
   });
+  if (options.input !== undefined) machine.sendInput(new TextEncoder().encode(options.input));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
