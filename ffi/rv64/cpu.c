@@ -398,31 +398,37 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
 #define BRANCHN(cond, n) do { if (cond) JUMP(pc + (uint64_t)(int64_t)d->imm); NEXTN(n); } while (0)
 #define BRANCH(cond) BRANCHN(cond, 4)
 
+/* AMOs and SC read rd and rs2 before rv64_amo_ptr: a store to this code page can clear the
+   decode page, slot d included (store_prepare, mmu.c), and then d reads as zeros. */
 #define AMO_W(expr)                                                                          \
   do {                                                                                       \
+    const unsigned amo_rd = d->rd;                                                           \
+    uint32_t b = (uint32_t)X[d->rs2];                                                        \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 4);                                              \
     if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); } \
-    int32_t a; uint32_t b = (uint32_t)X[d->rs2];                                             \
+    int32_t a;                                                                               \
     memcpy(&a, p, 4);                                                                        \
     uint32_t r = (expr);                                                                     \
     if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = VMON_EXIT_PAGING; goto out; } \
     memcpy(p, &r, 4);                                                                        \
-    X[d->rd] = (uint64_t)(int64_t)a;                                                         \
+    X[amo_rd] = (uint64_t)(int64_t)a;                                                        \
     NEXT();                                                                                  \
   } while (0)
 
 #define AMO_D(expr)                                                                          \
   do {                                                                                       \
+    const unsigned amo_rd = d->rd;                                                           \
+    uint64_t b = X[d->rs2];                                                                  \
     SAVE();                                                                                  \
     uint8_t *p = rv64_amo_ptr(h, X[d->rs1], 8);                                              \
     if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); } \
-    int64_t a; uint64_t b = X[d->rs2];                                                       \
+    int64_t a;                                                                               \
     memcpy(&a, p, 8);                                                                        \
     uint64_t r = (expr);                                                                     \
     if (unlikely(h->pt_hold)) { h->pt_hold = 0; h->exit.data = r; ret = VMON_EXIT_PAGING; goto out; } \
     memcpy(p, &r, 8);                                                                        \
-    X[d->rd] = (uint64_t)a;                                                                  \
+    X[amo_rd] = (uint64_t)a;                                                                 \
     NEXT();                                                                                  \
   } while (0)
 
@@ -655,17 +661,19 @@ L_SC_D: {
     uint64_t va = X[d->rs1];
     if (va & (uint64_t)(size - 1)) TRAP(EXC_STORE_MISALIGNED, va);
     if (h->res_valid && h->res_addr == va) {
+      const unsigned sc_rd = d->rd; /* before rv64_amo_ptr (see AMO_W) */
+      const uint64_t v = X[d->rs2];
       SAVE();
       uint8_t *p = rv64_amo_ptr(h, va, size);
       if (!p) { if (h->exit.kind == VMON_EXIT_PAGING) { ret = VMON_EXIT_PAGING; goto out; } AFTER_TRAP(); }
       if (unlikely(h->pt_hold)) {
         h->pt_hold = 0;
-        h->exit.data = size == 4 ? (uint32_t)X[d->rs2] : X[d->rs2];
+        h->exit.data = size == 4 ? (uint32_t)v : v;
         ret = VMON_EXIT_PAGING;
         goto out;
       }
-      memcpy(p, &X[d->rs2], (size_t)size);
-      X[d->rd] = 0;
+      memcpy(p, &v, (size_t)size);
+      X[sc_rd] = 0;
     } else {
       X[d->rd] = 1;
     }
