@@ -12,10 +12,11 @@
  *
  * What is not asserted, because it cannot hold: counters identical to the cold-boot comparison's.
  * A cold run boots with its command in `vmon.exec` on the kernel command line and runs it from
- * init, a run from the snapshot boots without it and gets it typed into the shell: different
- * guest instructions before the workload starts, different timer phase during it. And a snapshot
- * (taken or restored) drops the TLBs, decoded pages, shadow tables and the queued strategy's
- * queue, which the paging counters count. lab/README.md gives the measured differences.
+ * init's script, a run from the snapshot boots without it and gets it typed into the login shell:
+ * other guest instructions before the workload starts, another timer phase during it, another
+ * parent (shadow's traps per fork depend on it). And a snapshot (taken or restored) drops the TLBs,
+ * decoded pages, shadow tables and the queued strategy's queue, which the counters count.
+ * lab/README.md gives the measured differences.
  */
 
 import assert from "node:assert/strict";
