@@ -23,7 +23,31 @@ const missing = !haveCrossCompiler()
   : undefined;
 if (missing) console.error(`snapshot_net_test: skipped: ${missing}`);
 
+function commandWorks(cmd: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** Why the TAP test cannot run here (it needs a network namespace and /dev/net/tun), if so. */
+function tapMissing(): string | undefined {
+  if (missing) return missing;
+  if (Deno.uid() !== 0) return "not root (network namespaces and TAP devices need CAP_NET_ADMIN)";
+  if (!commandWorks("ip", ["netns", "list"])) return "ip netns is not available";
+  try {
+    Deno.statSync("/dev/net/tun");
+  } catch {
+    return "/dev/net/tun does not exist";
+  }
+  return undefined;
+}
+const noTap = tapMissing();
+if (!missing && noTap) console.error(`snapshot_net_test: TAP test skipped: ${noTap}`);
+
 const td = new TextDecoder();
+const CLI = [Deno.execPath(), "run", "-A", "--quiet", `${REPO_ROOT}/cli/main.ts`];
 const POINT = "vmon-test: snapshot point";
 
 /** An HTTP server on 127.0.0.1 answering `/page/<token>` with `page <token>`; it logs the paths. */
@@ -133,6 +157,109 @@ Deno.test({
       assert.match(err, /user network/);
     } finally {
       await server.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+function sh(args: string[]): void {
+  const out = new Deno.Command(args[0]!, { args: args.slice(1), stdout: "piped", stderr: "piped" })
+    .outputSync();
+  if (!out.success) throw new Error(`${args.join(" ")} failed: ${td.decode(out.stderr)}`);
+}
+
+/** Runs `vmon <args>` (through `wrap`, e.g. `ip netns exec ns`); resolves with its output. */
+async function vmon(args: string[], wrap: string[] = []) {
+  const all = [...wrap, ...CLI, ...args];
+  const out = await new Deno.Command(all[0]!, {
+    args: all.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { status: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "snapshot with virtio-net (tap): the TAP device is opened again at restore",
+  ignore: noTap !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // Everything inside a network namespace of the test: the TAP device, its host address and
+    // the page server; nothing leaves it.
+    const ns = `vmon-snapnet-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
+    sh(["ip", "netns", "add", ns]);
+    const dir = await Deno.makeTempDir({ prefix: "vmon-snapnet-tap-" });
+    let server: Deno.ChildProcess | undefined;
+    try {
+      sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
+      sh(["ip", "-n", ns, "tuntap", "add", "dev", "vmtap0", "mode", "tap"]);
+      sh(["ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "vmtap0"]);
+      sh(["ip", "-n", ns, "link", "set", "vmtap0", "up"]);
+      const code =
+        `Deno.serve({ hostname: "10.9.0.1", port: 8000, onListen: () => console.log("up") },
+        (req) => new Response("tap page " + new URL(req.url).pathname.slice(1) + "\\n"));`;
+      server = new Deno.Command("ip", {
+        args: ["netns", "exec", ns, Deno.execPath(), "eval", code],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const reader = server.stdout.getReader();
+      assert.match(td.decode((await reader.read()).value), /up/);
+      reader.releaseLock();
+      const inNs = ["ip", "netns", "exec", ns];
+      const snap = join(dir, "tap.snap");
+      const a = await vmon([
+        "run",
+        "--image",
+        "linux-rv64",
+        "--net",
+        "tap,ifname=vmtap0",
+        "--exec",
+        `ip addr add 10.9.0.2/24 dev eth0; wget -q -O - http://10.9.0.1:8000/before; echo "${POINT}"; read -r cmd; eval "$cmd"`,
+        "--snapshot-on",
+        POINT,
+        "--snapshot",
+        snap,
+        "--snapshot-then",
+        "stop",
+      ], inNs);
+      assert.equal(a.status, 0, a.stdout + a.stderr);
+      assert.match(a.stdout, /tap page before/);
+      // vmon run --restore --exec types the command: the guest's `read` takes it.
+      const b = await vmon([
+        "run",
+        "--restore",
+        snap,
+        "--exec",
+        "wget -q -O - http://10.9.0.1:8000/after; echo wget-status $?",
+      ], inNs);
+      assert.equal(b.status, 0, b.stdout + b.stderr);
+      assert.match(b.stdout, /tap page after\r?\nwget-status 0/);
+      assert.doesNotMatch(b.stdout, /tap page before/);
+      // A TAP device that cannot be opened again (no /dev/net/tun): one line.
+      const c = await vmon(["run", "--restore", snap], [
+        ...inNs,
+        "unshare",
+        "-m",
+        "sh",
+        "-c",
+        'mount -t tmpfs none /dev/net && exec "$@"',
+        "sh",
+      ]);
+      assert.notEqual(c.status, 0);
+      assert.match(
+        c.stderr.trim(),
+        /^vmon: Cannot open TAP device "vmtap0": \/dev\/net\/tun does not exist$/,
+      );
+    } finally {
+      if (server) {
+        server.kill();
+        await server.status;
+        await server.stdout.cancel().catch(() => {});
+      }
+      sh(["ip", "netns", "delete", ns]);
       await Deno.remove(dir, { recursive: true });
     }
   },
