@@ -24,12 +24,14 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createMachine } from "../core/machine.ts";
 import { REPO_ROOT } from "../core/cache.ts";
-import { buildImage, listImages } from "../images/mod.ts";
+import { buildImage, imageManifest, listImages } from "../images/mod.ts";
 import { BenchCapture } from "../images/workloads/mod.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 import {
   COMPARE_WORKLOADS,
   flattenCounters,
+  HOSTPORT,
+  PV_IMAGE,
   runComparison,
   type RunRecord,
   strategyVariant,
@@ -37,7 +39,8 @@ import {
   workloadRun,
 } from "../lab/mod.ts";
 import { bootManifest } from "../lab/runner.ts";
-import { BOOT_SNAPSHOT_MARKER, restoredInput } from "../lab/boot_snapshots.ts";
+import { BOOT_SNAPSHOT_MARKER, BootSnapshots, restoredInput } from "../lab/boot_snapshots.ts";
+import { commandLineOf } from "../cli/compare.ts";
 import type { BuiltImage } from "../images/mod.ts";
 
 function missing(): string | undefined {
@@ -150,5 +153,38 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "compare --from-snapshot: a machine that never prints the marker is refused with one line",
+  ignore: skip !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // The pv-guest prints its lines and powers off without init's marker.
+    const image = await buildImage(PV_IMAGE);
+    const snapshots = new BootSnapshots({
+      manifest: (variant) => ({
+        ...imageManifest(image, { hostport: HOSTPORT, cpus: 1 }),
+        paging: { use: variant.strategy, options: { ...variant.options } },
+      }),
+      timeoutMs: 120_000,
+    });
+    try {
+      await assert.rejects(() => snapshots.pathFor(strategyVariant("wired")), (e: Error) => {
+        assert.match(
+          e.message,
+          /^Cannot take the boot snapshot of wired: the machine ended \(.*\) before printing "vmon: init ready" \(last lines: .*pv-guest/,
+        );
+        assert.ok(!e.message.includes("\n"), e.message);
+        return true;
+      });
+      assert.equal(snapshots.taken, 0);
+    } finally {
+      await snapshots.dispose();
+    }
+    assert.throws(() => restoredInput("echo a\necho b"), /has a line break/);
+    assert.ok(commandLineOf({ fromSnapshot: true }).includes("--from-snapshot"));
   },
 });
