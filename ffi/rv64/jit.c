@@ -7,6 +7,7 @@
  * (jit_x86_64.c), decode.c and mmu.c (rv64_find_region), and hands translated code fpu.c's
  * rv64_fp_exec.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include "jit.h"
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -138,9 +139,10 @@ static uint32_t translate(rv64_hart *h, jit_tab *t, uint64_t pc) {
     flush_all(m);
     return 0; /* the caller's table is gone: translate at a later hit */
   }
-  if (protect(j, j->used, BLOCK_ROOM, 1) != 0) return 0;
-  int len = rv64_jit_be_block(&b, j->base + j->used, BLOCK_ROOM, j->base + j->used, j->epilogue);
-  protect(j, j->used, BLOCK_ROOM, 0);
+  uint8_t *w = j->wbase ? j->wbase + j->used : j->base + j->used;
+  if (!j->wbase && protect(j, j->used, BLOCK_ROOM, 1) != 0) return 0;
+  int len = rv64_jit_be_block(&b, w, BLOCK_ROOM, j->base + j->used, j->epilogue);
+  if (!j->wbase) protect(j, j->used, BLOCK_ROOM, 0);
   if (len <= 0) return 0;
   uint32_t at = (uint32_t)j->used + 1;
   j->used = (j->used + (size_t)len + 15) & ~(size_t)15;
@@ -233,6 +235,7 @@ void rv64_jit_release(rv64_machine *m) {
     m->harts[i]->jit_jc = NULL;
   }
   munmap(j->base, j->size);
+  if (j->wbase) munmap(j->wbase, j->size);
   free(j);
   m->jit = NULL;
 }
@@ -254,16 +257,42 @@ VMON_EXPORT int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int
   rv64_jit_release(m);
   rv64_jit *j = calloc(1, sizeof *j);
   if (!j) return -1;
-  void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) { free(j); return -1; }
-  j->base = p;
   j->size = want;
   size_t enter_off, epi_off;
-  int len = rv64_jit_be_trampoline(j->base, ps, &enter_off, &epi_off);
-  if (len <= 0 || mprotect(j->base, want, PROT_READ | PROT_EXEC) != 0) {
-    munmap(p, want);
-    free(j);
-    return -1;
+  /* two views of one memfd: written through wbase, run at base */
+  int fd = memfd_create("vmon-rv64-jit", MFD_CLOEXEC);
+  if (fd >= 0) {
+    void *x = MAP_FAILED, *w = MAP_FAILED;
+    if (ftruncate(fd, (off_t)want) == 0) {
+      x = mmap(NULL, want, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, fd, 0);
+      w = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    }
+    close(fd); /* the mappings keep the memory */
+    if (x != MAP_FAILED && w != MAP_FAILED) {
+      j->base = x;
+      j->wbase = w;
+    } else {
+      if (x != MAP_FAILED) munmap(x, want);
+      if (w != MAP_FAILED) munmap(w, want);
+    }
+  }
+  if (j->wbase) {
+    if (rv64_jit_be_trampoline(j->wbase, ps, &enter_off, &epi_off) <= 0) {
+      munmap(j->base, want);
+      munmap(j->wbase, want);
+      free(j);
+      return -1;
+    }
+  } else {
+    void *p = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) { free(j); return -1; }
+    j->base = p;
+    int len = rv64_jit_be_trampoline(j->base, ps, &enter_off, &epi_off);
+    if (len <= 0 || mprotect(j->base, want, PROT_READ | PROT_EXEC) != 0) {
+      munmap(p, want);
+      free(j);
+      return -1;
+    }
   }
   j->start = ps; /* blocks never share the trampoline's page */
   j->used = j->start;

@@ -100,7 +100,12 @@ typedef struct jit_tab {
 
 /* The machine's translator (owned by the machine, rv64_jit_release frees it). */
 typedef struct rv64_jit {
-  uint8_t *base;    /* code cache: mmap'ed, PROT_READ|PROT_EXEC except while emitting */
+  uint8_t *base;    /* code cache: mmap'ed, PROT_READ|PROT_EXEC (owned) */
+  /* the same memory mapped PROT_READ|PROT_WRITE elsewhere (a memfd mapped twice; owned), where
+     blocks are written: no mapping is ever writable and executable, and emitting a block needs no
+     mprotect (two per block were most of the translator's cost: each one a TLB shootdown on every
+     CPU). NULL when the host has no memfd: then base turns writable while a block is emitted. */
+  uint8_t *wbase;
   size_t size, used, start; /* start: first byte after the trampoline */
   /* int enter(rv64_hart *h, const void *code, uint64_t vpage, uint64_t io[2], uint64_t chunk):
      runs translated code from `code` with the count io[0]; returns a JIT_A_* action, the count
@@ -169,7 +174,7 @@ typedef struct jit_block {
 VMON_INTERNAL int rv64_jit_be_trampoline(uint8_t *buf, size_t cap, size_t *enter_off,
                                          size_t *epilogue_off);
 /* Emits block `b` at `buf` (capacity cap; `epilogue` is the epilogue's final address, `self` the
-   block's final address). Returns bytes, 0 when an instruction of b is not supported by this
+   block's final address: where buf's bytes run, in the executable view of the code cache). Returns bytes, 0 when an instruction of b is not supported by this
    backend (b->n is then cut to the supported prefix and the caller retries), -1 when full. */
 VMON_INTERNAL int rv64_jit_be_block(jit_block *b, uint8_t *buf, size_t cap,
                                     const uint8_t *self, const uint8_t *epilogue);

@@ -24,9 +24,12 @@ enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, 
 /* host register of each guest-register slot */
 static const uint8_t SLOT_REG[JIT_HOST_REGS] = {RSI, RDI, R8, R9, R10, R11, RBP};
 
+/* Code is written at p (the code cache's writable view) and runs at p + delta (its executable
+   view; jit.c maps one cache twice): rel32 targets are executable addresses. */
 typedef struct asm_buf {
   uint8_t *p, *start, *end;
   int full;
+  intptr_t delta;
 } asm_buf;
 
 static void b1(asm_buf *a, unsigned v) {
@@ -104,7 +107,7 @@ static void movsxd_rr(asm_buf *a, int dst, int src) { op_rr(a, 1, 0x63, dst, src
 /* jcc/jmp rel32 to an address known now */
 static void jmp_to(asm_buf *a, const uint8_t *target) {
   b1(a, 0xe9);
-  b4(a, (uint32_t)(int32_t)(target - (a->p + 4)));
+  b4(a, (uint32_t)(int32_t)(target - (a->p + a->delta + 4)));
 }
 /* jcc rel32 whose target comes later: returns where the displacement is */
 static uint8_t *jcc_fwd(asm_buf *a, int cc) {
@@ -148,7 +151,7 @@ int rv64_jit_be_supports(int op) {
 }
 
 int rv64_jit_be_trampoline(uint8_t *buf, size_t cap, size_t *enter_off, size_t *epilogue_off) {
-  asm_buf A = {buf, buf, buf + cap, 0}, *a = &A;
+  asm_buf A = {buf, buf, buf + cap, 0, 0}, *a = &A; /* position independent: no rel32 */
   *enter_off = 0;
   /* enter(rdi = h, rsi = code, rdx = vpage, rcx = &cnt, r8 = chunk) */
   static const int saved[6] = {RBX, RBP, R12, R13, R14, R15};
@@ -281,10 +284,10 @@ static void call_abs(asm_buf *a, const void *fn) {
   op_rr(a, 0, 0xff, 2, RAX); /* call rax */
 }
 
-/* 16 bytes of data in the code (jumped over); returns their address. */
+/* 16 bytes of data in the code (jumped over); returns their executable address. */
 static const uint8_t *embed(asm_buf *a, const void *data, int len) {
   b1(a, 0xeb); b1(a, (unsigned)len); /* jmp short over */
-  const uint8_t *at = a->p;
+  const uint8_t *at = a->p + a->delta;
   for (int k = 0; k < len; k++) b1(a, ((const uint8_t *)data)[k]);
   return at;
 }
@@ -703,11 +706,10 @@ int rv64_jit_be_block(jit_block *b, uint8_t *buf, size_t cap, const uint8_t *sel
                       const uint8_t *epilogue) {
   static __thread lower Ls;
   lower *L = &Ls;
-  asm_buf A = {buf, buf, buf + cap, 0};
-  (void)self;
+  asm_buf A = {buf, buf, buf + cap, 0, self - buf};
   L->a = &A;
   L->b = b;
-  L->self = buf;
+  L->self = self;
   L->epilogue = epilogue;
   L->nstubs = 0;
   /* load the block's guest registers */
@@ -715,7 +717,7 @@ int rv64_jit_be_block(jit_block *b, uint8_t *buf, size_t cap, const uint8_t *sel
     int r = host_of(L, g);
     if (r >= 0) mov_r_mem(&A, r, RBX, xoff(g));
   }
-  L->body = A.p;
+  L->body = A.p + A.delta;
   for (int i = 0; i < b->n; i++) lower_insn(L, i);
   const insn_t *last = &b->insn[b->n - 1];
   if (last->op != OP_JAL && last->op != OP_JALR) emit_exit(L, &b->end);
