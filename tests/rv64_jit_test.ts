@@ -182,11 +182,11 @@ Deno.test({
 });
 
 Deno.test({
-  name: "rv64 jit: off by default, on with jit=on and shown in stats",
+  name: "rv64 jit: the plugin's jit option defaults to on; the port class takes it explicitly",
   ignore: !X86,
   async fn() {
     const { default: plugin } = await import("../plugins/hostports/rv64/mod.ts");
-    assertEquals(plugin.options?.jit?.default, "off");
+    assertEquals(plugin.options?.jit?.default, "on");
     using port = new Rv64Port({ harts: 1, jit: true });
     assertEquals(port.jitNote, undefined);
     assertEquals(port.stats().jitEnabled, 1);

@@ -379,8 +379,9 @@ export interface Rv64PortOptions {
   /** In icount mode: the assumed speed in MIPS, which fixes instructions per `time` tick. */
   readonly mipsForIcount?: number;
   /**
-   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on or off (the
-   * default). On a host without a backend it stays off and {@linkcode Rv64Port.jitNote} says why.
+   * The block translator (guest code run as host code; `ffi/rv64/jit.h`): on or off (the default
+   * here; the plugin's `jit` option defaults to on). On a host without a backend it stays off and
+   * {@linkcode Rv64Port.jitNote} says why.
    */
   readonly jit?: boolean;
   /** Code-cache size of the translator in bytes (default 64 MiB; flushed when full). */
@@ -798,7 +799,7 @@ export default definePlugin({
       type: "string",
       description: "Block translator: run hot guest code as host code (x86-64 hosts)",
       enum: ["on", "off"],
-      default: "off",
+      default: "on",
     },
     "jit-cache": {
       type: "integer",
