@@ -96,7 +96,7 @@ Deno.test({
       const manifest: MachineManifest = {
         ...base,
         platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
-        // virtio-net (when the image has it) has no save(): this machine goes without it.
+        // no network: this test is about the disk and the console (tests/snapshot_net_test.ts has one).
         devices: [
           ...(base.devices ?? []).filter((d) => d.use !== "virtio-net"),
           { use: "virtio-blk", options: { file: disk } },
