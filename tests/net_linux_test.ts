@@ -15,6 +15,7 @@ import { buildImage, imageManifest } from "../images/mod.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 import { findPasst } from "../ffi/net/mod.ts";
 import { REPO_ROOT } from "../core/cache.ts";
+import { makeNetns, type NetnsServer, sh, startTapPageServer } from "./fixtures/netns.ts";
 
 function commandWorks(cmd: string, args: string[]): boolean {
   try {
@@ -249,20 +250,6 @@ async function inNetns(ns: string, args: string[], env: Record<string, string> =
   return { status: out.code, stdout: td.decode(out.stdout), stderr: td.decode(out.stderr) };
 }
 
-function sh(args: string[]): void {
-  const out = new Deno.Command(args[0]!, { args: args.slice(1), stdout: "piped", stderr: "piped" })
-    .outputSync();
-  if (!out.success) throw new Error(`${args.join(" ")} failed: ${td.decode(out.stderr)}`);
-}
-
-/** A fresh network namespace with lo up; removed by the returned function. */
-function makeNetns(): { ns: string; remove: () => void } {
-  const ns = `vmon-net-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
-  sh(["ip", "netns", "add", ns]);
-  sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-  return { ns, remove: () => sh(["ip", "netns", "delete", ns]) };
-}
-
 test("net user in a network namespace: ping round trips to the host", netnsMissing, async () => {
   // passt forwards ICMP through the host's ping sockets, which net.ipv4.ping_group_range must
   // allow for its user: set in the test's own namespace (per namespace), never on the host. A
@@ -300,23 +287,14 @@ test(
   tunMissing,
   async () => {
     const { ns, remove } = makeNetns();
-    let server: Deno.ChildProcess | undefined;
+    let server: NetnsServer | undefined;
     try {
-      sh(["ip", "-n", ns, "tuntap", "add", "dev", "vmtap0", "mode", "tap"]);
-      sh(["ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "vmtap0"]);
-      sh(["ip", "-n", ns, "link", "set", "vmtap0", "up"]);
       // The page server, inside the namespace.
-      const code =
-        `Deno.serve({ hostname: "10.9.0.1", port: 8000, onListen: () => console.log("up") },
-      () => new Response("hello over tap\\n"));`;
-      server = new Deno.Command("ip", {
-        args: ["netns", "exec", ns, Deno.execPath(), "eval", code],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      const reader = server.stdout.getReader();
-      assert.match(td.decode((await reader.read()).value), /up/);
-      reader.releaseLock();
+      server = await startTapPageServer(ns, {
+        ifname: "vmtap0",
+        address: "10.9.0.1/24",
+        handler: `() => new Response("hello over tap\\n")`,
+      });
       const r = await inNetns(ns, [
         ...CLI,
         "run",
@@ -334,11 +312,7 @@ test(
       const stats = JSON.parse(r.stdout.trim().split("\n").at(-1)!).stats;
       assert.equal(stats.metrics["virtio-net"].malformed_chains, 0);
     } finally {
-      if (server) {
-        server.kill();
-        await server.status;
-        await server.stdout.cancel().catch(() => {});
-      }
+      await server?.stop();
       remove();
     }
   },

@@ -15,6 +15,7 @@ import { REPO_ROOT } from "../core/cache.ts";
 import { buildImage, imageManifest } from "../images/mod.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 import { findPasst } from "../ffi/net/mod.ts";
+import { makeNetns, type NetnsServer, startTapPageServer } from "./fixtures/netns.ts";
 
 const missing = !haveCrossCompiler()
   ? "riscv64-linux-gnu-gcc is not installed (deno task image linux-rv64 installs it)"
@@ -162,12 +163,6 @@ Deno.test({
   },
 });
 
-function sh(args: string[]): void {
-  const out = new Deno.Command(args[0]!, { args: args.slice(1), stdout: "piped", stderr: "piped" })
-    .outputSync();
-  if (!out.success) throw new Error(`${args.join(" ")} failed: ${td.decode(out.stderr)}`);
-}
-
 /** Runs `vmon <args>` (through `wrap`, e.g. `ip netns exec ns`); resolves with its output. */
 async function vmon(args: string[], wrap: string[] = []) {
   const all = [...wrap, ...CLI, ...args];
@@ -188,26 +183,15 @@ Deno.test({
   async fn() {
     // Everything inside a network namespace of the test: the TAP device, its host address and
     // the page server; nothing leaves it.
-    const ns = `vmon-snapnet-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
-    sh(["ip", "netns", "add", ns]);
+    const { ns, remove } = makeNetns("vmon-snapnet");
     const dir = await Deno.makeTempDir({ prefix: "vmon-snapnet-tap-" });
-    let server: Deno.ChildProcess | undefined;
+    let server: NetnsServer | undefined;
     try {
-      sh(["ip", "-n", ns, "link", "set", "lo", "up"]);
-      sh(["ip", "-n", ns, "tuntap", "add", "dev", "vmtap0", "mode", "tap"]);
-      sh(["ip", "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "vmtap0"]);
-      sh(["ip", "-n", ns, "link", "set", "vmtap0", "up"]);
-      const code =
-        `Deno.serve({ hostname: "10.9.0.1", port: 8000, onListen: () => console.log("up") },
-        (req) => new Response("tap page " + new URL(req.url).pathname.slice(1) + "\\n"));`;
-      server = new Deno.Command("ip", {
-        args: ["netns", "exec", ns, Deno.execPath(), "eval", code],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      const reader = server.stdout.getReader();
-      assert.match(td.decode((await reader.read()).value), /up/);
-      reader.releaseLock();
+      server = await startTapPageServer(ns, {
+        ifname: "vmtap0",
+        address: "10.9.0.1/24",
+        handler: `(req) => new Response("tap page " + new URL(req.url).pathname.slice(1) + "\\n")`,
+      });
       const inNs = ["ip", "netns", "exec", ns];
       const snap = join(dir, "tap.snap");
       const a = await vmon([
@@ -254,12 +238,8 @@ Deno.test({
         /^vmon: Cannot open TAP device "vmtap0": \/dev\/net\/tun does not exist$/,
       );
     } finally {
-      if (server) {
-        server.kill();
-        await server.status;
-        await server.stdout.cancel().catch(() => {});
-      }
-      sh(["ip", "netns", "delete", ns]);
+      await server?.stop();
+      remove();
       await Deno.remove(dir, { recursive: true });
     }
   },
