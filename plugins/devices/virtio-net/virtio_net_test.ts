@@ -17,7 +17,7 @@ import type {
 import { decodeValue, encodeValue } from "../../../core/snapshot_format.ts";
 import { createTestDeviceHost, setupTestDevice } from "../../../testing/mod.ts";
 import { MmioReg, VirtioFeature, VirtioStatus } from "../../../core/virtio/mod.ts";
-import { VirtioTestDriver } from "../../../testing/virtio.ts";
+import { type UsedEntry, VirtioTestDriver } from "../../../testing/virtio.ts";
 import virtioNet, {
   defaultMac,
   NET_STATE_VERSION,
@@ -83,6 +83,17 @@ function service(ep: MemoryEndpoint, specs: PacketBackendSpec[] = []): NetServic
 }
 
 /** A packet as the endpoint carries it: a zero header, then an Ethernet frame of `len` bytes. */
+/** The bytes of used buffers `used`, in order: one received packet spread over them. */
+function joinUsed(driver: VirtioTestDriver, used: UsedEntry[]): Uint8Array {
+  const all = new Uint8Array(used.reduce((n, u) => n + u.len, 0));
+  let at = 0;
+  for (const u of used) {
+    all.set(driver.readUsed(u), at);
+    at += u.len;
+  }
+  return all;
+}
+
 function packet(len: number, seed = 1): Uint8Array {
   const p = new Uint8Array(12 + len);
   for (let i = 0; i < len; i++) p[12 + i] = (i * 13 + seed) & 0xff;
@@ -197,12 +208,7 @@ Deno.test("virtio-net: a packet waits for buffers, then spreads over mergeable b
   const used = driver.takeUsed(NetQueue.RX);
   equal(used.length, 4);
   assertEquals(used.map((u) => u.len), [1526, 1526, 1526, 5012 - 3 * 1526]);
-  const all = new Uint8Array(5012);
-  let at = 0;
-  for (const u of used) {
-    all.set(driver.readUsed(u), at);
-    at += u.len;
-  }
+  const all = joinUsed(driver, used);
   equal(all[10], 4); // num_buffers
   assertEquals(all.subarray(12), p.subarray(12));
   dev.dispose();
@@ -382,12 +388,7 @@ Deno.test("virtio-net: save and restore keep taken chains, a waiting packet, a h
   const used = driver.takeUsed(NetQueue.RX);
   assertEquals(used.slice(0, 2).map((u) => u.id), heads);
   assertEquals(used.map((u) => u.len), [1526, 1526, 1526, 5012 - 3 * 1526]);
-  const all = new Uint8Array(5012);
-  let at = 0;
-  for (const u of used) {
-    all.set(driver.readUsed(u), at);
-    at += u.len;
-  }
+  const all = joinUsed(driver, used);
   equal(all[10], 4); // num_buffers
   assertEquals(all.subarray(12), big.subarray(12));
   // Traffic goes on through the new backend; the rings stay in step.
