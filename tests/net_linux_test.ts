@@ -12,44 +12,10 @@ import { createHash } from "node:crypto";
 import { createMachine } from "../core/machine.ts";
 import type { MachineExit, PluginRef } from "../core/api/mod.ts";
 import { buildImage, imageManifest } from "../images/mod.ts";
-import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
-import { findPasst } from "../ffi/net/mod.ts";
 import { REPO_ROOT } from "../core/cache.ts";
-import { makeNetns, type NetnsServer, sh, startTapPageServer } from "./fixtures/netns.ts";
+import { makeNetns, type NetnsServer, netSkips, sh, startTapPageServer } from "./fixtures/netns.ts";
 
-function commandWorks(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const missing = !haveCrossCompiler()
-  ? "riscv64-linux-gnu-gcc is not installed (deno task image linux-rv64 installs it)"
-  : findPasst() === undefined
-  ? "passt is not installed (deno run -A tests/prepare.ts installs it)"
-  : undefined;
-if (missing) console.error(`net_linux_test: skipped: ${missing}`);
-const root = Deno.uid() === 0;
-const netnsMissing = missing ??
-  (!root
-    ? "not root (network namespaces and TAP devices need CAP_NET_ADMIN)"
-    : !commandWorks("ip", ["netns", "list"])
-    ? "ip netns is not available"
-    : undefined);
-if (!missing && netnsMissing) {
-  console.error(`net_linux_test: namespace tests skipped: ${netnsMissing}`);
-}
-let tunMissing = netnsMissing;
-if (!tunMissing) {
-  try {
-    Deno.statSync("/dev/net/tun");
-  } catch {
-    tunMissing = "/dev/net/tun does not exist";
-    console.error(`net_linux_test: TAP tests skipped: ${tunMissing}`);
-  }
-}
+const { missing, netns: netnsMissing, tap: tunMissing } = netSkips("net_linux_test");
 
 const test = (name: string, skip: string | undefined, fn: () => Promise<void>) =>
   Deno.test({ name, ignore: skip !== undefined, fn, sanitizeResources: false, sanitizeOps: false });

@@ -13,39 +13,9 @@ import { createMachine } from "../core/machine.ts";
 import type { MachineExit, MachineManifest } from "../core/api/mod.ts";
 import { REPO_ROOT } from "../core/cache.ts";
 import { buildImage, imageManifest } from "../images/mod.ts";
-import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
-import { findPasst } from "../ffi/net/mod.ts";
-import { makeNetns, type NetnsServer, startTapPageServer } from "./fixtures/netns.ts";
+import { makeNetns, type NetnsServer, netSkips, startTapPageServer } from "./fixtures/netns.ts";
 
-const missing = !haveCrossCompiler()
-  ? "riscv64-linux-gnu-gcc is not installed (deno task image linux-rv64 installs it)"
-  : findPasst() === undefined
-  ? "passt is not installed (deno run -A tests/prepare.ts installs it)"
-  : undefined;
-if (missing) console.error(`snapshot_net_test: skipped: ${missing}`);
-
-function commandWorks(cmd: string, args: string[]): boolean {
-  try {
-    return new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-/** Why the TAP test cannot run here (it needs a network namespace and /dev/net/tun), if so. */
-function tapMissing(): string | undefined {
-  if (missing) return missing;
-  if (Deno.uid() !== 0) return "not root (network namespaces and TAP devices need CAP_NET_ADMIN)";
-  if (!commandWorks("ip", ["netns", "list"])) return "ip netns is not available";
-  try {
-    Deno.statSync("/dev/net/tun");
-  } catch {
-    return "/dev/net/tun does not exist";
-  }
-  return undefined;
-}
-const noTap = tapMissing();
-if (!missing && noTap) console.error(`snapshot_net_test: TAP test skipped: ${noTap}`);
+const { missing, tap: noTap } = netSkips("snapshot_net_test");
 
 const td = new TextDecoder();
 const CLI = [Deno.execPath(), "run", "-A", "--quiet", `${REPO_ROOT}/cli/main.ts`];
