@@ -10,7 +10,8 @@
  * - end to end (`createToPromptMs`, `createColdToPromptMs`): the same through `createMachine`,
  *   whose new worker first loads and compiles every module.
  *
- * The image's virtio-net device is left out (it has no save() yet: docs/DESIGN.md, "Snapshots").
+ * The image's virtio-net device is left out: its restore starts passt again, a host process whose
+ * start-up is not monitor work (and the issue's figure is for the guest without it).
  */
 
 import { join } from "node:path";
