@@ -11,7 +11,7 @@
  *   whose new worker first loads and compiles every module.
  *
  * The image's virtio-net device is left out: its restore starts passt again, a host process whose
- * start-up is not monitor work (and the issue's figure is for the guest without it).
+ * start-up is not monitor work.
  */
 
 import { join } from "node:path";
