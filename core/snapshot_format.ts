@@ -103,6 +103,34 @@ export function encodeSnapshot(
 }
 
 /**
+ * The checks of a snapshot file's header, alone: magic, the header's checksum, format version,
+ * header size and the body's length against the file's. Returns the body's expected CRC-32.
+ */
+function checkHeader(head: Uint8Array, fileSize: number, name: string): number {
+  for (let i = 0; i < 8; i++) {
+    if (head[i] !== SNAPSHOT_MAGIC.charCodeAt(i)) fail(name, "not a vmon snapshot file");
+  }
+  const dv = new DataView(head.buffer, head.byteOffset, HEADER_SIZE);
+  if ((crc32(head.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
+    fail(name, "the header is corrupted (checksum mismatch)");
+  }
+  const version = dv.getUint32(8, true);
+  if (version !== SNAPSHOT_FORMAT_VERSION) {
+    fail(
+      name,
+      `format version ${version} is not supported (this vmon reads version ${SNAPSHOT_FORMAT_VERSION})`,
+    );
+  }
+  const headerSize = dv.getUint32(12, true);
+  if (headerSize !== HEADER_SIZE) fail(name, `unexpected header size ${headerSize}`);
+  const bodyLength = dv.getBigUint64(16, true);
+  const have = BigInt(fileSize - HEADER_SIZE);
+  if (bodyLength > have) fail(name, `the file is truncated (${have} of ${bodyLength} body bytes)`);
+  if (bodyLength < have) fail(name, "the file has trailing bytes after its body");
+  return dv.getUint32(24, true);
+}
+
+/**
  * Checks a snapshot file (magic, version, lengths, both checksums) and splits it into sections,
  * inflating compressed ones. Refuses a bad file with one line.
  *
@@ -120,24 +148,9 @@ export function decodeSnapshot(
   if (bytes.length < 8) fail(name, "the file is truncated (no header)");
   if (bytes.length < HEADER_SIZE) fail(name, "the file is truncated (short header)");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if ((crc32(bytes.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
-    fail(name, "the header is corrupted (checksum mismatch)");
-  }
-  const version = dv.getUint32(8, true);
-  if (version !== SNAPSHOT_FORMAT_VERSION) {
-    fail(
-      name,
-      `format version ${version} is not supported (this vmon reads version ${SNAPSHOT_FORMAT_VERSION})`,
-    );
-  }
-  const headerSize = dv.getUint32(12, true);
-  if (headerSize !== HEADER_SIZE) fail(name, `unexpected header size ${headerSize}`);
-  const bodyLength = dv.getBigUint64(16, true);
-  const have = BigInt(bytes.length - HEADER_SIZE);
-  if (bodyLength > have) fail(name, `the file is truncated (${have} of ${bodyLength} body bytes)`);
-  if (bodyLength < have) fail(name, "the file has trailing bytes after its body");
+  const bodyCrc = checkHeader(bytes.subarray(0, HEADER_SIZE), bytes.length, name);
   const body = bytes.subarray(HEADER_SIZE);
-  if ((crc32(body) >>> 0) !== dv.getUint32(24, true)) {
+  if ((crc32(body) >>> 0) !== bodyCrc) {
     fail(name, "the file is corrupted (body checksum mismatch)");
   }
   const sections: SnapshotSection[] = [];
@@ -489,28 +502,7 @@ export class SnapshotFileReader {
       decodeSnapshot(head, { name }); // the right message for a short file
       fail(name, "the file is truncated (short header)");
     }
-    // The header checks of decodeSnapshot, on the header alone.
-    const dv = new DataView(head.buffer);
-    for (let i = 0; i < 8; i++) {
-      if (head[i] !== SNAPSHOT_MAGIC.charCodeAt(i)) fail(name, "not a vmon snapshot file");
-    }
-    if ((crc32(head.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
-      fail(name, "the header is corrupted (checksum mismatch)");
-    }
-    const version = dv.getUint32(8, true);
-    if (version !== SNAPSHOT_FORMAT_VERSION) {
-      fail(
-        name,
-        `format version ${version} is not supported (this vmon reads version ${SNAPSHOT_FORMAT_VERSION})`,
-      );
-    }
-    const bodyLength = dv.getBigUint64(16, true);
-    const have = BigInt(size - HEADER_SIZE);
-    if (bodyLength > have) {
-      fail(name, `the file is truncated (${have} of ${bodyLength} body bytes)`);
-    }
-    if (bodyLength < have) fail(name, "the file has trailing bytes after its body");
-    const expected = dv.getUint32(24, true);
+    const expected = checkHeader(head, size, name);
     const sections: SnapshotSection[] = [];
     const ram: RamImage[] = [];
     let crc = 0;
