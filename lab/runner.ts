@@ -227,6 +227,19 @@ async function runCaptured(
   return { exit, timedOut, log, counters, hostUs, command: manifest.boot?.cmdline ?? "" };
 }
 
+/** The fields that name a run in its record: workload, variant, strategy, batch, phase, N, repeat. */
+function runIdentity(run: PlannedRun) {
+  return {
+    workload: run.workload.name,
+    variant: run.variant.id,
+    strategy: run.variant.strategy,
+    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
+    phase: run.phase,
+    n: run.n,
+    repeat: run.repeat,
+  };
+}
+
 /**
  * Runs one machine and records what it did. A guest that fails, times out, prints no markers or
  * ends with a non-zero status gives a record with `error` set; a machine that cannot be built
@@ -252,13 +265,7 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
   } else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
   else if (out.result.length === 0) error = "the workload printed no result line";
   return {
-    workload: run.workload.name,
-    variant: run.variant.id,
-    strategy: run.variant.strategy,
-    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
-    phase: run.phase,
-    n: run.n,
-    repeat: run.repeat,
+    ...runIdentity(run),
     command: benchCommand(run.workload, run.n),
     status: exit.status,
     reason: exit.reason,
@@ -329,13 +336,7 @@ async function runPv(run: PlannedRun, options: RunOptions): Promise<RunRecord> {
   else if (out.error !== undefined) error = out.error;
   else if (exit.status !== 0) error = `the machine exited with status ${exit.status}`;
   return {
-    workload: run.workload.name,
-    variant: run.variant.id,
-    strategy: run.variant.strategy,
-    ...(run.variant.batch !== undefined ? { batch: run.variant.batch } : {}),
-    phase: run.phase,
-    n: run.n,
-    repeat: run.repeat,
+    ...runIdentity(run),
     command,
     status: exit.status,
     reason: exit.reason,
