@@ -110,6 +110,32 @@ const BHARGAVA =
   "Bhargava, Serebrin, Spadini and Manne, Accelerating Two-Dimensional Page Walks for Virtualized Systems, ASPLOS 2008: up to 24 references for 4-level guest and nested tables";
 const X86_PAGING = "x86-64 4-level paging: one reference per level (Intel SDM vol. 3, ch. 4)";
 
+/** The costs both built-in profiles share (the rest differ by CPU). */
+const SHARED_COSTS: Readonly<Record<string, EventCost>> = {
+  instruction: {
+    cycles: 1,
+    source: "one cycle per guest instruction, the same under every strategy",
+    status: "assumed",
+  },
+  validation: {
+    cycles: 50,
+    source: "a few dozen instructions per entry in the monitor (vmon's checks: RAM ranges)",
+    status: "assumed",
+  },
+  "walk-references.nested": { cycles: 24, source: BHARGAVA, status: "recalled" },
+  "walk-references.native": { cycles: 4, source: X86_PAGING, status: "architectural" },
+  "shadow-flush": {
+    cycles: 20,
+    source: "unlinking one shadow entry and its reverse-map nodes",
+    status: "assumed",
+  },
+  "tlb-flush": {
+    cycles: 100,
+    source: "the flush itself; refills are counted as TLB fills",
+    status: "assumed",
+  },
+};
+
 /**
  * The built-in profiles. Figures marked `recalled` are quoted from memory and were not checked
  * against the publication when this table was written; `assumed` ones have no published figure
@@ -121,43 +147,22 @@ export const COST_PROFILES: readonly CostProfile[] = [
     description: "Intel Xeon X5570 (Nehalem-EP, 2009) with VT-x and EPT",
     clock: { ghz: 2.93, source: "Intel Xeon X5570 specification: 2.93 GHz", status: "recalled" },
     costs: {
-      instruction: {
-        cycles: 1,
-        source: "one cycle per guest instruction, the same under every strategy",
-        status: "assumed",
-      },
+      ...SHARED_COSTS,
       trap: {
         cycles: 2000,
         source:
           "a VM exit and entry round trip of about 2,000 cycles on a Xeon X5570 (the figure issue 12 quotes; publication not identified here)",
         status: "recalled",
       },
-      validation: {
-        cycles: 50,
-        source: "a few dozen instructions per entry in the monitor (vmon's checks: RAM ranges)",
-        status: "assumed",
-      },
       "memory-reference": {
         cycles: 10,
         source: "walk references mostly hit the data caches: about one L2 hit on Nehalem",
         status: "assumed",
       },
-      "walk-references.nested": { cycles: 24, source: BHARGAVA, status: "recalled" },
-      "walk-references.native": { cycles: 4, source: X86_PAGING, status: "architectural" },
       "shadow-fill": {
         cycles: 1000,
         source:
           `a software walk of the guest's tables and a shadow update (hidden page faults dominate shadow paging costs: ${ADAMS_AGESEN})`,
-        status: "assumed",
-      },
-      "shadow-flush": {
-        cycles: 20,
-        source: "unlinking one shadow entry and its reverse-map nodes",
-        status: "assumed",
-      },
-      "tlb-flush": {
-        cycles: 100,
-        source: "the flush itself; refills are counted as TLB fills",
         status: "assumed",
       },
     },
@@ -168,20 +173,11 @@ export const COST_PROFILES: readonly CostProfile[] = [
       "a recent x86-64 server core with EPT or NPT: cheaper exits, the same two-dimensional walks",
     clock: { ghz: 2.5, source: "a typical server clock", status: "assumed" },
     costs: {
-      instruction: {
-        cycles: 1,
-        source: "one cycle per guest instruction, the same under every strategy",
-        status: "assumed",
-      },
+      ...SHARED_COSTS,
       trap: {
         cycles: 1000,
         source:
           "exit round trips fell with each Intel generation after the first VT-x parts; about a thousand cycles is an order of magnitude, not a measured figure",
-        status: "assumed",
-      },
-      validation: {
-        cycles: 50,
-        source: "a few dozen instructions per entry in the monitor (vmon's checks: RAM ranges)",
         status: "assumed",
       },
       "memory-reference": {
@@ -189,21 +185,9 @@ export const COST_PROFILES: readonly CostProfile[] = [
         source: "paging-structure caches and nested TLBs absorb part of the walk's references",
         status: "assumed",
       },
-      "walk-references.nested": { cycles: 24, source: BHARGAVA, status: "recalled" },
-      "walk-references.native": { cycles: 4, source: X86_PAGING, status: "architectural" },
       "shadow-fill": {
         cycles: 1000,
         source: "a software walk of the guest's tables and a shadow update",
-        status: "assumed",
-      },
-      "shadow-flush": {
-        cycles: 20,
-        source: "unlinking one shadow entry and its reverse-map nodes",
-        status: "assumed",
-      },
-      "tlb-flush": {
-        cycles: 100,
-        source: "the flush itself; refills are counted as TLB fills",
         status: "assumed",
       },
     },
