@@ -81,6 +81,13 @@ const median = (xs: number[]) => {
   return s[Math.floor(s.length / 2)]!;
 };
 
+try {
+  Deno.statSync("/dev/kvm");
+} catch {
+  console.error("bench:exits: needs /dev/kvm (KVM_RUN on an x86-64 guest), which this host lacks");
+  Deno.exit(2);
+}
+
 // One warm-up of each (JIT, page faults in guest RAM), then alternating rounds.
 const { exits: perRun } = await vmonRound();
 await cRound(perRun);
