@@ -130,8 +130,9 @@ export class ApiSocket {
     this.#emit({ event: "started" });
   }
 
-  /** A snapshot was written (by a trigger or a request). */
+  /** A snapshot was written (by a trigger or a request); a trigger that only settled is not told. */
   snapshotTaken(result: SnapshotResult): void {
+    if (result.path === undefined) return;
     this.#emit({ event: "snapshot", path: result.path, bytes: result.bytes });
   }
 

@@ -136,6 +136,7 @@ export function attachSnapshotSupport(
         console.error(`vmon: ${result.error}`);
         return;
       }
+      if (result.path === undefined) return; // a trigger without a file (never made by the CLI)
       console.error(
         `vmon: snapshot "${result.path}" written (${
           (result.bytes / 2 ** 20).toFixed(1)

@@ -71,18 +71,22 @@ export type FromWorker =
 export interface SnapshotTrigger {
   /** The text to wait for (matched across writes). */
   readonly text: string;
-  /** The file to write. */
-  readonly path: string;
+  /**
+   * The file to write. Without one nothing is written, but the machine settles exactly as taking
+   * the snapshot would (every plugin's `save()` runs and drops what a restored machine rebuilds),
+   * so a cold run counts what a run restored from a snapshot taken there counts.
+   */
+  readonly path?: string;
   /** What the machine does next: go on (default), stop (status 0), or stay paused. */
   readonly then?: "continue" | "stop" | "pause";
   /** Deflate the file's sections. */
   readonly compress?: boolean;
 }
 
-/** What a snapshot wrote. */
+/** What a snapshot wrote (nothing, for a trigger without a file: it only settled). */
 export interface SnapshotResult {
-  /** The file. */
-  readonly path: string;
+  /** The file; absent when the trigger had none. */
+  readonly path?: string;
   /** Its size in bytes. */
   readonly bytes: number;
   /** RAM pages stored (all-zero pages are left out). */

@@ -18,7 +18,7 @@ import {
   WATCH,
 } from "./machine_protocol.ts";
 import { readSnapshot } from "./snapshot_vm.ts";
-import { ConsoleTriggers, writeSnapshot } from "./snapshot_worker.ts";
+import { ConsoleTriggers, settle, writeSnapshot } from "./snapshot_worker.ts";
 import { Vm } from "./vm.ts";
 
 let vm: Vm | undefined;
@@ -79,10 +79,9 @@ function onTrigger(trigger: SnapshotTrigger): void {
   v.pause();
   queueMicrotask(() => {
     try {
-      const result = writeSnapshot(v, trigger.path, {
-        compress: trigger.compress,
-        trigger: trigger.text,
-      });
+      const result = trigger.path === undefined
+        ? settle(v, trigger.text)
+        : writeSnapshot(v, trigger.path, { compress: trigger.compress, trigger: trigger.text });
       post({ type: "snapshot", id: 0, result });
       if (trigger.then === "stop") v.stop("snapshot taken", 0);
       else if (trigger.then !== "pause") v.resume();

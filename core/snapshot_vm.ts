@@ -115,17 +115,10 @@ export function checkSavable(parts: SnapshotParts): void {
 }
 
 /**
- * Saves the machine into a snapshot file's bytes. Call between exits (on the machine's thread,
- * no vCPU running). Plugins save devices first and the host port last (its save drops derived
- * state the others may still read).
- *
- * @param parts The machine.
- * @param options Compression.
+ * Every plugin's saved state, devices first and the host port last (its save drops derived
+ * state the others may still read), as snapshot sections in setup order.
  */
-export function saveSnapshot(
-  parts: SnapshotParts,
-  options: SaveOptions = {},
-): { readonly file: Uint8Array; readonly pages: number; readonly totalPages: number } {
+function savePlugins(parts: SnapshotParts): SnapshotSection[] {
   checkSavable(parts);
   const states: SnapshotSection[] = [];
   for (const { name, instance } of [...parts.instances].reverse()) {
@@ -148,6 +141,36 @@ export function saveSnapshot(
       payload: encodeValue({ name, version: saved.version, state: saved.state }),
     });
   }
+  return states;
+}
+
+/**
+ * Does to the running machine what taking a snapshot does, without writing one: every plugin's
+ * `save()` runs (so each settles the derived state a restored machine rebuilds: the host port
+ * drops its TLBs and decoded code, a strategy its shadow tables or queue) and the states are
+ * dropped. A run settled at a point counts exactly what a run restored from a snapshot taken at
+ * that point counts (`vmon compare`'s cold runs rely on it). Call between exits.
+ *
+ * @param parts The machine.
+ * @throws {VmonError} As a snapshot would: a plugin without `save()`, or one that fails.
+ */
+export function settleSnapshot(parts: SnapshotParts): void {
+  savePlugins(parts);
+}
+
+/**
+ * Saves the machine into a snapshot file's bytes. Call between exits (on the machine's thread,
+ * no vCPU running). Plugins save devices first and the host port last (its save drops derived
+ * state the others may still read).
+ *
+ * @param parts The machine.
+ * @param options Compression.
+ */
+export function saveSnapshot(
+  parts: SnapshotParts,
+  options: SaveOptions = {},
+): { readonly file: Uint8Array; readonly pages: number; readonly totalPages: number } {
+  const states = savePlugins(parts);
   const core = encodeValue({
     bus: parts.bus.counters() as unknown as SnapshotValue,
     metrics: parts.metrics.snapshot(),

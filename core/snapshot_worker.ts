@@ -46,6 +46,18 @@ export function writeSnapshot(
 }
 
 /**
+ * Settles `vm` as a snapshot would, without a file (a trigger without a path). Call between exits.
+ *
+ * @param vm The machine.
+ * @param trigger The trigger text to report.
+ */
+export function settle(vm: Vm, trigger: string): SnapshotResult {
+  const t0 = performance.now();
+  vm.settle();
+  return { bytes: 0, pages: 0, totalPages: 0, ms: performance.now() - t0, trigger };
+}
+
+/**
  * Watches console output for the texts of snapshot triggers. Each trigger fires once, the first
  * time its text appears (across writes): it pauses the machine at once (the running slice ends
  * after the current exit) and takes the snapshot as soon as the scheduler has parked.

@@ -42,6 +42,7 @@ import {
   restoreSnapshot,
   type SaveOptions,
   saveSnapshot,
+  settleSnapshot,
   type SnapshotImage,
   type SnapshotParts,
 } from "./snapshot_vm.ts";
@@ -310,6 +311,15 @@ export class Vm {
   snapshot(options: SaveOptions = {}): ReturnType<typeof saveSnapshot> {
     if (this.#disposed) throw new VmonError("Cannot take a snapshot: the machine has ended");
     return saveSnapshot(this.#parts(), options);
+  }
+
+  /**
+   * Settles the machine as taking a snapshot would, without writing one (core/snapshot_vm.ts
+   * `settleSnapshot`). Call between exits, as {@linkcode snapshot}.
+   */
+  settle(): void {
+    if (this.#disposed) throw new VmonError("Cannot take a snapshot: the machine has ended");
+    settleSnapshot(this.#parts());
   }
 
   async #load(ref: PluginRef, kind: PluginKind): Promise<PluginDefinition> {

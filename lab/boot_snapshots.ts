@@ -1,11 +1,12 @@
 /**
  * Boot snapshots for `vmon compare --from-snapshot`: the bench image is booted once per strategy
  * variant (the variant's paging strategy and its state are part of the machine a snapshot holds:
- * a snapshot restores the manifest it was taken with, strategy included), without a workload, up
- * to init's `vmon: init ready` marker, where a snapshot is written. Every Linux run of that
- * variant then starts from the snapshot and gets its workload typed into the restored console
- * (`<command>` then `exit $?`, as `vmon run --restore file --exec` does), so the boot is paid once
- * per variant instead of once per run.
+ * a snapshot restores the manifest it was taken with, strategy included) with the boot manifest
+ * every run of the variant uses (lab/runner.ts `bootManifest`, `vmon.exec=console`), up to init's
+ * `vmon: init ready` marker, where a snapshot is written. Every Linux run of that variant then
+ * starts from the snapshot and gets its workload typed in before its first instruction, exactly
+ * where a cold run settles and gets it typed (lab/runner.ts `runMachine`), so the boot is paid
+ * once per variant instead of once per run and nothing else changes.
  *
  * @module
  */
@@ -13,39 +14,16 @@
 import { join } from "node:path";
 import type { MachineManifest } from "../core/api/mod.ts";
 import { VmonError } from "../core/errors.ts";
+import { INIT_READY_MARKER } from "../images/linux-rv64/protocol.ts";
 import { createMachine } from "../core/machine.ts";
 import type { Variant } from "./types.ts";
 
 /** The console text at which the boot snapshot is taken: init's first line, before any work. */
-export const BOOT_SNAPSHOT_MARKER = "vmon: init ready";
-
-/**
- * What a restored run types into the console: the command, then `exit $?` so that init reports
- * the command's status and powers off (as after a cold `--exec`).
- *
- * @param command The shell command line.
- *
- * @example
- * ```ts
- * import { restoredInput } from "./boot_snapshots.ts";
- * if (restoredInput("/bench/run.sh cpuloop 8") !== "/bench/run.sh cpuloop 8\nexit $?\n") {
- *   throw new Error("bad input");
- * }
- * ```
- */
-export function restoredInput(command: string): string {
-  if (command.includes("\n")) {
-    throw new VmonError(`Cannot type "${command}" into a restored shell: it has a line break`);
-  }
-  return `${command}\nexit $?\n`;
-}
+export const BOOT_SNAPSHOT_MARKER: string = INIT_READY_MARKER;
 
 /** Options of {@linkcode BootSnapshots}. */
 export interface BootSnapshotsOptions {
-  /**
-   * The boot manifest of a variant: the run's manifest without a workload (no `vmon.exec`), so
-   * init starts a shell on the console after its marker.
-   */
+  /** The boot manifest of a variant, the one its cold runs boot (lab/runner.ts `bootManifest`). */
   readonly manifest: (variant: Variant) => MachineManifest;
   /** Host milliseconds after which a snapshot boot is stopped and refused. */
   readonly timeoutMs: number;

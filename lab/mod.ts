@@ -73,8 +73,16 @@ export {
 } from "./compare.ts";
 export { buildResults, hostInfo, RESULTS_SCHEMA, vmonVersion, writeOutputs } from "./results.ts";
 export type { CompareResults, HostInfo, OutputFiles, ResultsConfig } from "./results.ts";
-export { HOSTPORT, HOSTPORT_SPEC, planRuns, runManifest, runOne } from "./runner.ts";
-export type { PlannedRun, RunOptions } from "./runner.ts";
+export {
+  bootManifest,
+  HOSTPORT,
+  HOSTPORT_SPEC,
+  planRuns,
+  runMachine,
+  runManifest,
+  runOne,
+} from "./runner.ts";
+export type { PlannedRun, RunMachineOptions, RunOptions } from "./runner.ts";
 export {
   availableStrategies,
   batchVariant,

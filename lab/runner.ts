@@ -1,10 +1,15 @@
 /**
  * Runs the comparison matrix: one machine per run (the rv64 host port with the deterministic
- * icount clock, the image's platform and devices, the variant's paging strategy), the workload
- * started through the image's `--exec` protocol, its output cut from the console between the
- * bench markers, and the machine's counters recorded. With boot snapshots (`--from-snapshot`,
- * lab/boot_snapshots.ts) a Linux run starts from its variant's snapshot instead of booting, and
- * its workload is typed into the restored console.
+ * icount clock, the image's platform and devices, the variant's paging strategy), its output cut
+ * from the console between the bench markers, and the machine's counters recorded.
+ *
+ * A Linux run boots with `vmon.exec=console` (images/linux-rv64/protocol.ts): every run of a
+ * variant is the same boot up to init's `vmon: init ready`, whatever its workload. At that line
+ * the machine settles as a snapshot taken there would (core/snapshot_vm.ts `settleSnapshot`),
+ * the workload command is typed in, and init runs it. With boot snapshots (`--from-snapshot`,
+ * lab/boot_snapshots.ts) the run restores the snapshot taken at that line instead of booting, and
+ * gets the same input before its first instruction: the guest and every counter see the same
+ * thing either way, so both modes give the same results, exactly.
  *
  * @module
  */
@@ -13,12 +18,17 @@ import type { MachineExit, MachineManifest, PluginRef } from "../core/api/mod.ts
 import { VmonError } from "../core/errors.ts";
 import { createMachine } from "../core/machine.ts";
 import { type BuiltImage, imageManifest } from "../images/mod.ts";
+import {
+  consoleExecInput,
+  EXEC_FROM_CONSOLE,
+  INIT_READY_MARKER,
+} from "../images/linux-rv64/protocol.ts";
 import { BenchCapture } from "../images/workloads/mod.ts";
 import { flattenCounters, flattenHostTimes } from "./aggregate.ts";
 import type { RunPhase, RunRecord, Variant, WorkloadRun } from "./types.ts";
 import { benchCommand } from "./workloads.ts";
 import { parsePvOutput, variantsFor } from "./pv.ts";
-import { type BootSnapshots, restoredInput } from "./boot_snapshots.ts";
+import type { BootSnapshots } from "./boot_snapshots.ts";
 
 /** The host port every comparison run uses: rv64 with guest time from retired instructions. */
 export const HOSTPORT: PluginRef = { use: "rv64", options: { clock: "icount" } };
@@ -104,15 +114,16 @@ export interface RunOptions {
   readonly echo?: (bytes: Uint8Array) => void;
   /**
    * Start Linux runs from their variant's boot snapshot (made on first use from
-   * {@linkcode bootManifest}) with the workload typed into the console, instead of booting each
-   * with `vmon.exec`. `pv-update` runs always boot (the pv-guest boots in microseconds).
+   * {@linkcode bootManifest}) instead of booting each. `pv-update` runs always boot (the
+   * pv-guest boots in microseconds).
    */
   readonly snapshots?: BootSnapshots;
 }
 
 /**
  * The manifest of one run: the image's defaults with the rv64 host port on the icount clock, the
- * run's paging strategy and options, and the workload command passed with `--exec`.
+ * run's paging strategy and options; for a Linux run {@linkcode bootManifest} (the workload is
+ * typed in: {@linkcode runMachine}), for `pv-update` the pv-guest with the batch size.
  *
  * @param run The run.
  * @param options The image and machine size.
@@ -122,12 +133,14 @@ export function runManifest(
   options: Pick<RunOptions, "image" | "pvImage" | "cpus" | "memory">,
 ): MachineManifest {
   if (run.workload.kind === "pv") return pvManifest(run, options);
-  return linuxManifest(run.variant, options, benchCommand(run.workload, run.n));
+  return bootManifest(run.variant, options);
 }
 
 /**
- * The manifest a variant's boot snapshot is taken from (`--from-snapshot`): a run's manifest
- * without the workload, so that init starts a shell on the console after `vmon: init ready`.
+ * The manifest every Linux run of a variant boots, and its boot snapshot is taken from: the
+ * image's defaults, the rv64 port on the icount clock, no random seed, the variant's strategy, and
+ * `vmon.exec=console` on the kernel command line, so init reads the workload from the console
+ * after `vmon: init ready`.
  *
  * @param variant The strategy variant.
  * @param options The image and machine size.
@@ -136,22 +149,14 @@ export function bootManifest(
   variant: Variant,
   options: Pick<RunOptions, "image" | "cpus" | "memory">,
 ): MachineManifest {
-  return linuxManifest(variant, options, undefined);
-}
-
-function linuxManifest(
-  variant: Variant,
-  options: Pick<RunOptions, "image" | "cpus" | "memory">,
-  exec: string | undefined,
-): MachineManifest {
   const base = imageManifest(options.image, {
     hostport: HOSTPORT,
-    ...(exec !== undefined ? { exec } : {}),
     ...(options.cpus !== undefined ? { cpus: options.cpus } : {}),
     ...(options.memory !== undefined ? { memory: options.memory } : {}),
   });
   return {
     ...base,
+    boot: { ...base.boot, cmdline: `${base.boot?.cmdline ?? ""} ${EXEC_FROM_CONSOLE}`.trim() },
     // No random /chosen/rng-seed: the guest's entropy (and so its address-space layout and
     // instruction counts) must be the same in every repeat.
     platform: { ...base.platform, options: { ...base.platform.options, "rng-seed": false } },
@@ -207,12 +212,13 @@ async function runCaptured(
 ) {
   const log: string[] = [];
   const manifest = runManifest(run, options);
-  const snapshots = run.workload.kind === "pv" ? undefined : options.snapshots;
+  const linux = run.workload.kind !== "pv";
+  const snapshots = linux ? options.snapshots : undefined;
   const spec = snapshots === undefined
     ? manifest
     : { restore: await snapshots.pathFor(run.variant) };
   const { exit, timedOut } = await runMachine(spec, {
-    ...(snapshots !== undefined ? { input: restoredInput(benchCommand(run.workload, run.n)) } : {}),
+    ...(linux ? { command: benchCommand(run.workload, run.n) } : {}),
     write: (bytes) => {
       options.echo?.(bytes);
       capture.write(bytes);
@@ -285,32 +291,70 @@ export async function runOne(run: PlannedRun, options: RunOptions): Promise<RunR
   };
 }
 
+/** Options of {@linkcode runMachine}. */
+export interface RunMachineOptions {
+  /** Receives the console bytes. */
+  readonly write: (bytes: Uint8Array) => void;
+  /** Receives the monitor's log lines. */
+  readonly log: (line: string) => void;
+  /** Host milliseconds after which the machine is stopped (`timedOut` is then true). */
+  readonly timeoutMs: number;
+  /**
+   * A Linux run's workload, for init under `vmon.exec=console`. A booting machine settles at
+   * `vmon: init ready` as a snapshot there would and gets it typed in before its next
+   * instruction; a restored one (from a snapshot taken at that line) gets it before its first.
+   */
+  readonly command?: string;
+}
+
 /**
- * Runs a machine (or restores one) with a timeout; the console goes to `write`, log lines to
- * `log`; `input` is typed into the console before the first instruction runs (so at the same
- * guest instruction in every repeat).
+ * Runs a machine (or restores one) with a timeout, giving a Linux run its command at the same
+ * guest instruction whether it boots or is restored (see the module's text).
+ *
+ * @param spec The manifest to boot, or the snapshot to restore.
+ * @param options The console, log, timeout and command.
+ * @returns How the machine ended, and whether the timeout ended it.
+ * @throws {VmonError} When the machine cannot be built or restored.
  */
-async function runMachine(
+export async function runMachine(
   spec: MachineManifest | { restore: string },
-  options: {
-    write: (bytes: Uint8Array) => void;
-    log: (line: string) => void;
-    timeoutMs: number;
-    input?: string;
-  },
+  options: RunMachineOptions,
 ): Promise<{ exit: MachineExit; timedOut: boolean }> {
+  const input = options.command === undefined
+    ? undefined
+    : new TextEncoder().encode(consoleExecInput(options.command));
+  const restoring = "restore" in spec;
+  let settleError: string | undefined;
   const machine = await createMachine(spec, {
     console: { write: options.write },
     log: options.log,
+    ...(input !== undefined && !restoring
+      ? {
+        // No file: the machine only settles, then pauses until the command is in.
+        snapshotOn: [{ text: INIT_READY_MARKER, then: "pause" as const }],
+        onSnapshot: (r) => {
+          if ("error" in r) {
+            settleError = r.error;
+            return;
+          }
+          machine.sendInput(input);
+          machine.resume();
+        },
+      }
+      : {}),
   });
-  if (options.input !== undefined) machine.sendInput(new TextEncoder().encode(options.input));
+  if (input !== undefined && restoring) machine.sendInput(input);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     machine.stop(`timed out after ${Math.round(options.timeoutMs / 1000)} s`, 124);
   }, options.timeoutMs);
   try {
-    return { exit: await machine.run(), timedOut };
+    const exit = await machine.run();
+    if (settleError !== undefined) {
+      return { exit: { ...exit, failed: true, reason: settleError }, timedOut };
+    }
+    return { exit, timedOut };
   } finally {
     clearTimeout(timer);
     await machine[Symbol.asyncDispose]();

@@ -1,6 +1,7 @@
 // Issue 12, "same guest, every strategy": under clock=icount a paging strategy changes the
 // monitor's work, never the guest's. For every workload of `vmon compare` (the bench image's
-// programs, at a quarter of their default N) the machine is run as the comparison runs it under
+// programs, at a quarter of their default N) the machine is run as the comparison runs it (lab/
+// runner.ts: the same boot, the command typed at init's marker) under
 // wired, shadow and queued, and under wired with the rv64 block translator on: each run's guest
 // instructions (boot to power-off) and the workload's own output must be identical, not close.
 // Interrupts land at the same instruction count whatever exits happen (ffi/rv64/cpu.c, the rule
@@ -9,13 +10,13 @@
 
 import { deepStrictEqual, ok } from "node:assert/strict";
 import type { PluginRef } from "../core/api/mod.ts";
-import { createMachine } from "../core/machine.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 import { buildImage } from "../images/mod.ts";
 import { BenchCapture } from "../images/workloads/mod.ts";
 import {
   benchCommand,
   COMPARE_WORKLOADS,
+  runMachine,
   runManifest,
   strategyVariant,
   type WorkloadRun,
@@ -55,28 +56,23 @@ async function runWorkload(
     options: { ...manifest.hostport.options, jit: run.jit ? "on" : "off" },
   };
   const capture = new BenchCapture();
-  const machine = await createMachine({ ...manifest, hostport }, {
-    console: { write: (b) => capture.write(b) },
+  const { exit, timedOut } = await runMachine({ ...manifest, hostport }, {
+    command: benchCommand(w, w.n),
+    write: (b) => capture.write(b),
     log: () => {},
+    timeoutMs: 600_000,
   });
-  const timer = setTimeout(() => machine.stop("test timeout", 124), 600_000);
-  try {
-    const exit = await machine.run();
-    const out = capture.finish();
-    ok(
-      exit.status === 0 && !exit.failed && out.endStatus === 0 && out.result.length > 0,
-      `${label}: ${exit.reason}, end status ${out.endStatus}: ${out.tail.join(" | ")}`,
-    );
-    return {
-      label,
-      output: out.output,
-      instructions: exit.stats.hostport.instructions ?? NaN,
-      traps: exit.stats.metrics[run.strategy]?.traps ?? 0,
-    };
-  } finally {
-    clearTimeout(timer);
-    await machine[Symbol.asyncDispose]();
-  }
+  const out = capture.finish();
+  ok(
+    !timedOut && exit.status === 0 && !exit.failed && out.endStatus === 0 && out.result.length > 0,
+    `${label}: ${exit.reason}, end status ${out.endStatus}: ${out.tail.join(" | ")}`,
+  );
+  return {
+    label,
+    output: out.output,
+    instructions: exit.stats.hostport.instructions ?? NaN,
+    traps: exit.stats.metrics[run.strategy]?.traps ?? 0,
+  };
 }
 
 Deno.test({

@@ -55,7 +55,7 @@ async function runMachine(
     onSnapshot: (r) => {
       if ("error" in r) errors.push(r.error);
       else {
-        Promise.resolve(options.onSnapshot?.(r.path)).then(
+        Promise.resolve(options.onSnapshot?.(r.path ?? "(settled, no file)")).then(
           () => machine.resume(),
           (e) => errors.push(String(e)),
         );

@@ -24,6 +24,38 @@ export const INIT_READY_MARKER = "vmon: init ready";
 /** Prefix of the line `/init` prints before powering off, followed by the status. */
 export const EXIT_STATUS_MARKER = "vmon: exit status ";
 
+/**
+ * The kernel command-line word that makes `/init` read its command as one line from the console
+ * (after printing {@linkcode INIT_READY_MARKER}) and run it as it runs `vmon.exec`'s. Every boot
+ * with it is the same boot up to the marker whatever the command, so one snapshot taken there
+ * serves every command (`vmon compare`'s runs, lab/runner.ts).
+ */
+export const EXEC_FROM_CONSOLE = "vmon.exec=console";
+
+/**
+ * The console input that gives `/init` its command under {@linkcode EXEC_FROM_CONSOLE}: the
+ * command and a line feed.
+ *
+ * @param command A one-line shell command.
+ * @throws {VmonError} If the command has a line break (init reads one line).
+ *
+ * @example
+ * ```ts
+ * import { consoleExecInput } from "./protocol.ts";
+ * if (consoleExecInput("uname -a") !== "uname -a\n") throw new Error("bad input");
+ * ```
+ */
+export function consoleExecInput(command: string): string {
+  if (/[\r\n]/.test(command)) {
+    throw new VmonError(
+      `Cannot give the command to init on the console: it has a line break (${
+        JSON.stringify(command)
+      })`,
+    );
+  }
+  return `${command}\n`;
+}
+
 /** The riscv64 kernel's command-line limit (`COMMAND_LINE_SIZE`), including the final NUL. */
 export const COMMAND_LINE_SIZE = 1024;
 
