@@ -195,7 +195,9 @@ static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
   if (!r) return;
   uint64_t page = (t->gpage - r->gpa) >> 12;
   if (r->dec[page] != h->fdec || !(r->flags[page] & PAGE_CODE)) return;
-  jit_jc_entry *e = &jc[(pc >> 1) & (JC_SIZE - 1)];
+  jit_jc_entry *e = &jc[JC_INDEX(pc)];
+  /* two ways: the entry of the set it replaces moves to the other way (JC_INDEX ^ 1) */
+  if (e->vpc != pc && e->vpc != ~0ULL) jc[JC_INDEX(pc) ^ 1] = *e;
   e->vpc = pc;
   e->code = code;
   e->dec = h->fdec;
@@ -302,7 +304,8 @@ VMON_EXPORT int rv64_jit_config(rv64_machine *m, int on, double cache_bytes, int
   m->jit = j;
   for (int i = 0; i < m->nharts; i++) {
     if (!m->harts[i]) continue;
-    m->harts[i]->jit_jc = malloc(JC_SIZE * sizeof(jit_jc_entry));
+    /* aligned to a set (2 entries): translated code finds the other way by flipping one bit */
+    m->harts[i]->jit_jc = aligned_alloc(2 * sizeof(jit_jc_entry), JC_SIZE * sizeof(jit_jc_entry));
     if (!m->harts[i]->jit_jc) { rv64_jit_release(m); return -1; }
   }
   jc_clear(m);

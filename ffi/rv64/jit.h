@@ -64,14 +64,21 @@ enum {
 
 /*
  * The per-hart jump cache: where translated code jumps to another guest page without returning to
- * the interpreter. An entry is made when the interpreter enters a translation (rv64_jit_run) and
- * is used only while everything the interpreter's own lookup would depend on is unchanged: the
- * fetch TLB maps the page to the same guest page, the decode page is still that page's (not
- * evicted), of the current decode generation and marked as code, and its epoch is the one the
- * entry saw. Code
- * cache flushes empty every hart's jump cache.
+ * the interpreter. Two-way: a pc lives at JC_INDEX(pc) or at JC_INDEX(pc) ^ 1 (a fill puts the new
+ * entry first and moves the entry it replaces to the other way). An entry is made when the
+ * interpreter enters a translation (rv64_jit_run) and is used only while everything the
+ * interpreter's own lookup would depend on is unchanged: the fetch TLB maps the page to the same
+ * guest page, the decode page is still that page's (not evicted), of the current decode
+ * generation and marked as code, and its epoch is the one the entry saw. Code cache flushes empty
+ * every hart's jump cache.
  */
-#define JC_SIZE 1024
+#define JC_SIZE 4096
+#define JC_SET_BITS 11 /* JC_SIZE / 2 sets */
+/* The first way of guest pc: the top bits of a 32-bit multiplicative hash of pc, so that neither
+   equal page offsets (calls and returns between pages) nor neighbouring pcs share a set.
+   jit_x86_64.c computes the same in jump_other_page. */
+#define JC_HASH_MUL 0x9e3779b1u
+#define JC_INDEX(pc) ((((uint32_t)((uint64_t)(pc) >> 1) * JC_HASH_MUL) >> (32 - JC_SET_BITS)) << 1)
 typedef struct jit_jc_entry {
   uint64_t vpc;         /* guest pc of the translation (~0: empty) */
   const void *code;     /* the translation */

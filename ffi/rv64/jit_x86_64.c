@@ -343,13 +343,21 @@ static void jump_other_page(lower *L) {
   int n = 0;
   out[n++] = jcc_fwd(a, CC_AE);
   mov_r_mem(a, RCX, RBX, (int32_t)offsetof(rv64_hart, jit_jc));
-  op_rr(a, 0, 0x89, RAX, RDX);                   /* mov edx, eax */
-  shift(a, 0, 5, RDX, 1);
-  alu_imm(a, 0, 4, RDX, JC_SIZE - 1);
-  shift(a, 1, 4, RDX, 7);
+  /* rdx = JC_INDEX(rax) * sizeof(jit_jc_entry) (jit.h) */
+  _Static_assert(sizeof(jit_jc_entry) == 128, "shift below");
+  mov_rr(a, RDX, RAX);
+  shift(a, 1, 5, RDX, 1);
+  b1(a, 0x69); b1(a, 0xc0 | (RDX & 7) << 3 | (RDX & 7)); /* imul edx, edx, imm32 */
+  b4(a, JC_HASH_MUL);
+  shift(a, 0, 5, RDX, 32 - JC_SET_BITS);
+  shift(a, 0, 4, RDX, 8);
   op_rr(a, 1, 0x01, RDX, RCX);                   /* rcx = &entry */
   op_rm(a, 1, 0x3b, RAX, MEM(RCX, offsetof(jit_jc_entry, vpc)), 0, 0);
+  uint8_t *first = jcc_fwd(a, CC_E);
+  alu_imm(a, 1, 6, RCX, (int32_t)sizeof(jit_jc_entry)); /* the other way (sets are aligned) */
+  op_rm(a, 1, 0x3b, RAX, MEM(RCX, offsetof(jit_jc_entry, vpc)), 0, 0);
   out[n++] = jcc_fwd(a, CC_NE);
+  patch(a, first, a->p);
   /* the fetch TLB maps the page to the same guest page */
   mov_rr(a, RDX, RAX);
   shift(a, 1, 5, RDX, 12);
