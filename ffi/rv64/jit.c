@@ -70,6 +70,10 @@ static void reads(const insn_t *d, int *r1, int *r2) {
     case OP_ADD: case OP_SUB: case OP_SLL: case OP_SLT: case OP_SLTU: case OP_XOR: case OP_SRL:
     case OP_SRA: case OP_OR: case OP_AND: case OP_ADDW: case OP_SUBW: case OP_SLLW: case OP_SRLW:
     case OP_SRAW: case OP_MUL: case OP_MULH: case OP_MULHU: case OP_MULW:
+    case OP_AMOSWAP_W: case OP_AMOADD_W: case OP_AMOXOR_W: case OP_AMOAND_W: case OP_AMOOR_W:
+    case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
+    case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
+    case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
       *r1 = d->rs1; *r2 = d->rs2; return;
     default:
       *r1 = d->rs1; return;

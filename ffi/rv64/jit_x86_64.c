@@ -144,6 +144,10 @@ int rv64_jit_be_supports(int op) {
     case OP_MULHSU: case OP_DIV: case OP_DIVU: case OP_REM: case OP_REMU:
     case OP_DIVW: case OP_DIVUW: case OP_REMW: case OP_REMUW:
     case OP_FLW: case OP_FSW: case OP_FLD: case OP_FSD:
+    case OP_AMOSWAP_W: case OP_AMOADD_W: case OP_AMOXOR_W: case OP_AMOAND_W: case OP_AMOOR_W:
+    case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
+    case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
+    case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
       return 1;
     default:
       return op >= OP_FIRST_FP && op < OP_COUNT; /* F/D arithmetic: a call to rv64_fp_exec */
@@ -467,6 +471,14 @@ static void probe(lower *L, const insn_t *d, int i, int size, int store) {
   asm_buf *a = L->a;
   int base = src(L, d->rs1, RAX);
   lea(a, RAX, base, d->imm);
+  if ((d->op >= OP_AMOSWAP_W && d->op <= OP_AMOMAXU_W) ||
+      (d->op >= OP_AMOSWAP_D && d->op <= OP_AMOMAXU_D)) {
+    /* AMOs: a misaligned address traps (the interpreter raises it); an aligned one stays in its
+       page, so the tag compare below needs no end address */
+    rex(a, 0, 0, 0, RAX, 0); b1(a, 0xa8); b1(a, (unsigned)(size - 1)); /* test al, size - 1 */
+    uint8_t *mis = jcc_fwd(a, CC_NE);
+    stub_later(L, mis, L->b->off[i], i, JIT_A_DISPATCH, 0);
+  }
   mov_rr(a, RCX, RAX);
   shift(a, 1, 5, RCX, 12);
   alu_imm(a, 0, 4, RCX, TLB_SIZE - 1);
@@ -648,6 +660,35 @@ static void lower_insn(lower *L, int i) {
         case OP_LWU: op_rm(a, 0, 0x8b, RAX, MEM(RAX, 0), 0, 0); break;
       }
       dst(L, rd, RAX);
+      break;
+    }
+    case OP_AMOSWAP_W: case OP_AMOADD_W: case OP_AMOXOR_W: case OP_AMOAND_W: case OP_AMOOR_W:
+    case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
+    case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
+    case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D: {
+      /* the interpreter's AMO_W/AMO_D on a store-TLB hit (rv64_amo_ptr's fast path): old value
+         from memory, result stored, rd = old (sign-extended for .W); one hart runs at a time, so
+         a plain read-modify-write is what the interpreter does too */
+      int w = d->op >= OP_AMOSWAP_D, k = d->op - (w ? OP_AMOSWAP_D : OP_AMOSWAP_W);
+      probe(L, d, i, w ? 8 : 4, 1);
+      op_rm(a, w, 0x8b, RDX, MEM(RAX, 0), 0, 0); /* rdx = old */
+      B = src(L, d->rs2, RCX);
+      mov_rr(a, RCX, B);                          /* rcx = rs2 */
+      switch (k) {
+        case 0: break;                                    /* swap */
+        case 1: op_rr(a, w, 0x01, RDX, RCX); break;       /* add */
+        case 2: op_rr(a, w, 0x31, RDX, RCX); break;       /* xor */
+        case 3: op_rr(a, w, 0x21, RDX, RCX); break;       /* and */
+        case 4: op_rr(a, w, 0x09, RDX, RCX); break;       /* or */
+        default: {                                        /* min, max, minu, maxu */
+          static const int keep_old[4] = {CC_L, 0xf /* g */, CC_B, 0x7 /* a */};
+          op_rr(a, w, 0x39, RCX, RDX);                    /* cmp old, rs2 */
+          op_rr(a, w, 0x0f40 + keep_old[k - 5], RCX, RDX); /* cmovcc rcx, rdx */
+        }
+      }
+      op_rm(a, w, 0x89, RCX, MEM(RAX, 0), 0, 0); /* store the result */
+      if (!w) movsxd_rr(a, RDX, RDX);
+      dst(L, rd, RDX);
       break;
     }
     case OP_MULHSU: case OP_DIV: case OP_DIVU: case OP_REM: case OP_REMU:
