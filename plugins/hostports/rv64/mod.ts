@@ -631,6 +631,11 @@ export class Rv64Port implements Rv64HostPort {
         `Cannot add RAM region ${where}: it overlaps another region, there are too many, or the host is out of memory`,
       );
     }
+    // Back writable RAM with huge pages where the host allows (MADV_HUGEPAGE, as QEMU does for
+    // its guest RAM): a booting guest then faults its RAM in per 2 MiB instead of per 4 KiB page.
+    // Measured here: time to Linux's /init 925 ms instead of 968 (median of 11, alternating), RSS
+    // +3 MiB. A hint: a host without transparent huge pages ignores it.
+    if (!options.readonly) this.#lib.rv64_ram_hint_bulk(this.#machine(), BigInt(gpa), BigInt(size));
     return Deno.UnsafePointerView.getArrayBuffer(ptr, size);
   }
 
