@@ -54,6 +54,15 @@ export interface BusyboxOptions {
 }
 
 /**
+ * The environment of every busybox build step: a fixed build date. Busybox prints its build date
+ * in its banner (`BusyBox v1.35.0 (<date>)`), so without it every build was another binary, and
+ * another initramfs: the guest's page allocations, address-space layout and instruction counts,
+ * which `vmon compare` reports exactly, moved from one build to the next. With it, one source
+ * and compiler give the same binary on every machine.
+ */
+export const REPRODUCIBLE_BUSYBOX: Readonly<Record<string, string>> = { SOURCE_DATE_EPOCH: "0" };
+
+/**
  * Builds (or returns the cached) static riscv64 busybox: `make defconfig`, the committed
  * fragment applied, `make oldconfig`, a check that every fragment line took effect, then
  * `make busybox busybox.links`.
@@ -71,7 +80,11 @@ export async function buildBusybox(
     { onProgress, refresh: options.refresh },
   );
   const gccVersion = (await packageVersion("gcc-riscv64-linux-gnu")) ?? "unknown";
-  const key = hashFiles([BUSYBOX_FRAGMENT], [`busybox=${version}`, `gcc=${gccVersion}`]);
+  const key = hashFiles([BUSYBOX_FRAGMENT], [
+    `busybox=${version}`,
+    `gcc=${gccVersion}`,
+    `build=${JSON.stringify(REPRODUCIBLE_BUSYBOX)}`,
+  ]);
   const dir = cacheDir("images", "linux-rv64", "busybox", key);
   const binary = join(dir, "busybox");
   const linksFile = join(dir, "busybox.links");
@@ -89,12 +102,20 @@ export async function buildBusybox(
     const start = performance.now();
     onProgress(`busybox: configuring ${version} (defconfig + ${BUSYBOX_FRAGMENT}), log ${log}`);
     Deno.mkdirSync(obj, { recursive: true });
-    await build.runLogged("make", [...make, "defconfig"], { log, what: "configure busybox" });
+    await build.runLogged("make", [...make, "defconfig"], {
+      log,
+      what: "configure busybox",
+      env: REPRODUCIBLE_BUSYBOX,
+    });
     const fragment = Deno.readTextFileSync(BUSYBOX_FRAGMENT);
     const configPath = join(obj, ".config");
     Deno.writeTextFileSync(configPath, applyFragment(Deno.readTextFileSync(configPath), fragment));
     // stdin is /dev/null: any new question takes its default.
-    await build.runLogged("make", [...make, "oldconfig"], { log, what: "configure busybox" });
+    await build.runLogged("make", [...make, "oldconfig"], {
+      log,
+      what: "configure busybox",
+      env: REPRODUCIBLE_BUSYBOX,
+    });
     const bad = configMismatches(fragment, Deno.readTextFileSync(configPath));
     if (bad.length > 0) {
       throw new VmonError(
@@ -105,6 +126,7 @@ export async function buildBusybox(
     onProgress(`busybox: compiling with -j${jobs} (takes minutes; log ${log})`);
     await build.runLogged("make", [...make, `-j${jobs}`, "busybox", "busybox.links"], {
       log,
+      env: REPRODUCIBLE_BUSYBOX,
       what: "build busybox",
       heartbeat: (ms) => onProgress(`busybox: compiling, ${build.formatDuration(ms)}`),
     });
