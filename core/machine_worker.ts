@@ -18,6 +18,7 @@ import {
   WATCH,
 } from "./machine_protocol.ts";
 import { readSnapshot } from "./snapshot_vm.ts";
+import { loadSnapshotCodec } from "./snapshot_codec.ts";
 import { ConsoleTriggers, settle, writeSnapshot } from "./snapshot_worker.ts";
 import { Vm } from "./vm.ts";
 
@@ -108,7 +109,9 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       ring = new ConsoleRing(msg.ring);
       const record = new Int32Array(msg.watch, 0, WATCH.length);
       if (msg.snapshotOn?.length) triggers = new ConsoleTriggers(msg.snapshotOn, onTrigger);
-      Promise.resolve().then(() => {
+      // The snapshot codec is loaded only for machines that will read or write a file.
+      const files = msg.restore !== undefined || msg.snapshotOn?.some((t) => t.path !== undefined);
+      (files ? loadSnapshotCodec() : Promise.resolve()).then(() => {
         const image = msg.restore === undefined ? undefined : readSnapshot(msg.restore);
         const manifest = image?.meta.manifest ?? msg.manifest;
         if (manifest === undefined) throw new VmonError("Cannot build the machine: no manifest");
@@ -146,16 +149,17 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       if (vm !== undefined) post({ type: "stats", id: msg.id, stats: vm.stats() });
       break;
     case "snapshot":
-      // Messages run between slices: no vCPU is inside an exit.
-      try {
+      // Callbacks run between slices: no vCPU is inside an exit. A request is taken at the first
+      // such point after it arrives (once the codec is loaded, at the first request).
+      loadSnapshotCodec().then(() => {
         if (vm === undefined) {
           throw new VmonError("Cannot take a snapshot: the machine is not built");
         }
         const result = writeSnapshot(vm, msg.path, { compress: msg.compress });
         post({ type: "snapshot", id: msg.id, result });
-      } catch (err) {
+      }).catch((err) => {
         post({ type: "snapshot", id: msg.id, error: (err as Error).message });
-      }
+      });
       break;
   }
 };

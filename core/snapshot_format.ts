@@ -11,12 +11,14 @@
  * address and size, a bitmap of the 4 KiB pages present, and those pages in order; pages that
  * are all zero are left out (a restored machine's RAM starts zeroed).
  *
+ * The checksums and compression come from core/snapshot_codec.ts, loaded on first need: await
+ * `loadSnapshotCodec()` before encoding or decoding a file (values alone need nothing).
+ *
  * @module
  */
 
-import { crc32 } from "node:zlib";
 import { Buffer } from "node:buffer";
-import { deflateSync, inflateSync } from "fflate";
+import { snapshotCodec } from "./snapshot_codec.ts";
 import type { SnapshotValue } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 
@@ -78,7 +80,7 @@ export function encodeSnapshot(
 ): Uint8Array {
   const stored = sections.map((s) => {
     if (!/^[\x20-\x7e]{4}$/.test(s.tag)) throw new Error(`bad section tag "${s.tag}"`);
-    const data = options.compress ? deflateSync(s.payload, { level: 1 }) : s.payload;
+    const data = options.compress ? snapshotCodec().deflate(s.payload) : s.payload;
     return { tag: s.tag, data, raw: s.payload.length, flags: options.compress ? 1 : 0 };
   });
   const bodyLength = stored.reduce((n, s) => n + SECTION_HEADER_SIZE + s.data.length, 0);
@@ -97,8 +99,8 @@ export function encodeSnapshot(
   dv.setUint32(8, SNAPSHOT_FORMAT_VERSION, true);
   dv.setUint32(12, HEADER_SIZE, true);
   dv.setBigUint64(16, BigInt(bodyLength), true);
-  dv.setUint32(24, crc32(out.subarray(HEADER_SIZE)) >>> 0, true);
-  dv.setUint32(28, crc32(out.subarray(0, 28)) >>> 0, true);
+  dv.setUint32(24, snapshotCodec().crc32(out.subarray(HEADER_SIZE)) >>> 0, true);
+  dv.setUint32(28, snapshotCodec().crc32(out.subarray(0, 28)) >>> 0, true);
   return out;
 }
 
@@ -111,7 +113,7 @@ function checkHeader(head: Uint8Array, fileSize: number, name: string): number {
     if (head[i] !== SNAPSHOT_MAGIC.charCodeAt(i)) fail(name, "not a vmon snapshot file");
   }
   const dv = new DataView(head.buffer, head.byteOffset, HEADER_SIZE);
-  if ((crc32(head.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
+  if ((snapshotCodec().crc32(head.subarray(0, 28)) >>> 0) !== dv.getUint32(28, true)) {
     fail(name, "the header is corrupted (checksum mismatch)");
   }
   const version = dv.getUint32(8, true);
@@ -150,7 +152,7 @@ export function decodeSnapshot(
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bodyCrc = checkHeader(bytes.subarray(0, HEADER_SIZE), bytes.length, name);
   const body = bytes.subarray(HEADER_SIZE);
-  if ((crc32(body) >>> 0) !== bodyCrc) {
+  if ((snapshotCodec().crc32(body) >>> 0) !== bodyCrc) {
     fail(name, "the file is corrupted (body checksum mismatch)");
   }
   const sections: SnapshotSection[] = [];
@@ -171,7 +173,7 @@ export function decodeSnapshot(
     if (flags & SECTION_DEFLATED) {
       if (raw > BigInt(MAX_RAW)) fail(name, `section "${tag}" is too large`);
       try {
-        payload = inflateSync(data, { out: new Uint8Array(Number(raw)) });
+        payload = snapshotCodec().inflate(data, new Uint8Array(Number(raw)));
       } catch {
         fail(name, `section "${tag}" does not inflate`);
       }
@@ -561,8 +563,8 @@ export class SnapshotFileReader {
         if (sdv.getBigUint64(16, true) !== stored) {
           fail(name, `section "${tag}" has the wrong length`);
         }
-        crc = crc32(sh, crc) >>> 0;
-        crc = crc32(payload, crc) >>> 0;
+        crc = snapshotCodec().crc32(sh, crc) >>> 0;
+        crc = snapshotCodec().crc32(payload, crc) >>> 0;
         sections.push({ tag, payload });
       }
       at += SECTION_HEADER_SIZE + n;
@@ -594,7 +596,7 @@ export class SnapshotFileReader {
           if (k === null) fail(name, "the file is truncated");
           o += k!;
         }
-        crc = crc32(buf, crc) >>> 0;
+        crc = snapshotCodec().crc32(buf, crc) >>> 0;
       };
       if (this.ram.length > 0) file.seekSync(this.#ramAt, Deno.SeekMode.Start);
       this.ram.forEach((image, i) => {

@@ -17,6 +17,10 @@ import {
   loadRam,
 } from "../core/snapshot_format.ts";
 import { parseSnapshot } from "../core/snapshot_vm.ts";
+import { loadSnapshotCodec } from "../core/snapshot_codec.ts";
+
+// Encoding and decoding files directly needs the checksum and compression code.
+await loadSnapshotCodec();
 
 function ram(pages: number, touched: number[]): Uint8Array {
   const r = new Uint8Array(pages * 4096);

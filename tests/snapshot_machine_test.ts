@@ -15,6 +15,10 @@ import { buildImage, imageManifest } from "../images/mod.ts";
 import { haveCrossCompiler } from "../ffi/rv64/asm.ts";
 import { encodeSnapshot } from "../core/snapshot_format.ts";
 import { parseSnapshot } from "../core/snapshot_vm.ts";
+import { loadSnapshotCodec } from "../core/snapshot_codec.ts";
+
+// Encoding and decoding files directly needs the checksum and compression code.
+await loadSnapshotCodec();
 
 const missing = haveCrossCompiler()
   ? undefined

@@ -19,6 +19,10 @@ import { createMachine, type MachineManifest } from "../../mod.ts";
 import { buildImage, imageManifest } from "../../images/mod.ts";
 import { Vm } from "../../core/vm.ts";
 import { readSnapshot } from "../../core/snapshot_vm.ts";
+import { loadSnapshotCodec } from "../../core/snapshot_codec.ts";
+
+// Encoding and decoding files directly needs the checksum and compression code.
+await loadSnapshotCodec();
 
 const RUNS = 5;
 const TARGET_MS = 50;
