@@ -611,8 +611,21 @@ static void lower_insn(lower *L, int i) {
       A = src(L, d->rs1, RAX);
       B = src(L, d->rs2, RCX);
       op_rr(a, 1, 0x39, B, A);
-      uint8_t *at = jcc_fwd(a, ccs[d->op - OP_BEQ]);
       int32_t t = off + imm;
+      if (t == L->b->start_off) {
+        /* a loop back to this block: inline, so that an iteration takes one jump (registers stay
+           in host registers; the chunk is checked as at every taken branch) */
+        uint8_t *not_taken = jcc_fwd(a, ccs[d->op - OP_BEQ] ^ 1);
+        alu_imm(a, 1, 0, R14, i + 1);
+        op_rm(a, 1, 0x3b, R14, MEM(RSP, 8), 0, 0); /* cmp r14, [rsp + 8] */
+        uint8_t *full = jcc_fwd(a, CC_AE);
+        stub_later(L, full, t, 0, JIT_A_JUMP, 0); /* counted above */
+        inc_r15(a);
+        jmp_to(a, L->body);
+        patch(a, not_taken, a->p);
+        break;
+      }
+      uint8_t *at = jcc_fwd(a, ccs[d->op - OP_BEQ]);
       stub_later(L, at, t, i + 1, JIT_A_JUMP, 1);
       break;
     }
