@@ -218,6 +218,11 @@ int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t chunk) 
   uint64_t io[2] = {*cnt, 0}; /* in: the count; out: the count, chained | jump-cache hits << 32 */
   jc_fill(h, h->pc, code);
   int r = j->enter(h, code, h->fvpage, io, chunk);
+  /* why it returned (h->fvpage is the page translated code last ran in) */
+  j->stats[r == JIT_A_DISPATCH ? JS_EXIT_INSN
+           : r == JIT_A_CONTINUE ? JS_EXIT_SEQ
+           : io[0] >= chunk ? JS_EXIT_CHUNK
+           : (h->pc & ~0xfffULL) != h->fvpage ? JS_EXIT_OTHER : JS_EXIT_PAGE]++;
   j->stats[JS_INSNS] += io[0] - *cnt;
   j->stats[JS_ENTRIES]++;
   j->stats[JS_CHAINED] += io[1] & 0xffffffffu;

@@ -52,6 +52,14 @@ enum {
   JS_CACHE_BYTES,  /* code-cache size */
   JS_ENABLED,      /* 1 when translation is on */
   JS_JC_HITS,      /* jumps to other pages taken through the jump cache, in translated code */
+  /* why translated code returned to the interpreter (one of these per entry): */
+  JS_EXIT_CHUNK,   /* a taken jump or branch found the chunk used up */
+  JS_EXIT_OTHER,   /* a jump (or sequential flow) to another page found no usable jump-cache entry */
+  JS_EXIT_PAGE,    /* a jump within the page found no translation at its target */
+  JS_EXIT_INSN,    /* the interpreter runs the next instruction: one the translator does not
+                      translate, a TLB miss, a misaligned AMO, F/D with FS off */
+  JS_EXIT_SEQ,     /* sequential flow reached a slot not yet decoded, or a block's length limit,
+                      with no translation there */
   JS_COUNT
 };
 

@@ -196,6 +196,11 @@ export const JIT_STAT_NAMES = [
   "jitCacheBytes",
   "jitEnabled",
   "jitJumpCacheHits",
+  "jitExitsChunk",
+  "jitExitsOtherPage",
+  "jitExitsInPage",
+  "jitExitsInstruction",
+  "jitExitsSequential",
 ] as const;
 
 /** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */
