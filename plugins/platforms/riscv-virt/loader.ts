@@ -116,10 +116,55 @@ function checkFits(ram: RamInfo, start: number, size: number, what: string): voi
 }
 
 function parseImage(bytes: Uint8Array, ram: RamInfo): KernelImage {
+  const place = parseImageHeader(bytes, { ...ram, fileSize: bytes.length });
+  return {
+    format: "image",
+    entry: place.start,
+    segments: [{ gpa: place.start, data: bytes, memSize: place.memSize }],
+    start: place.start,
+    end: place.start + place.memSize,
+  };
+}
+
+/** Where a Linux Image goes in RAM: {@linkcode parseImageHeader}'s answer. */
+export interface ImagePlace {
+  /** Guest physical address of the file's first byte, and the entry point. */
+  readonly start: number;
+  /** Bytes the image occupies in RAM (the file, then zeros up to `image_size`). */
+  readonly memSize: number;
+}
+
+/**
+ * True when `header` (a file's first bytes) starts a RISC-V Linux Image: its "RISCV" magic.
+ *
+ * @param header At least the file's first 64 bytes.
+ */
+export function isImageHeader(header: Uint8Array): boolean {
+  return header.length >= IMAGE_HEADER_SIZE && matches(header, 0x30, IMAGE_MAGIC);
+}
+
+/**
+ * Checks a RISC-V Linux Image from its header alone and says where it goes, so that a loader can
+ * read the file straight into guest RAM there instead of through a copy. The checks and messages
+ * are {@linkcode parseKernel}'s for an Image; call it only when {@linkcode isImageHeader} holds.
+ *
+ * @param header At least the file's first 64 bytes (more is ignored).
+ * @param ram Where RAM is, the file's name and the file's size in bytes.
+ * @returns The load address and the size the image occupies in RAM.
+ * @throws {VmonError} `Cannot load kernel image "x": ...` for an Image that cannot load.
+ */
+export function parseImageHeader(
+  header: Uint8Array,
+  ram: RamInfo & { readonly fileSize: number },
+): ImagePlace {
   const fail = (why: string): never => {
     throw new VmonError(`Cannot load kernel image "${ram.name}": ${why}`);
   };
-  if (bytes.length < IMAGE_HEADER_SIZE) fail("the Image header is truncated");
+  const bytes = header;
+  const fileSize = ram.fileSize;
+  if (bytes.length < IMAGE_HEADER_SIZE || fileSize < IMAGE_HEADER_SIZE) {
+    fail("the Image header is truncated");
+  }
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (!matches(bytes, 0x38, IMAGE_MAGIC2)) fail(`the Image header lacks the "RSC\\x05" magic`);
   const textOffset = v.getBigUint64(8, true);
@@ -129,9 +174,9 @@ function parseImage(bytes: Uint8Array, ram: RamInfo): KernelImage {
   if (textOffset >= BigInt(ram.ramSize) || (textOffset & 0xfffn) !== 0n) {
     fail(`text_offset ${hex(textOffset)} is not a page-aligned offset inside RAM`);
   }
-  const size = imageSize === 0n ? BigInt(bytes.length) : imageSize;
-  if (size > MAX_SAFE || size < BigInt(bytes.length)) {
-    fail(`image_size ${hex(imageSize)} is smaller than the file (${bytes.length} bytes)`);
+  const size = imageSize === 0n ? BigInt(fileSize) : imageSize;
+  if (size > MAX_SAFE || size < BigInt(fileSize)) {
+    fail(`image_size ${hex(imageSize)} is smaller than the file (${fileSize} bytes)`);
   }
   const start = ram.ramBase + Number(textOffset);
   if (start + Number(size) > ram.ramBase + ram.ramSize) {
@@ -141,13 +186,7 @@ function parseImage(bytes: Uint8Array, ram: RamInfo): KernelImage {
       } (image larger than RAM)`,
     );
   }
-  return {
-    format: "image",
-    entry: start,
-    segments: [{ gpa: start, data: bytes, memSize: Number(size) }],
-    start,
-    end: start + Number(size),
-  };
+  return { start, memSize: Number(size) };
 }
 
 function parseElf(bytes: Uint8Array, ram: RamInfo): KernelImage {

@@ -16,6 +16,7 @@ import {
   definePlugin,
   type DeviceDescription,
   hex,
+  type HostFile,
   type IrqLine,
   type PlatformHost,
   type PlatformInstance,
@@ -30,7 +31,14 @@ import {
 import { buildDeviceTree, deviceNodeName } from "./device_tree.ts";
 import { encodeFdt } from "./fdt.ts";
 import { MmioAllocator, PLIC_BASE, RAM_BASE } from "./layout.ts";
-import { parseKernel, planLayout } from "./loader.ts";
+import {
+  isImageHeader,
+  type KernelImage,
+  parseImageHeader,
+  parseKernel,
+  planLayout,
+  type RamInfo,
+} from "./loader.ts";
 import { Plic, PLIC_SIZE } from "./plic.ts";
 import { enterSupervisor, Sbi } from "./sbi.ts";
 
@@ -252,6 +260,48 @@ const plugin = definePlugin({
     };
 
     // --- boot ----------------------------------------------------------------------------------
+    /** Opens `path` to read it, or undefined when it cannot be (readFile then says why). */
+    const openForRead = (path: string): HostFile | undefined => {
+      try {
+        return host.files.open(path, { write: false, lock: false });
+      } catch {
+        return undefined;
+      }
+    };
+    /** Fills `dst` from the start of `file`: false on a short read or an error. */
+    const fill = (file: HostFile, dst: Uint8Array): boolean => {
+      try {
+        return file.readAt(dst, 0) === dst.length;
+      } catch {
+        return false;
+      }
+    };
+    /**
+     * Loads a Linux Image straight into RAM at its load address (its tail up to `image_size`
+     * zeroed): the parsed kernel without segments to copy. Undefined when the file is not an
+     * Image or cannot be read this way; an Image that cannot load throws its one line.
+     */
+    const loadImageDirect = (name: string, ram: RamInfo): KernelImage | undefined => {
+      const file = openForRead(name);
+      if (file === undefined) return undefined;
+      try {
+        const head = new Uint8Array(Math.min(file.size, 64));
+        if (!fill(file, head) || !isImageHeader(head)) return undefined;
+        const place = parseImageHeader(head, { ...ram, fileSize: file.size });
+        if (!fill(file, host.memory.view(place.start, file.size))) return undefined;
+        host.memory.view(place.start + file.size, place.memSize - file.size).fill(0);
+        return {
+          format: "image",
+          entry: place.start,
+          segments: [],
+          start: place.start,
+          end: place.start + place.memSize,
+        };
+      } finally {
+        file.close();
+      }
+    };
+
     const boot = (spec: BootSpec): void => {
       const hs = harts();
       if (hs.length !== cpus) {
@@ -264,9 +314,16 @@ const plugin = definePlugin({
       }
       const name = spec.kernel;
       const ram = { name, ramBase: RAM_BASE, ramSize: memorySize };
-      const file = host.files.readFile(name);
-      const kernel = parseKernel(file, ram);
-      const initrd = spec.initrd !== undefined ? host.files.readFile(spec.initrd) : undefined;
+      // A Linux Image is read straight into RAM at its load address, and the initrd (below) at
+      // its place, without a copy of either in between; an ELF file, or a file this fast path
+      // cannot read, is read whole and parsed (which also gives the one-line errors).
+      const kernel = loadImageDirect(name, ram) ??
+        parseKernel(host.files.readFile(name), ram);
+      const initrdFile = spec.initrd !== undefined ? openForRead(spec.initrd) : undefined;
+      let initrd = spec.initrd !== undefined && initrdFile === undefined
+        ? host.files.readFile(spec.initrd)
+        : undefined;
+      const initrdSize = initrdFile?.size ?? initrd?.length ?? 0;
 
       const hasConsole = descriptions.some((d) => d.console);
       let cmdline = spec.cmdline ?? defaultCmdline(hasConsole);
@@ -295,11 +352,11 @@ const plugin = definePlugin({
           ...(rngSeed ? { rngSeed } : {}),
         }));
       // The blob's size does not depend on the initrd addresses, only on their presence.
-      const draft = tree(initrd ? { start: 0, end: 0 } : undefined);
+      const draft = tree(spec.initrd !== undefined ? { start: 0, end: 0 } : undefined);
       const layout = planLayout(kernel, {
         ...ram,
         dtbSize: draft.length,
-        initrdSize: initrd?.length ?? 0,
+        initrdSize,
         ...(spec.initrd !== undefined ? { initrdName: spec.initrd } : {}),
       });
       const dtb = tree(layout.initrd);
@@ -311,7 +368,19 @@ const plugin = definePlugin({
           host.memory.write(s.gpa + s.data.length, new Uint8Array(s.memSize - s.data.length));
         }
       }
-      if (initrd && layout.initrd) host.memory.write(layout.initrd.start, initrd);
+      if (initrdFile !== undefined && layout.initrd) {
+        const dst = host.memory.view(layout.initrd.start, initrdSize);
+        if (!fill(initrdFile, dst)) initrd = host.files.readFile(spec.initrd!);
+      }
+      initrdFile?.close();
+      if (initrd && layout.initrd) {
+        if (initrd.length !== initrdSize) {
+          throw new VmonError(
+            `Cannot boot riscv-virt: initrd "${spec.initrd}" changed while loading`,
+          );
+        }
+        host.memory.write(layout.initrd.start, initrd);
+      }
       host.memory.write(layout.dtb, dtb);
       host.log.debug(
         `kernel ${kernel.format} at ${hex(kernel.start)}-${hex(kernel.end)}, entry ${

@@ -165,6 +165,8 @@ Deno.test("riscv-virt: boot loads Image, initrd and DTB and starts hart 0 in S-m
   const initrdBytes = new Uint8Array(12345).map((_, i) => i & 0xff);
   const kernel = tempFile(image);
   const initrd = tempFile(initrdBytes);
+  // RAM that is not fresh: the Image's tail up to image_size must still come out zeroed.
+  host.memory.write(0x80200000 + image.length, new Uint8Array(4096).fill(0xee));
   try {
     platform.boot({ kernel, initrd, cmdline: "console=ttyS0 root=/dev/ram" });
   } finally {
@@ -173,6 +175,7 @@ Deno.test("riscv-virt: boot loads Image, initrd and DTB and starts hart 0 in S-m
   }
   const m = host.memory;
   deepStrictEqual(m.read(0x80200000, image.length), image);
+  deepStrictEqual(m.read(0x80200000 + image.length, 4096), new Uint8Array(4096));
   const [h0, ...others] = host.harts;
   strictEqual(h0!.pc, 0x80200000n);
   strictEqual(h0!.privilege, "supervisor");
@@ -265,6 +268,8 @@ Deno.test("riscv-virt: boot errors are clear", async () => {
   const cases: [(k: string) => Parameters<PlatformInstance["boot"]>[0], Uint8Array, RegExp][] = [
     [() => ({}), makeImage(64), /no kernel given/],
     [() => ({ kernel: "/nonexistent/vmon-Image" }), makeImage(64), /vmon-Image/],
+    [() => ({ kernel: "/tmp" }), makeImage(64), /Cannot read .*"\/tmp": is a directory/],
+    [(k) => ({ kernel: k, initrd: "/tmp" }), makeImage(64), /"\/tmp": is a directory/],
     [(k) => ({ kernel: k }), new TextEncoder().encode("garbage"), /not a RISC-V Linux Image/],
     [(k) => ({ kernel: k }), makeImage(64, { imageSize: 64n << 20n }), /larger than RAM/],
     [
