@@ -7,7 +7,6 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync } from "fflate";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { CpioWriter } from "./cpio.ts";
@@ -76,10 +75,10 @@ export interface InitramfsBuild {
  * @param busybox The busybox build (`binary` and `links`).
  * @param options `onProgress` for progress lines, `init` to use another init script.
  */
-export function buildInitramfs(
+export async function buildInitramfs(
   busybox: { binary: string; links: readonly string[] },
   options: { onProgress?: ProgressFn; init?: string } = {},
-): InitramfsBuild {
+): Promise<InitramfsBuild> {
   const init = options.init ?? INIT_SCRIPT;
   if (!exists(init)) throw new VmonError(`Cannot pack the initramfs: no init script "${init}"`);
   const code = [new URL("./initramfs.ts", import.meta.url), new URL("./cpio.ts", import.meta.url)]
@@ -90,6 +89,8 @@ export function buildInitramfs(
     return { path, cached: true };
   }
   const cpio = initramfsCpio(busybox.binary, busybox.links, { init });
+  // Loaded only to pack: a run that finds the archive cached does not pay for the import.
+  const { gzipSync } = await import("fflate");
   const gz = gzipSync(cpio, { level: 9, mtime: 0 });
   writeAtomic(path, gz);
   options.onProgress?.(

@@ -73,7 +73,7 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
     jobs: options.jobs,
     refresh: options.refreshSources,
   });
-  const initramfs = buildInitramfs(busybox, {
+  const initramfs = await buildInitramfs(busybox, {
     onProgress: progress,
     ...(network ? {} : { init: initWithoutNetwork() }),
   });

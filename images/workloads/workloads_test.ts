@@ -110,7 +110,7 @@ Deno.test("benchCpio + appendCpio: a second gzip member with /bench after the ba
 
     // A base archive of odd length: the second member starts at the next multiple of 4.
     const base = new Uint8Array([0x1f, 0x8b, 1, 2, 3]);
-    const combined = appendCpio(base, extra);
+    const combined = await appendCpio(base, extra);
     assertEquals([...combined.subarray(0, 5)], [...base]);
     assertEquals([...combined.subarray(5, 8)], [0, 0, 0]);
     assertEquals(readCpio(gunzipSync(combined.subarray(8))).map((e) => e.name), [
