@@ -588,13 +588,15 @@ static void lower_insn(lower *L, int i) {
       break;
     case OP_SLL: case OP_SRL: case OP_SRA: case OP_SLLW: case OP_SRLW: case OP_SRAW: {
       if (rd >= 32) break;
-      A = src(L, d->rs1, RAX); mov_rr(a, RAX, A);
+      /* the count into cl first, then shift in rd's host register (rax when rd is in memory) */
       B = src(L, d->rs2, RCX); mov_rr(a, RCX, B);
+      int D = host_of(L, rd), T = D >= 0 ? D : RAX;
+      A = src(L, d->rs1, T); mov_rr(a, T, A);
       int w = d->op == OP_SLL || d->op == OP_SRL || d->op == OP_SRA;
       int ext = (d->op == OP_SLL || d->op == OP_SLLW) ? 4 : (d->op == OP_SRL || d->op == OP_SRLW) ? 5 : 7;
-      shift(a, w, ext, RAX, -1);
-      if (!w) movsxd_rr(a, RAX, RAX);
-      dst(L, rd, RAX);
+      shift(a, w, ext, T, -1);
+      if (!w) movsxd_rr(a, T, T);
+      dst(L, rd, T);
       break;
     }
     case OP_SLT: case OP_SLTU:
