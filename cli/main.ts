@@ -7,6 +7,12 @@
  * @module
  */
 
-import { main } from "./mod.ts";
+import { prewarmMachineWorker } from "../core/machine_prewarm.ts";
 
-if (import.meta.main) Deno.exit(await main(Deno.args, { cwd: Deno.env.get("INIT_CWD") }));
+if (import.meta.main) {
+  // `vmon run` will build a machine: start its worker first, so that the worker's start-up runs
+  // beside the loading of the CLI and the image check instead of after them.
+  if (Deno.args[0] === "run") prewarmMachineWorker();
+  const { main } = await import("./mod.ts");
+  Deno.exit(await main(Deno.args, { cwd: Deno.env.get("INIT_CWD") }));
+}

@@ -24,6 +24,7 @@ import { validateManifest } from "./manifest.ts";
 export type { SnapshotResult, SnapshotTrigger } from "./machine_protocol.ts";
 
 import { exitKindName } from "./trace.ts";
+import { MACHINE_WORKER_URL, takePrewarmedWorker } from "./machine_prewarm.ts";
 
 /** Options of {@linkcode createMachine}. */
 export interface MachineOptions {
@@ -174,14 +175,16 @@ export class Machine {
     });
     // Avoid unhandled rejections when the caller never awaits run().
     this.#exit.catch(() => {});
-    this.#worker = new Worker(new URL("./machine_worker.ts", import.meta.url), {
-      type: "module",
-    });
+    const warm = takePrewarmedWorker();
+    this.#worker = warm?.worker ?? new Worker(MACHINE_WORKER_URL, { type: "module" });
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(e.data);
     this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
       this.#fail(new Error(`The machine worker crashed: ${e.message}`));
     };
+    if (warm?.error !== undefined) {
+      this.#fail(new Error(`The machine worker crashed: ${warm.error}`));
+    }
   }
 
   /** Builds the machine: loads and sets up every plugin and boots the platform. */
