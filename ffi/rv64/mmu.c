@@ -214,6 +214,13 @@ static void wp_exit(rv64_hart *h, uint64_t gpa, int size, uint64_t val, int code
   h->counters[CNT_PAGING_EXITS]++;
 }
 
+/* Copies the guest page (host) after the slots of decode page d, whose slots are all empty. */
+static void dec_snapshot(insn_t *d, const uint8_t *host) {
+  memcpy(DEC_SNAP(d), host, 4096);
+  DEC_SNAP_OK(d) = 1;
+  DEC_EPOCH(d)++; /* translations of the page are stale (jit.h) */
+}
+
 /* Forgets every decoded slot of decode page d and copies the guest page (host) after them. */
 static void dec_reset(insn_t *d, const uint8_t *host) {
   memset(d, 0, DEC_PAGE_BYTES);
@@ -392,10 +399,12 @@ static insn_t *dec_page(rv64_hart *h, rv64_region *r, uint64_t page) {
       }
       for (int i = 0; i < m->nharts; i++) if (m->harts[i]) m->harts[i]->fvpage = ~0ULL;
     }
+    /* calloc's slots are empty already: clearing them again would touch (and, in fresh
+       memory, fault in) every page of the 32 KiB of slots, most of which a code page never uses */
     d = calloc(1, DEC_ALLOC_BYTES);
     if (!d) return NULL;
     for (int k = DEC_SLOTS; k < DEC_ALLOC; k++) d[k].op = OP_REFETCH;
-    dec_reset(d, r->host + (page << 12));
+    dec_snapshot(d, r->host + (page << 12));
     r->dec[page] = d;
     r->dec_gen[page] = m->dec_gen;
     m->dec_bytes += DEC_ALLOC_BYTES;
