@@ -54,10 +54,15 @@ export interface MachineOptions {
   /**
    * Snapshots to take when the console first prints a text (docs/DESIGN.md, "Snapshots"): the
    * machine pauses right after the exit that printed it, writes the file, then goes on (default),
-   * stops with status 0, or stays paused until `resume()`.
+   * stops with status 0, or stays paused until `resume()`. A trigger without a `path` writes
+   * nothing but leaves the machine as a snapshot there would (it settles), for a cold run that
+   * must count what a run restored from that point counts.
    */
   readonly snapshotOn?: readonly SnapshotTrigger[];
-  /** Called when a trigger's snapshot was written (or with `error`, one line, when it failed). */
+  /**
+   * Called when a trigger's snapshot was written or its machine settled (or with `error`, one
+   * line, when it failed).
+   */
   readonly onSnapshot?: (result: SnapshotResult | { readonly error: string }) => void;
 }
 
