@@ -5,29 +5,59 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 
 /** The repository root (the folder holding `deno.json`). */
 export const REPO_ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
 
+/** The cache's root folder: `VMON_CACHE`, or `.cache/` in the repository. */
+function cacheRoot(): string {
+  return resolve(Deno.env.get("VMON_CACHE") ?? join(REPO_ROOT, ".cache"));
+}
+
 /** Returns the cache directory (created if missing), optionally a subfolder of it. */
 export function cacheDir(...parts: string[]): string {
-  const root = Deno.env.get("VMON_CACHE") ?? join(REPO_ROOT, ".cache");
-  const dir = join(root, ...parts);
+  const dir = join(cacheRoot(), ...parts);
   Deno.mkdirSync(dir, { recursive: true });
   return dir;
 }
 
 /**
- * Hashes the contents and names of files (sorted by path) plus extra strings; used to key cached
- * builds so that they are rebuilt when their sources change.
+ * The name a file has in a cache key: its path relative to the cache (`cache:images/...`) or to
+ * the repository (`images/linux-rv64/init`), so that a checkout or a cache in another folder
+ * computes the same keys and finds the same builds; absolute only for a file outside both.
+ *
+ * @param path A file's path.
+ *
+ * @example
+ * ```ts
+ * import { keyPath, REPO_ROOT } from "./cache.ts";
+ * if (keyPath(`${REPO_ROOT}/core/cache.ts`) !== "core/cache.ts") throw new Error("not relative");
+ * ```
+ */
+export function keyPath(path: string): string {
+  const abs = resolve(path);
+  const under = (root: string): string | undefined => {
+    const rel = relative(root, abs);
+    return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : undefined;
+  };
+  const inCache = under(cacheRoot());
+  if (inCache !== undefined) return `cache:${inCache}`;
+  return under(REPO_ROOT) ?? abs;
+}
+
+/**
+ * Hashes the contents and names (as {@linkcode keyPath} gives them, in that order) of files plus
+ * extra strings; used to key cached builds so that they are rebuilt when their sources change.
  */
 export function hashFiles(paths: readonly string[], extra: readonly string[] = []): string {
   const h = createHash("sha256");
-  for (const p of [...paths].sort()) {
-    h.update(p);
+  const named = paths.map((p) => ({ p, key: keyPath(p) }))
+    .sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  for (const { p, key } of named) {
+    h.update(key);
     h.update(Deno.readFileSync(p));
   }
   for (const e of extra) h.update(e);

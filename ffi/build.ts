@@ -8,7 +8,7 @@
  */
 
 import { basename, join } from "node:path";
-import { cacheDir, hashFiles, listFiles, REPO_ROOT } from "../core/cache.ts";
+import { cacheDir, hashFiles, keyPath, listFiles, REPO_ROOT } from "../core/cache.ts";
 import { VmonError } from "../core/errors.ts";
 
 /** The compiler flags every library is built with (before the include path and outputs). */
@@ -147,7 +147,10 @@ export function planLibrary(backend: string, options: BuildOptions = {}): Librar
   const cc = findCompiler(options.cc);
   const flags = [...CFLAGS, ...(options.extraFlags ?? []), `-I${join(FFI_DIR, "common")}`];
   const libs = [...(options.libs ?? [])];
-  const hash = hashFiles([...sources, ...headers], [cc.join(" "), ...flags, "--", ...libs]);
+  // The include path is named as the key names files (core/cache.ts keyPath): a checkout in
+  // another folder finds the same build.
+  const keyFlags = flags.map((f) => f.startsWith("-I") ? `-I${keyPath(f.slice(2))}` : f);
+  const hash = hashFiles([...sources, ...headers], [cc.join(" "), ...keyFlags, "--", ...libs]);
   const path = join(cacheDir("ffi"), `libvmon-${backend}-${hash}.so`);
   return { backend, sources, headers, cc, flags, libs, hash, path };
 }
