@@ -276,6 +276,35 @@ const plugin = definePlugin({
         return false;
       }
     };
+    /** The size of `path` (through readFile when it cannot be opened: that says why). */
+    const sizeOf = (path: string): number => {
+      const file = openForRead(path);
+      if (file === undefined) return host.files.readFile(path).length;
+      try {
+        return file.size;
+      } finally {
+        file.close();
+      }
+    };
+    /**
+     * Reads the whole of `path` into `dst`, which has its size; when the file cannot be read that
+     * way, through readFile (which gives the one-line errors), refusing a file whose size changed.
+     */
+    const loadInto = (path: string, dst: Uint8Array): void => {
+      const file = openForRead(path);
+      if (file !== undefined) {
+        try {
+          if (fill(file, dst)) return;
+        } finally {
+          file.close();
+        }
+      }
+      const bytes = host.files.readFile(path);
+      if (bytes.length !== dst.length) {
+        throw new VmonError(`Cannot boot riscv-virt: "${path}" changed while loading`);
+      }
+      dst.set(bytes);
+    };
     /**
      * Loads a Linux Image straight into RAM at its load address (its tail up to `image_size`
      * zeroed): the parsed kernel without segments to copy. Undefined when the file is not an
@@ -319,11 +348,7 @@ const plugin = definePlugin({
       // cannot read, is read whole and parsed (which also gives the one-line errors).
       const kernel = loadImageDirect(name, ram) ??
         parseKernel(host.files.readFile(name), ram);
-      const initrdFile = spec.initrd !== undefined ? openForRead(spec.initrd) : undefined;
-      let initrd = spec.initrd !== undefined && initrdFile === undefined
-        ? host.files.readFile(spec.initrd)
-        : undefined;
-      const initrdSize = initrdFile?.size ?? initrd?.length ?? 0;
+      const initrdSize = spec.initrd !== undefined ? sizeOf(spec.initrd) : 0;
 
       const hasConsole = descriptions.some((d) => d.console);
       let cmdline = spec.cmdline ?? defaultCmdline(hasConsole);
@@ -368,18 +393,8 @@ const plugin = definePlugin({
           host.memory.write(s.gpa + s.data.length, new Uint8Array(s.memSize - s.data.length));
         }
       }
-      if (initrdFile !== undefined && layout.initrd) {
-        const dst = host.memory.view(layout.initrd.start, initrdSize);
-        if (!fill(initrdFile, dst)) initrd = host.files.readFile(spec.initrd!);
-      }
-      initrdFile?.close();
-      if (initrd && layout.initrd) {
-        if (initrd.length !== initrdSize) {
-          throw new VmonError(
-            `Cannot boot riscv-virt: initrd "${spec.initrd}" changed while loading`,
-          );
-        }
-        host.memory.write(layout.initrd.start, initrd);
+      if (spec.initrd !== undefined && layout.initrd) {
+        loadInto(spec.initrd, host.memory.view(layout.initrd.start, initrdSize));
       }
       host.memory.write(layout.dtb, dtb);
       host.log.debug(
