@@ -18,9 +18,6 @@ import { INIT_READY_MARKER } from "../images/linux-rv64/protocol.ts";
 import { createMachine } from "../core/machine.ts";
 import type { Variant } from "./types.ts";
 
-/** The console text at which the boot snapshot is taken: init's first line, before any work. */
-export const BOOT_SNAPSHOT_MARKER: string = INIT_READY_MARKER;
-
 /** Options of {@linkcode BootSnapshots}. */
 export interface BootSnapshotsOptions {
   /** The boot manifest of a variant, the one its cold runs boot (lab/runner.ts `bootManifest`). */
@@ -88,7 +85,7 @@ export class BootSnapshots {
         },
       },
       log: () => {},
-      snapshotOn: [{ text: BOOT_SNAPSHOT_MARKER, path, then: "stop" }],
+      snapshotOn: [{ text: INIT_READY_MARKER, path, then: "stop" }],
       onSnapshot: (r) => {
         if ("error" in r) error = r.error;
         else written = true;
@@ -105,7 +102,7 @@ export class BootSnapshots {
       if (!written) {
         const last = tail.split("\n").map((l) => l.trim()).filter(Boolean).slice(-3).join(" | ");
         fail(
-          `the machine ended (${exit.reason}, status ${exit.status}) before printing "${BOOT_SNAPSHOT_MARKER}" (last lines: ${last})`,
+          `the machine ended (${exit.reason}, status ${exit.status}) before printing "${INIT_READY_MARKER}" (last lines: ${last})`,
         );
       }
     } finally {
