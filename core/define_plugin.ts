@@ -78,6 +78,9 @@ export function checkPluginDefinition(
       }`,
     );
   }
+  if (d.kind === "hostport" && d.warm !== undefined && typeof d.warm !== "function") {
+    throw new VmonError(`${where}: warm must be a function`);
+  }
   if (d.kind === "platform" && d.defaultDevices !== undefined) {
     if (typeof d.defaultDevices !== "function") {
       throw new VmonError(`${where}: defaultDevices must be a function`);

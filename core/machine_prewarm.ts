@@ -2,11 +2,15 @@
  * A machine worker started before its machine: `vmon run` starts one as its very first step, so
  * that the worker's start-up (a new isolate importing the core) runs on another core while the
  * main thread loads the CLI and checks the image; {@linkcode createMachine} then takes it instead
- * of starting its own. This module imports nothing, so that starting the worker costs the caller
- * no module loading.
+ * of starting its own. The caller may name plugins the machine will probably use: the worker
+ * loads them, and warms host ports (a host port's `warm()` opens its C library), while it waits
+ * for the machine's manifest. This module imports nothing, so that starting the worker costs the
+ * caller no module loading.
  *
  * @module
  */
+
+import type { PreloadPlugin } from "./machine_protocol.ts";
 
 /** A started worker, and the error it reported before a machine took it (a load failure). */
 export interface PrewarmedWorker {
@@ -14,6 +18,16 @@ export interface PrewarmedWorker {
   readonly worker: Worker;
   /** Set when the worker failed before a machine took it. */
   error?: string;
+}
+
+/** Options of {@linkcode prewarmMachineWorker}. */
+export interface PrewarmOptions {
+  /**
+   * Plugins to load in the worker before the manifest arrives: a hint. A plugin that fails to
+   * load or warm is skipped silently (the build reports its errors if the manifest names it), and
+   * the build loads the plugins its manifest names, preloaded or not.
+   */
+  readonly preload?: readonly PreloadPlugin[];
 }
 
 let warm: PrewarmedWorker | undefined;
@@ -28,10 +42,11 @@ export const MACHINE_WORKER_URL: URL = new URL("./machine_worker.ts", import.met
  * @example
  * ```ts ignore
  * import { prewarmMachineWorker } from "./machine_prewarm.ts";
- * prewarmMachineWorker(); // then load modules, check files, createMachine(...)
+ * prewarmMachineWorker({ preload: [{ use: "rv64", kind: "hostport" }] });
+ * // then load modules, check files, createMachine(...)
  * ```
  */
-export function prewarmMachineWorker(): void {
+export function prewarmMachineWorker(options: PrewarmOptions = {}): void {
   if (warm !== undefined) return;
   const slot: PrewarmedWorker = { worker: new Worker(MACHINE_WORKER_URL, { type: "module" }) };
   // Until a machine takes it: keep a load error for the machine to report.
@@ -39,6 +54,9 @@ export function prewarmMachineWorker(): void {
     e.preventDefault();
     slot.error = e.message;
   };
+  if (options.preload?.length) {
+    slot.worker.postMessage({ type: "preload", plugins: options.preload });
+  }
   warm = slot;
 }
 

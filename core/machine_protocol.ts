@@ -9,6 +9,7 @@
  */
 
 import type { MachineExit, MachineManifest, MachineStats } from "./api/mod.ts";
+import type { PluginKind } from "./api/services.ts";
 /** Who owns what, for naming a stalled handler on the main thread (the worker is stuck then). */
 export interface WatchOwners {
   /** The port I/O and MMIO ranges and their plugins (`ExitBus.ranges()`). */
@@ -44,6 +45,12 @@ export type ToWorker =
     /** Snapshots to take when the console first prints a text (core/snapshot_vm.ts). */
     snapshotOn?: readonly SnapshotTrigger[];
   }
+  /**
+   * Plugins the next build will probably load: the worker imports them (and warms host ports)
+   * while it waits for "build". A hint only: failures are ignored, and the build loads what its
+   * manifest names either way.
+   */
+  | { type: "preload"; plugins: readonly PreloadPlugin[] }
   | { type: "snapshot"; id: number; path: string; compress: boolean }
   | { type: "run" }
   | { type: "input"; bytes: Uint8Array }
@@ -51,6 +58,14 @@ export type ToWorker =
   | { type: "pause" }
   | { type: "resume" }
   | { type: "stats"; id: number };
+
+/** A plugin to preload: a built-in name (or path, or URL) and its kind. */
+export interface PreloadPlugin {
+  /** What a manifest's `use` would say. */
+  readonly use: string;
+  /** The plugin's kind. */
+  readonly kind: PluginKind;
+}
 
 /** Worker to main thread. */
 export type FromWorker =

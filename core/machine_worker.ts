@@ -17,12 +17,16 @@ import {
   type ToWorker,
   WATCH,
 } from "./machine_protocol.ts";
+import { loadPlugin } from "./loader.ts";
+import type { PreloadPlugin } from "./machine_protocol.ts";
 import { readSnapshot } from "./snapshot_vm.ts";
 import { loadSnapshotCodec } from "./snapshot_codec.ts";
 import { ConsoleTriggers, settle, writeSnapshot } from "./snapshot_worker.ts";
 import { Vm } from "./vm.ts";
 
 let vm: Vm | undefined;
+/** The preload hint's work (settled, never rejected); the build starts after it. */
+let preloading: Promise<void> = Promise.resolve();
 /** Snapshot triggers of `--snapshot-on` (core/snapshot_worker.ts). */
 let triggers: ConsoleTriggers | undefined;
 let ring: ConsoleRing | undefined;
@@ -93,6 +97,21 @@ function onTrigger(trigger: SnapshotTrigger): void {
   });
 }
 
+/**
+ * Loads the hinted plugins and warms the host ports among them (opens their libraries). Every
+ * failure is ignored: it is only a hint, and the build reports the errors of what it needs.
+ */
+async function preload(plugins: readonly PreloadPlugin[]): Promise<void> {
+  await Promise.all(plugins.map(async ({ use, kind }) => {
+    try {
+      const def = await loadPlugin(use, { kind });
+      if (def.kind === "hostport") def.warm?.();
+    } catch {
+      // The build loads it again if its manifest names it, and reports why it cannot.
+    }
+  }));
+}
+
 async function run(): Promise<void> {
   if (vm === undefined) throw new VmonError("Cannot run the machine: it is not built");
   const outcome = await vm.run();
@@ -111,7 +130,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       if (msg.snapshotOn?.length) triggers = new ConsoleTriggers(msg.snapshotOn, onTrigger);
       // The snapshot codec is loaded only for machines that will read or write a file.
       const files = msg.restore !== undefined || msg.snapshotOn?.some((t) => t.path !== undefined);
-      (files ? loadSnapshotCodec() : Promise.resolve()).then(() => {
+      preloading.then(() => files ? loadSnapshotCodec() : undefined).then(() => {
         const image = msg.restore === undefined ? undefined : readSnapshot(msg.restore);
         const manifest = image?.meta.manifest ?? msg.manifest;
         if (manifest === undefined) throw new VmonError("Cannot build the machine: no manifest");
@@ -127,6 +146,9 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
       }, fail);
       break;
     }
+    case "preload":
+      preloading = preload(msg.plugins);
+      break;
     case "run":
       run().catch((err) => {
         vm?.dispose();

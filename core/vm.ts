@@ -29,6 +29,7 @@ import type {
   Timers,
   Vcpu,
 } from "./api/mod.ts";
+import { DEFAULT_PAGING } from "./api/machine.ts";
 import { ExitBus } from "./bus.ts";
 import { VmonError } from "./errors.ts";
 import { createHostFiles } from "./files.ts";
@@ -163,7 +164,7 @@ export class Vm {
         `Cannot use platform "${plDef.name}" with host port "${hpDef.name}": the platform builds ${plDef.arch} machines, the host port runs ${hpDef.arch} guests`,
       );
     }
-    const pgRef = manifest.paging ?? { use: "wired" };
+    const pgRef = manifest.paging ?? { use: DEFAULT_PAGING };
     const pgDef = await this.#load(pgRef, "paging") as PagingPluginDefinition;
     const devDefs: { ref: PluginRef; def: DevicePluginDefinition }[] = [];
     for (const ref of manifest.devices ?? []) {

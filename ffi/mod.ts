@@ -14,7 +14,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { VmonError } from "../core/errors.ts";
-import { buildLibrary, type BuildOptions } from "./build.ts";
+import { buildLibrary, type BuildOptions, planLibrary } from "./build.ts";
 
 export { buildLibrary, type BuildOptions, CFLAGS, findCompiler, planLibrary } from "./build.ts";
 export type { LibraryPlan } from "./build.ts";
@@ -69,7 +69,47 @@ export function loadLibrary<S extends Deno.ForeignLibraryInterface>(
 ): Deno.DynamicLibrary<S> {
   const cached = opened.get(backend);
   if (cached !== undefined) return cached.lib as Deno.DynamicLibrary<S>;
-  const path = libraryPath(backend, options);
+  return open(backend, symbols, libraryPath(backend, options));
+}
+
+/**
+ * Opens the library of `backend` as {@linkcode loadLibrary} does, but only when that needs no
+ * compiling: the override of `VMON_FFI_LIB_<BACKEND>`, or a library already built for the current
+ * sources. Undefined when there is none yet (or no compiler to name it); a library that exists
+ * but cannot be opened throws as in {@linkcode loadLibrary}. Host ports call it to warm up.
+ *
+ * @param backend The folder name under `ffi/`.
+ * @param symbols The backend's symbol table.
+ * @param options Build options (they name the library; nothing is compiled).
+ */
+export function openBuiltLibrary<S extends Deno.ForeignLibraryInterface>(
+  backend: string,
+  symbols: S,
+  options: LoadOptions = {},
+): Deno.DynamicLibrary<S> | undefined {
+  const cached = opened.get(backend);
+  if (cached !== undefined) return cached.lib as Deno.DynamicLibrary<S>;
+  const override = Deno.env.get(overrideVariable(backend));
+  let path: string;
+  if (override !== undefined && override !== "") {
+    path = isAbsolute(override) ? override : resolve(override);
+  } else {
+    try {
+      path = resolve(planLibrary(backend, options).path);
+      Deno.statSync(path);
+    } catch {
+      return undefined; // not built yet, or no compiler: loadLibrary will say
+    }
+  }
+  return open(backend, symbols, path);
+}
+
+/** Opens `path` for `backend` on this thread and keeps the handle. */
+function open<S extends Deno.ForeignLibraryInterface>(
+  backend: string,
+  symbols: S,
+  path: string,
+): Deno.DynamicLibrary<S> {
   let lib: Deno.DynamicLibrary<S>;
   try {
     lib = Deno.dlopen(path, symbols);

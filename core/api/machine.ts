@@ -29,13 +29,16 @@ export interface MachineManifest {
   readonly hostport: PluginRef;
   /** The platform. */
   readonly platform: PluginRef;
-  /** The paging strategy (default `wired`). */
+  /** The paging strategy (default {@linkcode DEFAULT_PAGING}). */
   readonly paging?: PluginRef;
   /** Devices, set up in order. */
   readonly devices?: readonly PluginRef[];
   /** What to boot. */
   readonly boot?: BootSpec;
 }
+
+/** The paging strategy of a manifest that names none. */
+export const DEFAULT_PAGING = "wired";
 
 /** Exit counters of a finished (or running) machine. */
 export interface MachineStats {

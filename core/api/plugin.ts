@@ -62,6 +62,13 @@ export interface HostPortPluginDefinition<S extends OptionsSchema = OptionsSchem
   readonly arch: GuestArch;
   /** Creates the VM. Throws a clear error when the host cannot run it (no /dev/kvm, ...). */
   setup(host: HostPortHost, options: OptionValues<S>): HostPortInstance | Promise<HostPortInstance>;
+  /**
+   * Optional: gets ready for a `setup` that may follow, before any machine exists (a machine
+   * worker started early calls it while the CLI is still loading): open the host library if it is
+   * already built, and nothing more. It must not build, create, print or throw on purpose; what
+   * it throws is ignored, and `setup` must work whether or not it ran.
+   */
+  warm?(): void;
 }
 
 /** A paging strategy plugin definition. */

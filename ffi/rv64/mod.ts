@@ -6,7 +6,12 @@
  * @module
  */
 
-import { buildLibrary as buildBackend, type BuildOptions, loadLibrary } from "../mod.ts";
+import {
+  buildLibrary as buildBackend,
+  type BuildOptions,
+  loadLibrary,
+  openBuiltLibrary,
+} from "../mod.ts";
 import { RV64_SYMBOLS } from "./symbols.ts";
 
 export * from "./symbols.ts";
@@ -38,4 +43,12 @@ export function buildLibrary(): string {
  */
 export function loadRv64(): Rv64Library {
   return loadLibrary("rv64", RV64_SYMBOLS, RV64_BUILD);
+}
+
+/**
+ * Opens the rv64 library on this thread if that needs no compiling (see `openBuiltLibrary`):
+ * a later {@linkcode loadRv64} then returns at once. Undefined when it is not built yet.
+ */
+export function openBuiltRv64(): Rv64Library | undefined {
+  return openBuiltLibrary("rv64", RV64_SYMBOLS, RV64_BUILD);
 }

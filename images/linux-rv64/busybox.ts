@@ -41,6 +41,12 @@ export interface BusyboxBuild {
   links: string[];
   /** The Debian source package version it was built from. */
   version: string;
+  /**
+   * The build's cache key (a hash of everything the binary is built from; the build is
+   * reproducible): what the initramfs is keyed by, so that finding it cached does not read the
+   * binary.
+   */
+  key: string;
   /** Whether it came from the cache. */
   cached: boolean;
 }
@@ -93,6 +99,7 @@ export async function buildBusybox(
     links: Deno.readTextFileSync(linksFile).split("\n").map((l) => l.trim())
       .filter((l) => l.startsWith("/") && l !== "/linuxrc"),
     version,
+    key,
     cached,
   });
   const compile = async (): Promise<BusyboxBuild> => {

@@ -69,21 +69,22 @@ export interface InitramfsBuild {
 }
 
 /**
- * Packs (or returns the cached) `initramfs.cpio.gz`, keyed by the busybox binary, its links,
- * the init script and this recipe's code.
+ * Packs (or returns the cached) `initramfs.cpio.gz`, keyed by the busybox build (its key, which
+ * names the binary's inputs; the binary itself is not read unless the archive is packed), its
+ * links, the init script and this recipe's code.
  *
  * @param busybox The busybox build (`binary` and `links`).
  * @param options `onProgress` for progress lines, `init` to use another init script.
  */
 export async function buildInitramfs(
-  busybox: { binary: string; links: readonly string[] },
+  busybox: { binary: string; key: string; links: readonly string[] },
   options: { onProgress?: ProgressFn; init?: string } = {},
 ): Promise<InitramfsBuild> {
   const init = options.init ?? INIT_SCRIPT;
   if (!exists(init)) throw new VmonError(`Cannot pack the initramfs: no init script "${init}"`);
   const code = [new URL("./initramfs.ts", import.meta.url), new URL("./cpio.ts", import.meta.url)]
     .map((u) => fileURLToPath(u));
-  const key = hashFiles([busybox.binary, init, ...code], busybox.links);
+  const key = hashFiles([init, ...code], [`busybox=${busybox.key}`, ...busybox.links]);
   const path = join(cacheDir("images", "linux-rv64", "initramfs", key), "initramfs.cpio.gz");
   if (exists(path)) {
     return { path, cached: true };

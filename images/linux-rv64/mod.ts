@@ -23,6 +23,7 @@ import { buildBusybox } from "./busybox.ts";
 import { ensureHostPackages } from "./deps.ts";
 import { buildInitramfs, INIT_SCRIPT } from "./initramfs.ts";
 import { buildKernel, KERNEL_FRAGMENT, KERNEL_NET_FRAGMENT } from "./kernel.ts";
+import { linuxRv64Defaults } from "./defaults.ts";
 import { DEFAULT_CMDLINE } from "./protocol.ts";
 import { exists, formatDuration, type ProgressFn, writeAtomic } from "../_build.ts";
 
@@ -83,14 +84,7 @@ export async function buildLinuxRv64(options: LinuxRv64Options = {}): Promise<Bu
     kernel: kernel.image,
     initrd: initramfs.path,
     cmdline: DEFAULT_CMDLINE,
-    defaults: {
-      hostport: "rv64",
-      platform: "riscv-virt",
-      // virtio-net with its default backend, user (passt): the demo has a network
-      devices: ["uart16550", "debug-exit", "pvpanic", ...(network ? ["virtio-net"] : [])],
-      cpus: 1,
-      memory: "256M",
-    },
+    defaults: linuxRv64Defaults(network),
   };
 }
 

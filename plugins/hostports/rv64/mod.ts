@@ -31,7 +31,7 @@ import {
   type VcpuWakeSources,
   VmonError,
 } from "../../../mod.ts";
-import { loadRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
+import { loadRv64, openBuiltRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
 import { openPacketBackend } from "../../../ffi/net/mod.ts";
 import {
   COUNTER_NAMES,
@@ -820,6 +820,10 @@ export default definePlugin({
       min: 10,
       max: 100_000,
     },
+  },
+  // A machine worker started early opens the library while the CLI loads (nothing is compiled).
+  warm(): void {
+    openBuiltRv64();
   },
   setup(host: HostPortHost, options): Rv64Port {
     if (options.clock === "icount" && host.machine.cpus > 1) {
