@@ -9,7 +9,7 @@
  */
 
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fromFileUrl, toFileUrl } from "../core/paths.ts";
 import { PLUGIN_API_VERSION } from "../core/api/mod.ts";
 import { REPO_ROOT } from "../core/cache.ts";
 import { VmonError } from "../core/errors.ts";
@@ -75,7 +75,7 @@ export function scaffoldPlugin(name: string, options: ScaffoldOptions): Scaffold
   const vmonModPath = options.vmon === undefined
     ? join(REPO_ROOT, "mod.ts")
     : options.vmon.startsWith("file:")
-    ? fileURLToPath(options.vmon)
+    ? fromFileUrl(options.vmon)
     : resolve(options.vmon);
   const vmonRoot = dirname(vmonModPath);
   const ident = name.replaceAll("-", "_");
@@ -83,8 +83,8 @@ export function scaffoldPlugin(name: string, options: ScaffoldOptions): Scaffold
     name,
     ident,
     apiVersion: String(PLUGIN_API_VERSION),
-    vmon: pathToFileURL(vmonModPath).href,
-    vmonTesting: pathToFileURL(join(vmonRoot, "testing", "mod.ts")).href,
+    vmon: toFileUrl(vmonModPath).href,
+    vmonTesting: toFileUrl(join(vmonRoot, "testing", "mod.ts")).href,
     vmonMain: join(vmonRoot, "cli", "main.ts"),
     vmonRoot,
     vmonConfig: join(vmonRoot, "deno.json"),

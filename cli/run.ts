@@ -16,7 +16,6 @@ import { buildImage, listImages } from "../images/mod.ts";
 import type { BuiltImage } from "../images/mod.ts";
 import { parsePluginSpec } from "./flags.ts";
 import { buildRunManifest, checkFlags, type RunFlags } from "./run_manifest.ts";
-import { formatStatsJson, formatStatsTable } from "./stats.ts";
 import {
   attachSnapshotSupport,
   checkSnapshotFlags,
@@ -214,8 +213,12 @@ export async function runCommand(flags: RunFlags & SnapshotFlags): Promise<numbe
     terminal.restore();
   }
   if (terminal.interactive) writeAll(Deno.stderr, encoder.encode("\r\n"));
-  if (stats === "table") console.error(formatStatsTable(exit.stats));
-  if (stats === "json") console.log(formatStatsJson(exit));
+  if (stats !== "none") {
+    // Loaded only when asked for (the table's module loads cli-table3).
+    const { formatStatsJson, formatStatsTable } = await import("./stats.ts");
+    if (stats === "table") console.error(formatStatsTable(exit.stats));
+    if (stats === "json") console.log(formatStatsJson(exit));
+  }
   if (quit !== undefined && !exit.failed) console.error(`vmon: ${exit.reason}`);
   if (exit.failed) {
     console.error(`vmon: ${exit.reason}`);

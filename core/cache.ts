@@ -5,12 +5,11 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createHash } from "node:crypto";
+import { dirname, fromFileUrl, isAbsolute, join, relative, resolve } from "./paths.ts";
+import { Sha256 } from "./sha256.ts";
 
 /** The repository root (the folder holding `deno.json`). */
-export const REPO_ROOT: string = dirname(dirname(fileURLToPath(import.meta.url)));
+export const REPO_ROOT: string = dirname(dirname(fromFileUrl(import.meta.url)));
 
 /** The cache's root folder: `VMON_CACHE`, or `.cache/` in the repository. */
 function cacheRoot(): string {
@@ -53,7 +52,7 @@ export function keyPath(path: string): string {
  * extra strings; used to key cached builds so that they are rebuilt when their sources change.
  */
 export function hashFiles(paths: readonly string[], extra: readonly string[] = []): string {
-  const h = createHash("sha256");
+  const h = new Sha256();
   const named = paths.map((p) => ({ p, key: keyPath(p) }))
     .sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   for (const { p, key } of named) {
@@ -61,7 +60,7 @@ export function hashFiles(paths: readonly string[], extra: readonly string[] = [
     h.update(Deno.readFileSync(p));
   }
   for (const e of extra) h.update(e);
-  return h.digest("hex").slice(0, 16);
+  return h.hex().slice(0, 16);
 }
 
 /** Lists files under `dir` (recursively) whose names end with one of `exts`. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { resolve } from "node:path";
+import { resolve } from "./paths.ts";
 import type { HostFile, HostFiles } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 

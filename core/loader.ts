@@ -8,8 +8,7 @@
  * @module
  */
 
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join, resolve, toFileUrl } from "./paths.ts";
 import type { OptionsSchema, PluginDefinition, PluginKind } from "./api/mod.ts";
 import { PLUGIN_API_VERSION } from "./api/mod.ts";
 import { REPO_ROOT } from "./cache.ts";
@@ -185,7 +184,7 @@ export async function loadPlugin(
       const why = e instanceof Deno.errors.NotFound ? "no such file" : "not a readable file";
       throw new VmonError(`Cannot load plugin "${full}": ${why}`, { cause: e });
     }
-    def = await importDefinition(pathToFileURL(full).href, full);
+    def = await importDefinition(toFileUrl(full).href, full);
   } else {
     def = await loadBuiltin(ref, kind, options.root ?? REPO_ROOT);
   }
@@ -244,7 +243,7 @@ async function loadBuiltin(
       );
     }
   }
-  const def = await importDefinition(pathToFileURL(found.path).href, name);
+  const def = await importDefinition(toFileUrl(found.path).href, name);
   if (def.name !== found.name) {
     throw new VmonError(
       `Cannot load plugin "${name}": ${found.path} defines a plugin named "${def.name}"`,

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { dirname, isAbsolute, resolve, toFileUrl } from "./paths.ts";
 import type { BootSpec, MachineManifest, PluginRef } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
 import { formatSize, parseSize } from "./schema.ts";
@@ -244,7 +243,7 @@ export async function loadManifestFile(path: string): Promise<MachineManifest> {
     }
     let mod: Record<string, unknown>;
     try {
-      mod = await import(pathToFileURL(full).href);
+      mod = await import(toFileUrl(full).href);
     } catch (e) {
       throw new VmonError(`Cannot load manifest "${full}": ${(e as Error).message}`, { cause: e });
     }

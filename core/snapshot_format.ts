@@ -17,7 +17,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import { snapshotCodec } from "./snapshot_codec.ts";
 import type { SnapshotValue } from "./api/mod.ts";
 import { VmonError } from "./errors.ts";
@@ -205,7 +204,7 @@ function toJson(v: SnapshotValue, path: string): unknown {
   }
   if (typeof v === "bigint") return { $n: v.toString() };
   if (v instanceof Uint8Array) {
-    return { $b: Buffer.from(v.buffer, v.byteOffset, v.length).toString("base64") };
+    return { $b: v.toBase64() };
   }
   if (Array.isArray(v)) return v.map((x, i) => toJson(x, `${path}[${i}]`));
   if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
@@ -257,8 +256,11 @@ function fromJson(
       if (typeof o.$b !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.$b)) {
         fail(options.name, `${options.what} holds malformed bytes`);
       }
-      const b = Buffer.from(o.$b, "base64");
-      return new Uint8Array(b.buffer, b.byteOffset, b.length).slice();
+      try {
+        return Uint8Array.fromBase64(o.$b);
+      } catch {
+        fail(options.name, `${options.what} holds malformed bytes`);
+      }
     }
     if (keys.length === 1 && keys[0] === "$n") {
       if (typeof o.$n !== "string" || !/^-?\d{1,40}$/.test(o.$n)) {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { basename, join } from "node:path";
+import { basename, join } from "../core/paths.ts";
 import { cacheDir, hashFiles, keyPath, listFiles, REPO_ROOT } from "../core/cache.ts";
 import { VmonError } from "../core/errors.ts";
 

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { isAbsolute, resolve } from "node:path";
+import { isAbsolute, resolve } from "../core/paths.ts";
 import { VmonError } from "../core/errors.ts";
 import { buildLibrary, type BuildOptions, planLibrary } from "./build.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { packageVersion } from "./deps.ts";
@@ -16,7 +16,7 @@ import * as build from "../_build.ts";
 import { checkStaticRiscv, debianSource } from "../_debian.ts";
 
 /** The committed busybox config fragment. */
-export const BUSYBOX_FRAGMENT: string = fileURLToPath(
+export const BUSYBOX_FRAGMENT: string = fromFileUrl(
   new URL("./busybox.config", import.meta.url),
 );
 

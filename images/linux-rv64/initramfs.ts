@@ -6,14 +6,14 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { CpioWriter } from "./cpio.ts";
 import { exists, type ProgressFn, writeAtomic } from "../_build.ts";
 
 /** The committed `/init` script. */
-export const INIT_SCRIPT: string = fileURLToPath(new URL("./init", import.meta.url));
+export const INIT_SCRIPT: string = fromFileUrl(new URL("./init", import.meta.url));
 
 /** Directories created in the root file system. */
 const DIRS = [
@@ -83,7 +83,7 @@ export async function buildInitramfs(
   const init = options.init ?? INIT_SCRIPT;
   if (!exists(init)) throw new VmonError(`Cannot pack the initramfs: no init script "${init}"`);
   const code = [new URL("./initramfs.ts", import.meta.url), new URL("./cpio.ts", import.meta.url)]
-    .map((u) => fileURLToPath(u));
+    .map((u) => fromFileUrl(u));
   const key = hashFiles([init, ...code], [`busybox=${busybox.key}`, ...busybox.links]);
   const path = join(cacheDir("images", "linux-rv64", "initramfs", key), "initramfs.cpio.gz");
   if (exists(path)) {

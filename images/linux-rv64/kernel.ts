@@ -7,17 +7,17 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { packageVersion } from "./deps.ts";
 import * as build from "../_build.ts";
 
 /** The committed kernel config fragment. */
-export const KERNEL_FRAGMENT: string = fileURLToPath(new URL("./kernel.config", import.meta.url));
+export const KERNEL_FRAGMENT: string = fromFileUrl(new URL("./kernel.config", import.meta.url));
 
 /** The networking fragment, merged after {@linkcode KERNEL_FRAGMENT} for the linux-rv64 image. */
-export const KERNEL_NET_FRAGMENT: string = fileURLToPath(
+export const KERNEL_NET_FRAGMENT: string = fromFileUrl(
   new URL("./kernel-net.config", import.meta.url),
 );
 

@@ -11,7 +11,7 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { compilerVersion, CROSS_CC } from "./programs.ts";
@@ -26,7 +26,7 @@ import {
 export type { ProgressFn } from "../_build.ts";
 export type { DebianSource, DebianSourceOptions } from "../_debian.ts";
 
-const THIS_FILE = fileURLToPath(import.meta.url);
+const THIS_FILE = fromFileUrl(import.meta.url);
 
 /** A program built from a Debian source package. */
 export interface DebianProgram {

@@ -24,7 +24,7 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import { CpioWriter } from "../linux-rv64/cpio.ts";
@@ -58,9 +58,9 @@ export const DEBIAN_PROGRAMS: readonly string[] = ["lua", "sqlite3", "xz"];
 /** Every workload name `/bench/run.sh` accepts, in its order (from {@linkcode BENCH_WORKLOADS}). */
 export const WORKLOADS: readonly string[] = BENCH_WORKLOADS.map((w) => w.name);
 
-const THIS_FILE = fileURLToPath(import.meta.url);
+const THIS_FILE = fromFileUrl(import.meta.url);
 
-const asset = (name: string): string => fileURLToPath(new URL(`./bench/${name}`, import.meta.url));
+const asset = (name: string): string => fromFileUrl(new URL(`./bench/${name}`, import.meta.url));
 
 /** The committed files installed under `/bench` besides the binaries. */
 export const BENCH_ASSETS: Readonly<Record<string, string>> = {

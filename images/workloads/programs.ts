@@ -7,7 +7,7 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles, listFiles } from "../../core/cache.ts";
 import * as build from "../_build.ts";
 import { checkStaticRiscv } from "../_debian.ts";
@@ -15,7 +15,7 @@ import { checkStaticRiscv } from "../_debian.ts";
 export type { ProgressFn } from "../_build.ts";
 
 /** The folder of the C sources. */
-export const SOURCE_DIR: string = fileURLToPath(new URL("./src", import.meta.url));
+export const SOURCE_DIR: string = fromFileUrl(new URL("./src", import.meta.url));
 
 /** The riscv64 cross compiler. */
 export const CROSS_CC = `${build.CROSS_PREFIX}gcc`;

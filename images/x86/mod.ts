@@ -8,12 +8,12 @@
  */
 
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fromFileUrl } from "../../core/paths.ts";
 import { cacheDir, hashFiles } from "../../core/cache.ts";
 import { VmonError } from "../../core/errors.ts";
 import type { BuildImageOptions, BuiltImage, ImageDefaults, ImageRecipe } from "../types.ts";
 
-const SOURCE_DIR = dirname(fileURLToPath(import.meta.url));
+const SOURCE_DIR = dirname(fromFileUrl(import.meta.url));
 
 /** Compiler flags for the guests: freestanding, integer registers only, no red zone. */
 const CFLAGS = [
