@@ -41,6 +41,8 @@ export interface PacketEndpointsOptions {
   readonly wake: () => void;
   /** Warnings (a device's event function that threw). */
   readonly warn: (message: string) => void;
+  /** Fails the machine: a backend that was opened without waiting could not start. */
+  readonly fail: (message: string) => void;
 }
 
 /** The packet endpoints of one machine. */
@@ -48,11 +50,13 @@ export class PacketEndpoints {
   #entries = new Set<Entry>();
   #wake: () => void;
   #warn: (message: string) => void;
+  #fail: (message: string) => void;
 
-  /** @param options How to wake the scheduler and where warnings go. */
+  /** @param options How to wake the scheduler, where warnings go and how to fail the machine. */
   constructor(options: PacketEndpointsOptions) {
     this.#wake = options.wake;
     this.#warn = options.warn;
+    this.#fail = options.fail;
   }
 
   /**
@@ -105,6 +109,12 @@ export class PacketEndpoints {
   poll(): void {
     for (const e of this.#entries) {
       const seq = e.host.poll();
+      // A backend that never started fails the machine; its device never hears of it.
+      const failed = seq !== e.handled ? e.host.startError?.() : undefined;
+      if (failed !== undefined) {
+        e.handled = seq;
+        this.#fail(failed);
+      }
       if (seq !== e.handled) {
         e.handled = seq;
         try {

@@ -129,7 +129,11 @@ export class Vm {
     this.#io = io;
     this.#tracer = tracer;
     this.#bus = new ExitBus({ tracer, log: (m) => io.log(m) });
-    this.#endpoints = new PacketEndpoints({ wake: () => this.#wake(), warn: (m) => io.log(m) });
+    this.#endpoints = new PacketEndpoints({
+      wake: () => this.#wake(),
+      warn: (m) => io.log(m),
+      fail: (m) => this.#requestExit(1, m, true),
+    });
   }
 
   /**

@@ -85,6 +85,13 @@ export interface HostPacketEndpoint {
   wait(seen: number): Promise<number>;
   /** Why the backend stopped (passt exited, the TAP device went away), or undefined. */
   error(): string | undefined;
+  /**
+   * Optional, for a backend opened without waiting until it is ready (passt configures itself
+   * while the machine boots): the one-line message when it stopped before it was ready
+   * (`Cannot start the user network (passt): ...`), which fails the machine. Undefined while it
+   * starts, once it is ready, and for backends that are ready when opened.
+   */
+  startError?(): string | undefined;
   /** Counters. */
   stats(): PacketBackendStats;
   /** Stops the backend (passt is stopped too). Idempotent. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { delimiter, join } from "node:path";
+import { delimiter, join } from "../../core/paths.ts";
 import type {
   HostForward,
   HostPacketEndpoint,
@@ -125,6 +125,18 @@ export interface KickFunction {
 export interface OpenPacketBackendOptions {
   /** How the backend's thread ends the running vCPU slice (none: the slice runs to its end). */
   readonly kick?: KickFunction;
+  /**
+   * Wait until passt has configured itself (its forwarded ports bound) before returning, so that
+   * a failure throws here (default true). With false the call returns once passt runs; until it
+   * is ready packets queue, and a passt that exits first is reported by `startError()` with the
+   * same message.
+   */
+  readonly wait?: boolean;
+}
+
+/** The message of a user network (passt) that did not start. */
+function passtStartError(why: string): string {
+  return `Cannot start the user network (passt): ${why}`;
 }
 
 /**
@@ -167,8 +179,9 @@ export function openPacketBackend(
     }
     const args = passtArguments(spec.hostfwd);
     const packed = cString(args.join("\0"));
-    ptr = lib.vmon_net_open_passt(cString(passt), packed, args.length, err, ERR_LEN);
-    if (!ptr) throw new VmonError(`Cannot start the user network (passt): ${readCString(err)}`);
+    const wait = options.wait ?? true;
+    ptr = lib.vmon_net_open_passt(cString(passt), packed, args.length, wait ? 1 : 0, err, ERR_LEN);
+    if (!ptr) throw new VmonError(passtStartError(readCString(err)));
     description = `passt (pid ${lib.vmon_net_pid(ptr)})`;
   }
   const backend = new NetBackend(lib, ptr!, description);
@@ -254,6 +267,12 @@ export class NetBackend implements HostPacketEndpoint {
     return this.#lib.vmon_net_error(this.#ptr, this.#err, ERR_LEN)
       ? readCString(this.#err)
       : undefined;
+  }
+
+  startError(): string | undefined {
+    if (this.#closed || this.#lib.vmon_net_ready(this.#ptr)) return undefined;
+    const why = this.error();
+    return why === undefined ? undefined : passtStartError(why);
   }
 
   stats(): PacketBackendStats {

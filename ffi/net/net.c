@@ -275,6 +275,7 @@ static void read_stderr(vmon_net *n) {
   }
   buf[r] = 0;
   if (atomic_load(&n->dead)) return; /* the message was read: keep it stable */
+  if (!atomic_load(&n->ready)) net__passt_starting(n, buf, (size_t)r);
   char *save = NULL;
   for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     if (strstr(line, "syslog") || !line[0]) continue;
@@ -324,7 +325,8 @@ static void *poll_thread(void *arg) {
         if (poll(&e, 1, 10) <= 0) break;
         read_stderr(n);
       }
-      snprintf(n->error, sizeof n->error, "%s", why);
+      if (n->child && !atomic_load(&n->ready)) net__passt_start_error(n);
+      else snprintf(n->error, sizeof n->error, "%s", why);
       atomic_store(&n->dead, 1);
       flush(n); /* drops what is queued */
       event = 1;
@@ -346,6 +348,7 @@ vmon_net *net__alloc(int kind, int fd) {
   n->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   n->waitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   atomic_init(&n->refs, 1);
+  atomic_init(&n->ready, kind == NET_KIND_TAP); /* passt: its opener says */
   pthread_mutex_init(&n->tx_lock, NULL);
   if (n->evfd < 0 || n->waitfd < 0 || ring_init(&n->rx) < 0 || ring_init(&n->tx) < 0 ||
       (kind == NET_KIND_STREAM && !(n->sbuf = malloc(SBUF_CAP)))) {
@@ -475,6 +478,9 @@ VMON_EXPORT int vmon_net_error(vmon_net *n, char *buf, int len) {
   else net__set_error(buf, len, "%s", n->error);
   return 1;
 }
+
+/* 1 once the backend is ready (a TAP device, or passt that printed its configuration), else 0. */
+VMON_EXPORT int vmon_net_ready(vmon_net *n) { return atomic_load(&n->ready); }
 
 /* The counters (NC_* order), owned by the endpoint until vmon_net_close(). */
 VMON_EXPORT uint64_t *vmon_net_counters(vmon_net *n) { return n->counters; }

@@ -88,6 +88,12 @@ typedef struct vmon_net {
   _Atomic int dead; /* the backend stopped (error holds why) */
   char error[256];
   char last_line[200]; /* passt's last message on stderr */
+  /* passt started without waiting (vmon_net_open_passt with wait 0): set once its configuration
+     summary arrives; until then its stderr is kept in start_text, which names the reason when it
+     exits first. Written by the poll thread only (by the opener before the thread starts). */
+  _Atomic int ready;
+  char start_text[4096];
+  size_t start_len;
   _Atomic int refs;
 
   uint64_t counters[NC_COUNT];
@@ -96,6 +102,9 @@ typedef struct vmon_net {
 /* net.c */
 VMON_INTERNAL vmon_net *net__alloc(int kind, int fd);
 VMON_INTERNAL void net__free(vmon_net *n);
+/* passt.c: passt's stderr before it is ready (poll thread), and the reason it exited before. */
+VMON_INTERNAL void net__passt_starting(vmon_net *n, const char *buf, size_t len);
+VMON_INTERNAL void net__passt_start_error(vmon_net *n);
 VMON_INTERNAL void net__set_error(char *err, int errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

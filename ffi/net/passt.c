@@ -74,8 +74,8 @@ static void last_message(const char *text, char *err, int errlen) {
  * caller until vmon_net_close(), which also stops passt), or NULL with the reason in `err`
  * (caller-owned, `errlen` bytes): passt's own last message when it exited.
  */
-VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, int nargs, char *err,
-                                          int errlen) {
+VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, int nargs, int wait,
+                                          char *err, int errlen) {
   if (nargs < 0 || nargs > MAX_ARGS - 4) {
     net__set_error(err, errlen, "too many passt arguments");
     return NULL;
@@ -141,11 +141,11 @@ VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, in
     return NULL;
   }
 
-  /* wait for the configuration summary or the exit */
+  /* wait for the configuration summary or the exit (not at all without `wait`) */
   char text[4096];
   size_t len = 0;
   text[0] = 0;
-  int ready = 0, eof = 0;
+  int ready = !wait, eof = 0;
   uint64_t deadline = now_ms() + STARTUP_MS;
   while (!ready && !eof) {
     int64_t left = (int64_t)(deadline - now_ms());
@@ -183,5 +183,41 @@ VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, in
   }
   n->child = pid;
   n->errfd = ep[0];
+  atomic_store(&n->ready, wait);
   return n;
+}
+
+/* Keeps passt's stderr `buf` (`len` bytes) until it prints its configuration summary. */
+void net__passt_starting(vmon_net *n, const char *buf, size_t len) {
+  size_t cap = sizeof n->start_text;
+  if (len >= cap) {
+    buf += len - (cap - 1);
+    len = cap - 1;
+  }
+  if (n->start_len + len >= cap) { /* keep the tail */
+    size_t drop = n->start_len + len - (cap - 1);
+    memmove(n->start_text, n->start_text + drop, n->start_len - drop);
+    n->start_len -= drop;
+  }
+  memcpy(n->start_text + n->start_len, buf, len);
+  n->start_len += len;
+  n->start_text[n->start_len] = 0;
+  if (strstr(n->start_text, "MAC:")) atomic_store(&n->ready, 1);
+}
+
+/* passt stopped before it was ready: the reason into n->error, as a waiting open would give it. */
+void net__passt_start_error(vmon_net *n) {
+  int status = 0;
+  pid_t done = 0;
+  for (int i = 0; i < 100 && (done = waitpid(n->child, &status, WNOHANG)) == 0; i++)
+    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+  if (done == n->child) {
+    net__set_error(n->error, sizeof n->error, "passt exited with status %d",
+                   WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    n->child = 0; /* reaped */
+  } else {
+    net__set_error(n->error, sizeof n->error, "passt closed the connection before it was ready");
+  }
+  last_message(n->start_text, n->error, (int)sizeof n->error);
+  n->last_line[0] = 0; /* the reason is the whole message */
 }

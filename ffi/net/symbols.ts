@@ -12,11 +12,11 @@ export const NET_SYMBOLS = {
    */
   vmon_net_open_tap: { parameters: ["buffer", "buffer", "i32"], result: "pointer" },
   /**
-   * `vmon_net *vmon_net_open_passt(const char *path, const char *args, int nargs, char *err, int
-   * errlen)`: strings caller-owned, used during the call only.
+   * `vmon_net *vmon_net_open_passt(const char *path, const char *args, int nargs, int wait,
+   * char *err, int errlen)`: strings caller-owned, used during the call only.
    */
   vmon_net_open_passt: {
-    parameters: ["buffer", "buffer", "i32", "buffer", "i32"],
+    parameters: ["buffer", "buffer", "i32", "i32", "buffer", "i32"],
     result: "pointer",
   },
   /**
@@ -43,6 +43,8 @@ export const NET_SYMBOLS = {
   vmon_net_counters: { parameters: ["pointer"], result: "pointer" },
   /** `const char *vmon_net_ifname(vmon_net *n)`: owned by the endpoint until close. */
   vmon_net_ifname: { parameters: ["pointer"], result: "pointer" },
+  /** `int vmon_net_ready(vmon_net *n)`: 1 once the backend is ready. */
+  vmon_net_ready: { parameters: ["pointer"], result: "i32" },
   /** `int vmon_net_pid(vmon_net *n)` */
   vmon_net_pid: { parameters: ["pointer"], result: "i32" },
   /** `void vmon_net_close(vmon_net *n)` */

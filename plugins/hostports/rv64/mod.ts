@@ -661,8 +661,11 @@ export class Rv64Port implements Rv64HostPort {
    */
   openPacketEndpoint(spec: PacketBackendSpec): HostPacketEndpoint {
     // The kick's argument is the machine: core closes endpoints before it disposes the port.
+    // passt configures itself while the guest boots (its failure then fails the machine, with
+    // the message a waiting start gives).
     return openPacketBackend(spec, {
       kick: { fn: this.#lib.rv64_kick_function(), arg: this.#machine() },
+      wait: false,
     });
   }
 
