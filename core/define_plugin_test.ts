@@ -67,6 +67,7 @@ Deno.test("definePlugin refuses malformed definitions with clear errors", () => 
   throwsVmon(bad({ description: undefined }), "description must be a string");
   throwsVmon(bad({ kind: "platform" }), "a platform plugin needs arch x86_64 or riscv64");
   throwsVmon(bad({ kind: "hostport", arch: "arm" }), 'got "arm"');
+  throwsVmon(bad({ kind: "hostport", arch: "riscv64", warm: 1 }), "warm must be a function");
   throwsVmon(
     () => checkPluginDefinition(null, { source: "./x.ts" }),
     'Invalid plugin definition "./x.ts"',

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { createMachine, type MachineManifest } from "../mod.ts";
+import { prewarmMachineWorker } from "../core/machine_prewarm.ts";
 
 const HOSTPORT = new URL("./fixtures/scripted_hostport.ts", import.meta.url).href;
 const PLATFORM = new URL("./fixtures/bare_platform.ts", import.meta.url).href;
@@ -142,4 +143,23 @@ Deno.test("machine: pause stops the vCPUs until resume; stats work while paused"
   const exit = await done;
   assert.equal(exit.status, 4);
   assert.equal(exit.stats.exits.interrupted, 400_000);
+});
+
+Deno.test("machine: a prewarmed worker loads the hinted plugins, warms host ports and ignores hints that fail", async () => {
+  prewarmMachineWorker({
+    preload: [
+      { use: HOSTPORT, kind: "hostport" },
+      { use: "no-such-plugin", kind: "device" },
+      { use: "uart16550", kind: "platform" }, // the wrong kind
+      { use: "wired", kind: "paging" },
+    ],
+  });
+  const { exit, text, logs } = await runScript("out:0x3f8:1:79;out:0x3f8:1:75;out:0x501:1:5");
+  assert.equal(text, "OK");
+  assert.equal(exit.status, 5);
+  assert.equal(exit.failed, false);
+  assert.match(logs, /warmed before setup/);
+  // The next machine gets a worker of its own, not warmed.
+  const again = await runScript("out:0x501:1:0");
+  assert.doesNotMatch(again.logs, /warmed before setup/);
 });
