@@ -193,8 +193,15 @@ const void *rv64_jit_miss(rv64_hart *h, uint64_t pc) {
 /* Remembers in h's jump cache that pc (in the current fetch page) runs `code`. */
 static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
   jit_jc_entry *jc = h->jit_jc;
+  if (!jc) return;
+  /* already there: the same code of the same decode page at the same epoch (the other fields
+     follow from the page), which is the common case of an entry from the interpreter */
+  const jit_jc_entry *have = &jc[JC_INDEX(pc)];
+  if (have->vpc == pc && have->code == code && have->dec == h->fdec &&
+      have->epoch == DEC_EPOCH(h->fdec))
+    return;
   const tlb_entry *t = &h->tlb_fetch[h->fetch_mode][(pc >> 12) & (TLB_SIZE - 1)];
-  if (!jc || t->tag != (pc & ~0xfffULL) || h->fvpage != t->tag) return;
+  if (t->tag != (pc & ~0xfffULL) || h->fvpage != t->tag) return;
   rv64_region *r = rv64_find_region(h->m, t->gpage);
   if (!r) return;
   uint64_t page = (t->gpage - r->gpa) >> 12;
