@@ -181,6 +181,49 @@ Deno.test({
   },
 });
 
+/**
+ * The kernel's interrupt save, restore and read on sstatus, in a loop that spans several slices:
+ * translated code runs them through rv64_jit_csr and passes their interrupt checks itself, and
+ * must end every slice at the instruction the interpreter ends it at.
+ */
+const SSTATUS_LOOP = `
+  .option norvc
+  li s1, 30000
+  li s2, 0
+1:
+  csrrci t0, sstatus, 2
+  addi s2, s2, 1
+  xor t1, s2, s1
+  csrrs zero, sstatus, t0
+  csrr t2, sstatus
+  andi t2, t2, 2
+  add s2, s2, t2
+  addi s1, s1, -1
+  bnez s1, 1b
+  li t0, 0x100000
+  sw t0, 0(t0)
+2:
+  j 2b
+`;
+
+Deno.test({
+  name:
+    "rv64 jit: sstatus writes run in translated code and slices end where the interpreter ends them",
+  ignore: !X86 || !HAVE_AS,
+  fn() {
+    const program = assemble(SSTATUS_LOOP);
+    const off = run(false, program);
+    const on = run(true, program);
+    assertEquals(off.kind, ExitKind.Mmio);
+    assert(off.exits.length > 2, "the loop spans several slices");
+    assertEquals(on.regs, off.regs);
+    assertEquals(on.counters, off.counters);
+    assertEquals(on.exits, off.exits);
+    assert(on.jit.jitInstructions! > 0.9 * on.counters.instructions!, JSON.stringify(on.jit));
+    assert(on.jit.jitExitsInstruction! < 100, JSON.stringify(on.jit));
+  },
+});
+
 Deno.test({
   name: "rv64 jit: the plugin's jit option defaults to on; the port class takes it explicitly",
   ignore: !X86,

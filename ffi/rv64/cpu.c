@@ -313,7 +313,8 @@ static int exec_block(rv64_hart *h, uint64_t chunk, uint64_t *done) {
      without it, JUMP's fast path is the interpreter's alone (one compare, as before). */
   const uint64_t fast_chunk = jit ? 0 : chunk;
   uint64_t pc = h->pc;
-  uint64_t cnt = 0, counted = 0;
+  uint64_t cnt = 0;
+  h->blk_counted = 0; /* of cnt, what CNT_INSTRET holds (rv64_jit_csr moves it too) */
   int ret = VMON_EXIT_NONE;
   const insn_t *d;
   insn_t tmp[3];
@@ -482,9 +483,10 @@ jit_try: { /* translated code at pc (jit.h); it returns where the interpreter go
     const void *code = rv64_jit_lookup(h, pc);
     if (!code) DISPATCH();
     SAVE();
-    int a = rv64_jit_run(h, code, &cnt, chunk);
+    int a = rv64_jit_run(h, code, &cnt, &chunk);
     RELOAD();
     if (a == JIT_A_JUMP) goto jump;
+    if (a == JIT_A_OUT) { MODES(); ret = (int)h->exit.kind; goto out; }
     d = &h->fdec[(pc >> 1) & (DEC_SLOTS - 1)];
     if (a == JIT_A_CONTINUE) goto jit_try;
     DISPATCH();
@@ -713,8 +715,8 @@ L_FENCE_I: L_ECALL: L_EBREAK: L_SRET: L_MRET: L_WFI: L_SFENCE_VMA: L_CSRRW: L_CS
 L_CSRRWI: L_CSRRSI: L_CSRRCI: {
     /* system instructions run out of line; the block ends when state changed */
     SAVE();
-    h->counters[CNT_INSTRET] += cnt - counted;
-    counted = cnt;
+    h->counters[CNT_INSTRET] += cnt - h->blk_counted;
+    h->blk_counted = cnt;
     int k = exec_system(h, d);
     if (k < 0) { RELOAD(); ILLEGAL(); }
     cnt++;
@@ -738,7 +740,8 @@ L_FMV_D_X: L_FCVT_L_D: L_FCVT_LU_D: L_FCVT_D_L: L_FCVT_D_LU: L_FCVT_S_D: L_FCVT_
 
 out:
   h->pc = pc;
-  h->counters[CNT_INSTRET] += cnt - counted;
+  h->counters[CNT_INSTRET] += cnt - h->blk_counted;
+  h->blk_counted = cnt;
   *done = cnt;
   return ret;
 #undef SAVE
@@ -888,6 +891,48 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
 }
 
 /*
+ * A CSR instruction on JIT_CSR_INLINE (sstatus) for translated code (jit.h, rv64_jit.csr), which
+ * passes the count of its exec_block call through this instruction and the address of its chunk
+ * limit; h->pc is the instruction's pc and the guest registers are in h->x. It runs the instruction
+ * as exec_block would and, where that would return to rv64_run_hart (a point of rule 1), does
+ * what rv64_run_hart then does, as long as that is only to start a new chunk:
+ *   0: done; go on (the limit may have moved: the new chunk counted from here),
+ *   1: done; leave with JIT_A_OUT: rv64_run_hart runs the checks (an interrupt to take, the
+ *      budget used up, a kick, an exit, or a state change other than sstatus.SIE),
+ *   2: not run; leave before it, the interpreter runs it (from U-mode: it raises the trap).
+ */
+int rv64_jit_csr(rv64_hart *h, const insn_t *d, uint64_t cnt, uint64_t *limit) {
+  if (h->priv < 1 || (d->imm & 0xfff) != JIT_CSR_INLINE) return 2;
+  uint64_t before = h->mstatus, fvpage = h->fvpage;
+  int fetch_mode = h->fetch_mode, ls_mode = h->ls_mode;
+  /* CNT_INSTRET as the interpreter has it when exec_system runs: through the previous one */
+  h->counters[CNT_INSTRET] += cnt - 1 - h->blk_counted;
+  h->blk_counted = cnt - 1;
+  int k = exec_system(h, d);
+  if (k < 0) return 2; /* not reached for sstatus from S or M mode: nothing was written */
+  h->counters[CNT_INSTRET]++;
+  h->blk_counted = cnt;
+  if (h->exit.kind) return 1;
+  if (k == 0) return cnt >= *limit ? 1 : 0; /* a block point (exec_block's `jump`) */
+  /* a point of rule 1: exec_block would return; rv64_run_hart would then go on unless ... */
+  if ((before ^ h->mstatus) & ~MS_SIE || fetch_mode != h->fetch_mode || ls_mode != h->ls_mode)
+    return 1;
+  h->fvpage = fvpage; /* only SIE changed: the fetch page is what exec_block would switch to */
+  if (cnt >= h->blk_remaining) return 1;                            /* the budget is used up */
+  if (__atomic_load_n(&h->m->kick, __ATOMIC_RELAXED)) return 1;      /* it takes the kick */
+  timer_update(h);
+  if (rv64_pending_irq(h)) return 1;                                 /* it takes an interrupt */
+  uint64_t remaining = h->blk_remaining - cnt;
+  uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
+  if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
+    uint64_t left = timer_left(h);
+    if (left < chunk) chunk = left ? left : 1;
+  }
+  *limit = h->blk_limit = cnt + chunk; /* a new chunk from here, as its exec_block would count */
+  return 0;
+}
+
+/*
  * Where interrupts are taken: the rule every engine that runs guest code here follows (the block
  * translator included). Under clock=icount guest time is the retired-instruction count, and a
  * guest-visible event must happen at the same count whatever the paging strategy, the exits and
@@ -910,7 +955,9 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
  *
  * A translated block must end only at such points (never on a count alone in straight-line
  * code, never at an untaken branch), count instructions as exec_block does, and return its exits
- * through this function (which sets irq_defer from the exit code).
+ * through this function (which sets irq_defer from the exit code). A translated CSR write passes
+ * its point of 1 without returning only through rv64_jit_csr, which does there what this loop
+ * does (h->blk_remaining, h->blk_limit and h->blk_counted carry the loop's state).
  */
 int rv64_run_hart(rv64_hart *h, uint64_t budget) {
   h->exit.kind = VMON_EXIT_NONE;
@@ -941,6 +988,7 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
   }
   uint64_t remaining = budget;
   int k = VMON_EXIT_NONE;
+  if (h->m->jit && !h->m->jit->csr) h->m->jit->csr = rv64_jit_csr; /* jit.h: rv64_jit.csr */
   int defer = h->irq_defer; /* rule 3: no check before the next point of rule 1 or 2 */
   h->irq_defer = 0;
   while (remaining) {
@@ -960,6 +1008,7 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
     if (defer && rv64_pending_irq(h)) chunk = 1;
     defer = 0;
     uint64_t done = 0;
+    h->blk_remaining = remaining;
     k = exec_block(h, chunk, &done);
     remaining -= done < remaining ? done : remaining;
     if (k) break;

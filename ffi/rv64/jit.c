@@ -101,7 +101,9 @@ static uint32_t translate(rv64_hart *h, jit_tab *t, uint64_t pc) {
     }
     insn_t d;
     rv64_decode(s->raw, &d); /* the base op of the slot (the cache holds OPC_* for compressed) */
-    if (d.len != s->len || !rv64_jit_be_supports(d.op)) {
+    int csr_op = d.op >= OP_CSRRW && d.op <= OP_CSRRCI;
+    if (d.len != s->len || !rv64_jit_be_supports(d.op) ||
+        (csr_op && (!j->csr || (d.imm & 0xfff) != JIT_CSR_INLINE))) {
       b.end = (jit_exit){off, 0, JIT_A_DISPATCH, 0};
       break;
     }
@@ -139,6 +141,7 @@ static uint32_t translate(rv64_hart *h, jit_tab *t, uint64_t pc) {
   b.entries = t->entry;
   b.code_base = j->base;
   b.fp = rv64_fp_exec;
+  b.csr = j->csr;
   if (j->size - j->used < BLOCK_ROOM) {
     flush_all(m);
     return 0; /* the caller's table is gone: translate at a later hit */
@@ -220,15 +223,18 @@ static void jc_fill(rv64_hart *h, uint64_t pc, const void *code) {
   e->flags = &r->flags[page];
 }
 
-int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t chunk) {
+int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t *chunk) {
   rv64_jit *j = h->m->jit;
   uint64_t io[2] = {*cnt, 0}; /* in: the count; out: the count, chained | jump-cache hits << 32 */
   jc_fill(h, h->pc, code);
-  int r = j->enter(h, code, h->fvpage, io, chunk);
+  h->blk_limit = *chunk; /* rv64_jit_csr moves it (and the copy in the trampoline's frame) */
+  int r = j->enter(h, code, h->fvpage, io, *chunk);
+  *chunk = h->blk_limit;
   /* why it returned (h->fvpage is the page translated code last ran in) */
   j->stats[r == JIT_A_DISPATCH ? JS_EXIT_INSN
            : r == JIT_A_CONTINUE ? JS_EXIT_SEQ
-           : io[0] >= chunk ? JS_EXIT_CHUNK
+           : r == JIT_A_OUT ? JS_EXIT_CHECK
+           : io[0] >= *chunk ? JS_EXIT_CHUNK
            : (h->pc & ~0xfffULL) != h->fvpage ? JS_EXIT_OTHER : JS_EXIT_PAGE]++;
   j->stats[JS_INSNS] += io[0] - *cnt;
   j->stats[JS_ENTRIES]++;

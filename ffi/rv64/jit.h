@@ -38,7 +38,13 @@ enum {
   JIT_A_JUMP = 1,     /* as after a taken jump: check the chunk, switch pages, look up again */
   JIT_A_CONTINUE = 2, /* sequential flow in the same page: look up at pc, else interpret */
   JIT_A_DISPATCH = 3, /* interpret the instruction at pc (same page) */
+  JIT_A_OUT = 4,      /* a point of rule 1 (cpu.c) the translated code does not pass itself:
+                         return to rv64_run_hart's loop, as the interpreter does there */
 };
+
+/* Translated CSR instructions: only those on sstatus (the kernel's interrupt enable and disable,
+   most of a Linux boot's system instructions); the others end the block. */
+#define JIT_CSR_INLINE 0x100
 
 /* Machine-wide translator statistics (rv64_jit_stats; names in symbols.ts JIT_STAT_NAMES). */
 enum {
@@ -60,6 +66,9 @@ enum {
                       translate, a TLB miss, a misaligned AMO, F/D with FS off */
   JS_EXIT_SEQ,     /* sequential flow reached a slot not yet decoded, or a block's length limit,
                       with no translation there */
+  JS_EXIT_CHECK,   /* a translated CSR instruction reached a point of rule 1 that needs the
+                      interpreter's loop: an interrupt to take, the run's end, a kick, or a state
+                      change other than sstatus.SIE */
   JS_COUNT
 };
 
@@ -127,6 +136,9 @@ typedef struct rv64_jit {
      in io[0] and the chained jumps | jump-cache hits << 32 in io[1] */
   int (*enter)(rv64_hart *, const void *, uint64_t, uint64_t *, uint64_t);
   const uint8_t *epilogue; /* where exits jump to */
+  /* int csr(h, d, cnt, limit): runs a CSR instruction for translated code (rv64_jit_csr in
+     cpu.c, which the interpreter installs: the translator may not call up into it by name) */
+  int (*csr)(rv64_hart *, const insn_t *, uint64_t, uint64_t *);
   jit_tab *tabs;
   uint32_t threshold;
   uint64_t stats[JS_COUNT];
@@ -135,8 +147,10 @@ typedef struct rv64_jit {
 /* ---- jit.c ---- */
 /* Slow part of the lookup: page hit counting, tables, translation. Returns code or NULL. */
 VMON_INTERNAL const void *rv64_jit_miss(rv64_hart *h, uint64_t pc);
-/* Runs translated code from `code` (pc = h->pc); *cnt gains the instructions retired. */
-VMON_INTERNAL int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t chunk);
+/* Runs translated code from `code` (pc = h->pc); *cnt gains the instructions retired and *chunk
+   is the chunk limit on return (translated code that passes a point of rule 1 starts a new
+   chunk, as rv64_run_hart would). */
+VMON_INTERNAL int rv64_jit_run(rv64_hart *h, const void *code, uint64_t *cnt, uint64_t *chunk);
 /* Frees the machine's translator (machine destroyed). */
 VMON_INTERNAL void rv64_jit_release(rv64_machine *m);
 
@@ -179,6 +193,8 @@ typedef struct jit_block {
   const uint8_t *code_base;
   /* int fp(rv64_hart *h, const insn_t *d): executes an F/D instruction (fpu.c), -1 if illegal */
   int (*fp)(rv64_hart *, const insn_t *);
+  /* rv64_jit.csr: 0 go on, 1 leave with JIT_A_OUT after the instruction, 2 leave before it */
+  int (*csr)(rv64_hart *, const insn_t *, uint64_t, uint64_t *);
 } jit_block;
 
 /* Number of host registers the backend gives to guest registers. */

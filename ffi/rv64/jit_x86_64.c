@@ -9,9 +9,9 @@
  * interpreter's current chunk, r15 = chained jumps (low half) and jump-cache hits (high half);
  * [rsp] = where the count goes back, [rsp + 8] = the chunk limit, [rsp + 16] = the fetch-TLB set
  * of the current mode. Guest registers of a block live in rsi, rdi, r8-r11 and rbp;
- * rax, rcx and rdx are scratch. Translated code calls only rv64_fp_exec (F/D arithmetic) and the
- * M-extension helpers below, with every guest register in memory around the call (rsp is 16-byte
- * aligned there).
+ * rax, rcx and rdx are scratch. Translated code calls only rv64_fp_exec (F/D arithmetic), the
+ * interpreter's CSR helper (rv64_jit.csr) and the M-extension helpers below, with every guest
+ * register in memory around the call (rsp is 16-byte aligned there).
  *
  * Layer: the bottom (calls no other file of this folder).
  */
@@ -148,7 +148,8 @@ int rv64_jit_be_supports(int op) {
     case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
     case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
     case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
-      return 1;
+    case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
+      return 1; /* CSRs: a call to rv64_jit.csr, for the CSR jit.c lets through (JIT_CSR_INLINE) */
     default:
       return op >= OP_FIRST_FP && op < OP_COUNT; /* F/D arithmetic: a call to rv64_fp_exec */
   }
@@ -746,6 +747,29 @@ static void lower_insn(lower *L, int i) {
       B = src(L, d->rs2, RCX);
       if (size == 1) op_rm(a, 0, 0x88, B, MEM(RAX, 0), 0, 1);
       else op_rm(a, size == 8, 0x89, B, MEM(RAX, 0), size == 2, 0);
+      break;
+    }
+    case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI: {
+      /* csr(h, d, count through this instruction, &chunk limit) with h->pc at it and the
+         registers in memory: 0 goes on (the helper passed the point of rule 1 and may have moved
+         the limit), 1 leaves after it (the interpreter's loop runs the checks), 2 leaves before
+         it (the interpreter runs it: it raises the trap) */
+      if (!L->b->csr) { a->full = 1; break; }
+      const uint8_t *insn = embed(a, d, (int)sizeof *d);
+      set_pc_off(L, off);
+      spill_all(L, 0);
+      mov_rr(a, RDI, RBX);
+      mov_imm(a, RSI, (uint64_t)(uintptr_t)insn);
+      lea(a, RDX, R14, i + 1);
+      lea(a, RCX, RSP, 8);
+      call_abs(a, (const void *)L->b->csr);
+      spill_all(L, 1);
+      alu_imm(a, 0, 7, RAX, 1); /* cmp eax, 1 */
+      uint8_t *after = jcc_fwd(a, CC_E);
+      stub_later(L, after, off + 4, i + 1, JIT_A_OUT, 0);
+      op_rr(a, 0, 0x85, RAX, RAX); /* test eax, eax */
+      uint8_t *before = jcc_fwd(a, CC_NE);
+      stub_later(L, before, off, i, JIT_A_DISPATCH, 0);
       break;
     }
     default: {

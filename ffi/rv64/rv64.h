@@ -176,6 +176,11 @@ typedef struct rv64_hart {
   /* the last run ended in a paging exit inside a store/AMO/SC: the next run checks interrupts
      only from the next check point on (cpu.c, the rule above rv64_run_hart) */
   int irq_defer;
+  /* The run state of the current exec_block call, kept here so that translated code can run the
+     checks of rule 1 itself (rv64_jit_csr, jit.h): the budget left when the call started, how
+     many of its instructions CNT_INSTRET holds, and its chunk limit (both counted from the
+     call's start). */
+  uint64_t blk_remaining, blk_counted, blk_limit;
 
   /* translation state derived from priv/mstatus/satp */
   int fetch_mode, ls_mode;
@@ -332,6 +337,8 @@ VMON_INTERNAL int rv64_csr_read(rv64_hart *h, int csr, uint64_t *val, int check)
 VMON_INTERNAL int rv64_csr_write(rv64_hart *h, int csr, uint64_t val, int check);
 VMON_INTERNAL int rv64_pending_irq(rv64_hart *h);
 VMON_INTERNAL int rv64_run_hart(rv64_hart *h, uint64_t budget);
+/* The CSR instructions translated code runs through a call (jit.h, rv64_jit.csr). */
+VMON_INTERNAL int rv64_jit_csr(rv64_hart *h, const insn_t *d, uint64_t cnt, uint64_t *limit);
 
 /* ---- shadow.c: the paging mechanism, reached through these hooks ---- */
 /*

@@ -201,6 +201,7 @@ export const JIT_STAT_NAMES = [
   "jitExitsInPage",
   "jitExitsInstruction",
   "jitExitsSequential",
+  "jitExitsCheck",
 ] as const;
 
 /** Snapshot slots of the queued strategy's page queue (`PQ_SLOTS` in rv64.h, checked likewise). */
