@@ -74,6 +74,7 @@ static void reads(const insn_t *d, int *r1, int *r2) {
     case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
     case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
     case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
+    case OP_SC_W: case OP_SC_D:
       *r1 = d->rs1; *r2 = d->rs2; return;
     default:
       *r1 = d->rs1; return;

@@ -114,7 +114,7 @@ static uint8_t *jcc_fwd(asm_buf *a, int cc) {
   b1(a, 0x0f); b1(a, 0x80 + cc); b4(a, 0);
   return a->p - 4;
 }
-__attribute__((unused)) static uint8_t *jmp_fwd(asm_buf *a) {
+static uint8_t *jmp_fwd(asm_buf *a) {
   b1(a, 0xe9); b4(a, 0);
   return a->p - 4;
 }
@@ -148,6 +148,7 @@ int rv64_jit_be_supports(int op) {
     case OP_AMOMIN_W: case OP_AMOMAX_W: case OP_AMOMINU_W: case OP_AMOMAXU_W:
     case OP_AMOSWAP_D: case OP_AMOADD_D: case OP_AMOXOR_D: case OP_AMOAND_D: case OP_AMOOR_D:
     case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
+    case OP_LR_W: case OP_LR_D: case OP_SC_W: case OP_SC_D:
     case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
       return 1; /* CSRs: a call to rv64_jit.csr, for the CSR jit.c lets through (JIT_CSR_INLINE) */
     default:
@@ -473,9 +474,10 @@ static void probe(lower *L, const insn_t *d, int i, int size, int store) {
   int base = src(L, d->rs1, RAX);
   lea(a, RAX, base, d->imm);
   if ((d->op >= OP_AMOSWAP_W && d->op <= OP_AMOMAXU_W) ||
-      (d->op >= OP_AMOSWAP_D && d->op <= OP_AMOMAXU_D)) {
-    /* AMOs: a misaligned address traps (the interpreter raises it); an aligned one stays in its
-       page, so the tag compare below needs no end address */
+      (d->op >= OP_AMOSWAP_D && d->op <= OP_AMOMAXU_D) || d->op == OP_LR_W || d->op == OP_LR_D ||
+      d->op == OP_SC_W || d->op == OP_SC_D) {
+    /* AMOs, LR and SC: a misaligned address traps (the interpreter raises it); an aligned one
+       stays in its page, so the tag compare below needs no end address */
     rex(a, 0, 0, 0, RAX, 0); b1(a, 0xa8); b1(a, (unsigned)(size - 1)); /* test al, size - 1 */
     uint8_t *mis = jcc_fwd(a, CC_NE);
     stub_later(L, mis, L->b->off[i], i, JIT_A_DISPATCH, 0);
@@ -747,6 +749,47 @@ static void lower_insn(lower *L, int i) {
       B = src(L, d->rs2, RCX);
       if (size == 1) op_rm(a, 0, 0x88, B, MEM(RAX, 0), 0, 1);
       else op_rm(a, size == 8, 0x89, B, MEM(RAX, 0), size == 2, 0);
+      break;
+    }
+    case OP_LR_W: case OP_LR_D: {
+      /* the interpreter's LR on a load-TLB hit: rd = the word (sign-extended for .W), and the
+         reservation is the address (a miss or a misaligned address: the interpreter runs it) */
+      int w = d->op == OP_LR_D;
+      probe(L, d, i, w ? 8 : 4, 0);
+      op_rm(a, 1, w ? 0x8b : 0x63, RDX, MEM(RAX, 0), 0, 0); /* mov rdx, [rax] / movsxd */
+      A = src(L, d->rs1, RCX);
+      mov_mem_r(a, RBX, (int32_t)offsetof(rv64_hart, res_addr), A);
+      mov_imm(a, RAX, 1);
+      op_rm(a, 0, 0x89, RAX, MEM(RBX, offsetof(rv64_hart, res_valid)), 0, 0);
+      dst(L, rd, RDX);
+      break;
+    }
+    case OP_SC_W: case OP_SC_D: {
+      /* the interpreter's SC: misaligned traps (the interpreter runs it); without the reservation
+         of this address rd = 1 and nothing is stored; with it, on a store-TLB hit (rv64_amo_ptr's
+         fast path) the store and rd = 0, else the interpreter runs it; the reservation ends */
+      int w = d->op == OP_SC_D, size = w ? 8 : 4;
+      A = src(L, d->rs1, RAX);
+      if (A != RAX) mov_rr(a, RAX, A);
+      rex(a, 0, 0, 0, RAX, 0); b1(a, 0xa8); b1(a, (unsigned)(size - 1)); /* test al, size - 1 */
+      uint8_t *mis = jcc_fwd(a, CC_NE);
+      stub_later(L, mis, off, i, JIT_A_DISPATCH, 0);
+      op_rm(a, 0, 0x83, 7, MEM(RBX, offsetof(rv64_hart, res_valid)), 0, 0); b1(a, 0); /* cmp dword [res_valid], 0 */
+      uint8_t *none = jcc_fwd(a, CC_E);
+      op_rm(a, 1, 0x3b, RAX, MEM(RBX, offsetof(rv64_hart, res_addr)), 0, 0);
+      uint8_t *other = jcc_fwd(a, CC_NE);
+      probe(L, d, i, size, 1);
+      B = src(L, d->rs2, RCX);
+      op_rm(a, w, 0x89, B, MEM(RAX, 0), 0, 0);
+      op_rr(a, 0, 0x31, RDX, RDX); /* rd = 0 */
+      uint8_t *done = jmp_fwd(a);
+      patch(a, none, a->p);
+      patch(a, other, a->p);
+      mov_imm(a, RDX, 1);
+      patch(a, done, a->p);
+      op_rr(a, 0, 0x31, RAX, RAX);
+      op_rm(a, 0, 0x89, RAX, MEM(RBX, offsetof(rv64_hart, res_valid)), 0, 0);
+      dst(L, rd, RDX);
       break;
     }
     case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI: {
