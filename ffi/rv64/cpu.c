@@ -891,7 +891,7 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
 }
 
 /*
- * A CSR instruction on JIT_CSR_INLINE (sstatus) for translated code (jit.h, rv64_jit.csr), which
+ * A CSR instruction on a CSR of jit_csr_inline (jit.h) for translated code (rv64_jit.csr), which
  * passes the count of its exec_block call through this instruction and the address of its chunk
  * limit; h->pc is the instruction's pc and the guest registers are in h->x. It runs the instruction
  * as exec_block would and, where that would return to rv64_run_hart (a point of rule 1), does
@@ -902,14 +902,14 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
  *   2: not run; leave before it, the interpreter runs it (from U-mode: it raises the trap).
  */
 int rv64_jit_csr(rv64_hart *h, const insn_t *d, uint64_t cnt, uint64_t *limit) {
-  if (h->priv < 1 || (d->imm & 0xfff) != JIT_CSR_INLINE) return 2;
+  if (h->priv < 1 || !jit_csr_inline(d->imm & 0xfff)) return 2;
   uint64_t before = h->mstatus, fvpage = h->fvpage;
   int fetch_mode = h->fetch_mode, ls_mode = h->ls_mode;
   /* CNT_INSTRET as the interpreter has it when exec_system runs: through the previous one */
   h->counters[CNT_INSTRET] += cnt - 1 - h->blk_counted;
   h->blk_counted = cnt - 1;
   int k = exec_system(h, d);
-  if (k < 0) return 2; /* not reached for sstatus from S or M mode: nothing was written */
+  if (k < 0) return 2; /* not reached for these CSRs from S or M mode: nothing was written */
   h->counters[CNT_INSTRET]++;
   h->blk_counted = cnt;
   if (h->exit.kind) return 1;

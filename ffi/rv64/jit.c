@@ -104,7 +104,7 @@ static uint32_t translate(rv64_hart *h, jit_tab *t, uint64_t pc) {
     rv64_decode(s->raw, &d); /* the base op of the slot (the cache holds OPC_* for compressed) */
     int csr_op = d.op >= OP_CSRRW && d.op <= OP_CSRRCI;
     if (d.len != s->len || !rv64_jit_be_supports(d.op) ||
-        (csr_op && (!j->csr || (d.imm & 0xfff) != JIT_CSR_INLINE))) {
+        (csr_op && (!j->csr || !jit_csr_inline(d.imm & 0xfff)))) {
       b.end = (jit_exit){off, 0, JIT_A_DISPATCH, 0};
       break;
     }

@@ -42,9 +42,20 @@ enum {
                          return to rv64_run_hart's loop, as the interpreter does there */
 };
 
-/* Translated CSR instructions: only those on sstatus (the kernel's interrupt enable and disable,
-   most of a Linux boot's system instructions); the others end the block. */
-#define JIT_CSR_INLINE 0x100
+/* The CSRs whose instructions translated code runs (through rv64_jit.csr): sstatus (the kernel's
+   interrupt enable and disable, most of a Linux boot's system instructions) and the supervisor
+   trap CSRs of its trap entry and exit. Not satp (a paging exit, new TLB contents), not the
+   counters and time (reads stay with the interpreter), not M-mode CSRs: those end the block. */
+static inline int jit_csr_inline(int csr) {
+  switch (csr) {
+    case 0x100: /* sstatus */ case 0x104: /* sie */ case 0x105: /* stvec */
+    case 0x140: /* sscratch */ case 0x141: /* sepc */ case 0x142: /* scause */
+    case 0x143: /* stval */ case 0x144: /* sip */
+      return 1;
+    default:
+      return 0;
+  }
+}
 
 /* Machine-wide translator statistics (rv64_jit_stats; names in symbols.ts JIT_STAT_NAMES). */
 enum {

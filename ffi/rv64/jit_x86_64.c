@@ -150,7 +150,7 @@ int rv64_jit_be_supports(int op) {
     case OP_AMOMIN_D: case OP_AMOMAX_D: case OP_AMOMINU_D: case OP_AMOMAXU_D:
     case OP_LR_W: case OP_LR_D: case OP_SC_W: case OP_SC_D:
     case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
-      return 1; /* CSRs: a call to rv64_jit.csr, for the CSR jit.c lets through (JIT_CSR_INLINE) */
+      return 1; /* CSRs: a call to rv64_jit.csr, for the CSRs jit.c lets through (jit_csr_inline) */
     default:
       return op >= OP_FIRST_FP && op < OP_COUNT; /* F/D arithmetic: a call to rv64_fp_exec */
   }
