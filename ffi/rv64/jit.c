@@ -170,15 +170,15 @@ const void *rv64_jit_miss(rv64_hart *h, uint64_t pc) {
     t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->dec = dec;
-    t->epoch = DEC_EPOCH(dec);
+    DEC_JITEPOCH(dec) = DEC_EPOCH(dec);
     t->next = j->tabs;
     j->tabs = t;
     DEC_JITTAB(dec) = t;
-  } else if (t->epoch != DEC_EPOCH(dec)) {
+  } else if (DEC_JITEPOCH(dec) != DEC_EPOCH(dec)) {
     /* the page's decoded code changed: its translations are gone */
     memset(t->entry, 0, sizeof t->entry);
     memset(t->hits, 0, sizeof t->hits);
-    t->epoch = DEC_EPOCH(dec);
+    DEC_JITEPOCH(dec) = DEC_EPOCH(dec);
     j->stats[JS_INVALIDATIONS]++;
   }
   if (t->entry[slot]) return j->base + (t->entry[slot] - 1);

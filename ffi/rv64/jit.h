@@ -125,7 +125,6 @@ _Static_assert(sizeof(jit_jc_entry) == 128, "jump cache entries are 128 bytes");
 
 /* Entry table of one decode page: code offsets (+1; 0 = none) and hit counts per slot. */
 typedef struct jit_tab {
-  uint32_t epoch;       /* DEC_EPOCH of the decode page when the table was last emptied */
   uint32_t threshold;   /* hits before translation (machine setting at creation) */
   struct jit_tab *next; /* every table of the machine, for flushes */
   insn_t *dec;          /* the decode page this table belongs to */
@@ -169,7 +168,7 @@ VMON_INTERNAL void rv64_jit_release(rv64_machine *m);
 static inline const void *rv64_jit_lookup(rv64_hart *h, uint64_t pc) {
   insn_t *dec = h->fdec;
   jit_tab *t = (jit_tab *)DEC_JITTAB(dec);
-  if (likely(t != NULL) && likely(t->epoch == DEC_EPOCH(dec))) {
+  if (likely(t != NULL) && likely(DEC_JITEPOCH(dec) == DEC_EPOCH(dec))) {
     uint32_t e = t->entry[(pc >> 1) & (DEC_SLOTS - 1)];
     if (e) return h->m->jit->base + (e - 1);
     if (t->hits[(pc >> 1) & (DEC_SLOTS - 1)] == 255) return NULL; /* not translatable */

@@ -78,10 +78,13 @@ typedef struct insn {
 #define DEC_SNAP(d) ((uint8_t *)((d) + DEC_ALLOC))
 #define DEC_SNAP_OK(d) (*(uint32_t *)(DEC_SNAP(d) + 4096))
 /* Then the translator's hooks (jit.h): an epoch that mmu.c bumps whenever it forgets slots of
-   the page (translations of an older epoch are dropped), and the page's entry table or NULL. */
+   the page (translations of an older epoch are dropped), the page's entry table or NULL, the
+   page's lookups before it gets a table, and the epoch at which its table was last emptied (here,
+   beside the table's pointer, so that a lookup reads one line of the page for the three). */
 #define DEC_EPOCH(d) (*(uint32_t *)(DEC_SNAP(d) + 4100))
 #define DEC_JITTAB(d) (*(void **)(DEC_SNAP(d) + 4104))
 #define DEC_JITHITS(d) (*(uint32_t *)(DEC_SNAP(d) + 4112))
+#define DEC_JITEPOCH(d) (*(uint32_t *)(DEC_SNAP(d) + 4116))
 #define DEC_ALLOC_BYTES (DEC_ALLOC * sizeof(insn_t) + 4096 + 32)
 
 #define TLB_SIZE 1024
