@@ -218,6 +218,12 @@ void net__passt_start_error(vmon_net *n) {
   } else {
     net__set_error(n->error, sizeof n->error, "passt closed the connection before it was ready");
   }
+  /* what it printed before it exited (it may close the socket first and print later) */
+  if (n->errfd >= 0) {
+    char buf[1024];
+    ssize_t r;
+    while ((r = read(n->errfd, buf, sizeof buf)) > 0) net__passt_starting(n, buf, (size_t)r);
+  }
   last_message(n->start_text, n->error, (int)sizeof n->error);
   n->last_line[0] = 0; /* the reason is the whole message */
 }
