@@ -176,7 +176,7 @@ VMON_EXPORT int rv64_run(rv64_machine *m, int i, uint32_t budget) {
 }
 
 /*
- * Ends the running slice soon (rv64_run_hart looks every 65536 instructions) so the monitor can
+ * Ends the running slice soon (rv64_run_hart looks every CHUNK = 262144 instructions) so the monitor can
  * deliver host input (packets). Safe to call from any thread; never blocks. `arg` is the machine.
  */
 static void rv64_kick(void *arg) {

@@ -14,9 +14,11 @@
 /* Instructions between timer/interrupt/kick checks (at block points, the rule above
    rv64_run_hart). Not guest-visible under clock=icount (the timer bounds a chunk exactly, other
    interrupts become pending or enabled only at rule-1 points or between runs); with the host
-   clock a due timer is seen within a chunk (tens of microseconds). 8192 cost about 3% of cpuloop
-   in chunk ends and clock reads with the translator on. */
-#define CHUNK 65536
+   clock a due timer or a kick is seen within a chunk (about 50 us of translated code). 8192 cost
+   about 3% of cpuloop in chunk ends and clock reads with the translator on, 65536 about 0.7%
+   more than this (cpuloop 400M in the guest, 4 alternating pairs: 676.6-689.9 vs 679.7-697.6 ms;
+   bench:net unchanged within its noise). */
+#define CHUNK 262144
 
 static uint64_t now_ns(void) {
   struct timespec ts;

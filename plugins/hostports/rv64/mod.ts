@@ -657,7 +657,7 @@ export class Rv64Port implements Rv64HostPort {
 
   /**
    * Opens a packet backend of `ffi/net` whose thread ends the running slice (`rv64_kick`, within
-   * 65536 guest instructions) when packets arrive.
+   * 262144 guest instructions) when packets arrive.
    */
   openPacketEndpoint(spec: PacketBackendSpec): HostPacketEndpoint {
     // The kick's argument is the machine: core closes endpoints before it disposes the port.
