@@ -63,6 +63,50 @@ export function hashFiles(paths: readonly string[], extra: readonly string[] = [
   return h.hex().slice(0, 16);
 }
 
+/**
+ * {@linkcode hashFiles}, remembered in the file `memo`: while every file has the size, times,
+ * inode and device it had when the hash was computed (and `extra` is the same), the files are
+ * not read again. A file rewritten in place within the same millisecond at the same size would
+ * go unnoticed, as with make; anything else changes its stamp. A memo that cannot be read or
+ * written only costs the hashing.
+ *
+ * @param paths The files.
+ * @param extra Extra strings, as for hashFiles.
+ * @param options `memo`: where the stamp and the hash are kept (a JSON file).
+ */
+export function hashFilesMemo(
+  paths: readonly string[],
+  extra: readonly string[],
+  options: { readonly memo: string },
+): string {
+  const stamp = JSON.stringify({
+    files: paths.map((p) => {
+      const s = Deno.statSync(p);
+      return [keyPath(p), s.size, s.mtime?.getTime() ?? 0, s.ctime?.getTime() ?? 0, s.ino, s.dev];
+    }),
+    extra,
+  });
+  try {
+    const kept = JSON.parse(Deno.readTextFileSync(options.memo));
+    if (kept?.stamp === stamp && typeof kept.hash === "string") return kept.hash;
+  } catch {
+    // none yet, or unreadable: hash
+  }
+  const hash = hashFiles(paths, extra);
+  const tmp = `${options.memo}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, JSON.stringify({ stamp, hash }));
+    Deno.renameSync(tmp, options.memo);
+  } catch {
+    try {
+      Deno.removeSync(tmp);
+    } catch {
+      // nothing was written
+    }
+  }
+  return hash;
+}
+
 /** Lists files under `dir` (recursively) whose names end with one of `exts`. */
 export function listFiles(dir: string, exts: readonly string[]): string[] {
   const out: string[] = [];

@@ -8,7 +8,7 @@
  */
 
 import { basename, join } from "../core/paths.ts";
-import { cacheDir, hashFiles, keyPath, listFiles, REPO_ROOT } from "../core/cache.ts";
+import { cacheDir, hashFilesMemo, keyPath, listFiles, REPO_ROOT } from "../core/cache.ts";
 import { VmonError } from "../core/errors.ts";
 
 /** The compiler flags every library is built with (before the include path and outputs). */
@@ -150,7 +150,14 @@ export function planLibrary(backend: string, options: BuildOptions = {}): Librar
   // The include path is named as the key names files (core/cache.ts keyPath): a checkout in
   // another folder finds the same build.
   const keyFlags = flags.map((f) => f.startsWith("-I") ? `-I${keyPath(f.slice(2))}` : f);
-  const hash = hashFiles([...sources, ...headers], [cc.join(" "), ...keyFlags, "--", ...libs]);
+  // Every machine worker plans its libraries: the stamp of the sources saves reading and hashing
+  // them while none changed.
+  const hash = hashFilesMemo([...sources, ...headers], [cc.join(" "), ...keyFlags, "--", ...libs], {
+    memo: join(
+      cacheDir("ffi"),
+      `sources-${backend}-${keyPath(dir).replace(/[^A-Za-z0-9]/g, "_")}.json`,
+    ),
+  });
   const path = join(cacheDir("ffi"), `libvmon-${backend}-${hash}.so`);
   return { backend, sources, headers, cc, flags, libs, hash, path };
 }

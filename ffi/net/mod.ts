@@ -17,7 +17,7 @@ import type {
 } from "../../core/api/mod.ts";
 import { MAX_FRAME_SIZE, PACKET_HEADER_SIZE } from "../../core/api/mod.ts";
 import { VmonError } from "../../core/errors.ts";
-import { buildLibrary as buildBackend, loadLibrary } from "../mod.ts";
+import { buildLibrary as buildBackend, loadLibrary, openBuiltLibrary } from "../mod.ts";
 import { NET_COUNTER_NAMES, NET_SYMBOLS } from "./symbols.ts";
 
 export * from "./symbols.ts";
@@ -45,6 +45,15 @@ export function buildLibrary(): string {
  */
 export function loadNet(): NetLibrary {
   return loadLibrary("net", NET_SYMBOLS);
+}
+
+/**
+ * Opens the packet backends' library on this thread if that needs no compiling (see
+ * `openBuiltLibrary`): a later {@linkcode loadNet} then returns at once. Undefined when it is not
+ * built yet.
+ */
+export function openBuiltNet(): NetLibrary | undefined {
+  return openBuiltLibrary("net", NET_SYMBOLS);
 }
 
 /** The guest's side of the `user` network, as QEMU's user networking numbers it. */

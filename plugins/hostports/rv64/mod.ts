@@ -32,7 +32,7 @@ import {
   VmonError,
 } from "../../../mod.ts";
 import { loadRv64, openBuiltRv64, type Rv64Library } from "../../../ffi/rv64/mod.ts";
-import { openPacketBackend } from "../../../ffi/net/mod.ts";
+import { openBuiltNet, openPacketBackend } from "../../../ffi/net/mod.ts";
 import {
   COUNTER_NAMES,
   EXIT_LAYOUT,
@@ -824,9 +824,11 @@ export default definePlugin({
       max: 100_000,
     },
   },
-  // A machine worker started early opens the library while the CLI loads (nothing is compiled).
+  // A machine worker started early opens the libraries (the machine's, and the packet backends'
+  // for a network device) while the CLI loads; nothing is compiled.
   warm(): void {
     openBuiltRv64();
+    openBuiltNet();
   },
   setup(host: HostPortHost, options): Rv64Port {
     if (options.clock === "icount" && host.machine.cpus > 1) {
