@@ -31,6 +31,8 @@ interface Entry {
   /** The event number last handed to the handler. */
   handled: number;
   closed: boolean;
+  /** The backend failed to start: the machine was failed, and its device hears nothing more. */
+  failed: boolean;
   /** Resolves the wait loop's pause after a wake, once the scheduler has polled. */
   polled: (() => void) | undefined;
 }
@@ -85,6 +87,7 @@ export class PacketEndpoints {
       handler: undefined,
       handled: host.poll(),
       closed: false,
+      failed: false,
       polled: undefined,
     };
     this.#entries.add(entry);
@@ -109,12 +112,14 @@ export class PacketEndpoints {
   poll(): void {
     for (const e of this.#entries) {
       const seq = e.host.poll();
-      // A backend that never started fails the machine; its device never hears of it.
-      const failed = seq !== e.handled ? e.host.startError?.() : undefined;
+      // A backend that never started fails the machine; its device never hears of it. Asked at
+      // every poll, not only on events: it may have stopped before the endpoint was registered.
+      const failed = e.failed ? undefined : e.host.startError?.();
       if (failed !== undefined) {
-        e.handled = seq;
+        e.failed = true;
         this.#fail(failed);
       }
+      if (e.failed) e.handled = seq;
       if (seq !== e.handled) {
         e.handled = seq;
         try {
