@@ -30,6 +30,23 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Appends `n` bytes of `buf` to the text `out` (`*len` bytes, NUL-terminated, `cap` bytes in
+   all), keeping the newest text when it does not fit. */
+static void keep_tail(char *out, size_t cap, size_t *len, const char *buf, size_t n) {
+  if (n >= cap) {
+    buf += n - (cap - 1);
+    n = cap - 1;
+  }
+  if (*len + n >= cap) {
+    size_t drop = *len + n - (cap - 1);
+    memmove(out, out + drop, *len - drop);
+    *len -= drop;
+  }
+  memcpy(out + *len, buf, n);
+  *len += n;
+  out[*len] = 0;
+}
+
 /* Reads passt's stderr into `out` (NUL-terminated, `cap` bytes, keeping the newest text). Returns
    -1 at end of file. */
 static int read_err(int fd, char *out, size_t cap, size_t *len) {
@@ -37,16 +54,7 @@ static int read_err(int fd, char *out, size_t cap, size_t *len) {
   ssize_t r = read(fd, buf, sizeof buf);
   if (r == 0) return -1;
   if (r < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
-  if (*len + (size_t)r >= cap) { /* keep the tail */
-    size_t drop = *len + (size_t)r - (cap - 1);
-    if (drop > *len) drop = *len;
-    memmove(out, out + drop, *len - drop);
-    *len -= drop;
-  }
-  size_t take = (size_t)r < cap - 1 - *len ? (size_t)r : cap - 1 - *len;
-  memcpy(out + *len, buf + ((size_t)r - take), take);
-  *len += take;
-  out[*len] = 0;
+  keep_tail(out, cap, len, buf, (size_t)r);
   return 0;
 }
 
@@ -189,19 +197,7 @@ VMON_EXPORT vmon_net *vmon_net_open_passt(const char *path, const char *args, in
 
 /* Keeps passt's stderr `buf` (`len` bytes) until it prints its configuration summary. */
 void net__passt_starting(vmon_net *n, const char *buf, size_t len) {
-  size_t cap = sizeof n->start_text;
-  if (len >= cap) {
-    buf += len - (cap - 1);
-    len = cap - 1;
-  }
-  if (n->start_len + len >= cap) { /* keep the tail */
-    size_t drop = n->start_len + len - (cap - 1);
-    memmove(n->start_text, n->start_text + drop, n->start_len - drop);
-    n->start_len -= drop;
-  }
-  memcpy(n->start_text + n->start_len, buf, len);
-  n->start_len += len;
-  n->start_text[n->start_len] = 0;
+  keep_tail(n->start_text, sizeof n->start_text, &n->start_len, buf, len);
   if (strstr(n->start_text, "MAC:")) atomic_store(&n->ready, 1);
 }
 

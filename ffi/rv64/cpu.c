@@ -893,6 +893,20 @@ static int exec_system(rv64_hart *h, const insn_t *d) {
 }
 
 /*
+ * The length of the chunk rv64_run_hart starts with `remaining` instructions of its budget left
+ * (rule 2): CHUNK at most, and under clock=icount no further than the timer's deadline, exactly,
+ * so that the block end does not depend on where the chunk started.
+ */
+static uint64_t next_chunk(rv64_hart *h, uint64_t remaining) {
+  uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
+  if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
+    uint64_t left = timer_left(h);
+    if (left < chunk) chunk = left ? left : 1;
+  }
+  return chunk;
+}
+
+/*
  * A CSR instruction on a CSR of jit_csr_inline (jit.h) for translated code (rv64_jit.csr), which
  * passes the count of its exec_block call through this instruction and the address of its chunk
  * limit; h->pc is the instruction's pc and the guest registers are in h->x. It runs the instruction
@@ -924,13 +938,8 @@ int rv64_jit_csr(rv64_hart *h, const insn_t *d, uint64_t cnt, uint64_t *limit) {
   if (__atomic_load_n(&h->m->kick, __ATOMIC_RELAXED)) return 1;      /* it takes the kick */
   timer_update(h);
   if (rv64_pending_irq(h)) return 1;                                 /* it takes an interrupt */
-  uint64_t remaining = h->blk_remaining - cnt;
-  uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
-  if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
-    uint64_t left = timer_left(h);
-    if (left < chunk) chunk = left ? left : 1;
-  }
-  *limit = h->blk_limit = cnt + chunk; /* a new chunk from here, as its exec_block would count */
+  /* a new chunk from here, as its exec_block would count */
+  *limit = h->blk_limit = cnt + next_chunk(h, h->blk_remaining - cnt);
   return 0;
 }
 
@@ -1002,11 +1011,7 @@ int rv64_run_hart(rv64_hart *h, uint64_t budget) {
         if (h->exit.kind) { k = (int)h->exit.kind; break; }
       }
     }
-    uint64_t chunk = remaining < CHUNK ? remaining : CHUNK;
-    if (h->m->clock_icount && h->timer_deadline != ~0ULL && !(h->mip & (1ULL << IRQ_STI))) {
-      uint64_t left = timer_left(h); /* rule 2: exact, so the block end does not depend on its start */
-      if (left < chunk) chunk = left ? left : 1;
-    }
+    uint64_t chunk = next_chunk(h, remaining);
     if (defer && rv64_pending_irq(h)) chunk = 1;
     defer = 0;
     uint64_t done = 0;
